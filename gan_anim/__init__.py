@@ -1,0 +1,13 @@
+"""gan-anim: GANimation for real photos and videos.
+
+    import gan_anim
+    gan_anim.animate("photo.jpg", "smile.gif", to="happy", frames=30)
+"""
+from .aus import AU_NAMES, PRESETS
+from .errors import GanAnimError
+from .faces import Face, detect_faces
+from .media import read_image
+from .model import Critic, Generator, ModelConfig, load_generator
+
+__all__ = ["AU_NAMES", "PRESETS", "GanAnimError", "Face", "detect_faces", "read_image",
+           "Critic", "Generator", "ModelConfig", "load_generator"]

@@ -1,0 +1,185 @@
+"""Reading photos and writing animations (GIF, MP4, PNG frames), always atomically."""
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import GanAnimError
+
+VIDEO_EXTS = {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi"}
+
+
+def read_image(path) -> np.ndarray:
+    """Decode a photo to RGB uint8 (H, W, 3): EXIF orientation applied; greyscale,
+    palette, RGBA (on white) and 16-bit converted. The file is only read."""
+    path = Path(path)
+    if not path.exists():
+        raise GanAnimError(f"{path}: no such file")
+    if path.is_dir():
+        raise GanAnimError(f"{path}: is a directory, not a photo")
+    if path.stat().st_size == 0:
+        raise GanAnimError(f"{path}: empty file")
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            im.load()
+    except UnidentifiedImageError:
+        raise GanAnimError(f"{path}: not an image (unrecognised format)") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise GanAnimError(f"{path}: truncated or corrupt image ({exc})") from None
+    return to_rgb(im)
+
+
+def to_rgb(im: Image.Image) -> np.ndarray:
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        a = np.asarray(im, np.float64)
+        top = 65535.0 if a.max() > 255 else 255.0
+        a = np.clip(a / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return np.ascontiguousarray(np.repeat(a[..., None], 3, axis=2))
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        im = im.convert("RGBA")
+        bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(bg, im)
+    return np.ascontiguousarray(np.asarray(im.convert("RGB"), np.uint8))
+
+
+def check_output_path(output, inputs=()) -> Path:
+    """Refuse an output that is one of the inputs or whose folder cannot be written."""
+    out = Path(output)
+    for inp in inputs:
+        if inp is not None and Path(inp).exists() and out.exists() and out.resolve() == Path(inp).resolve():
+            raise GanAnimError(f"output {out} is the input file; choose another -o")
+        if inp is not None and out.absolute() == Path(inp).absolute():
+            raise GanAnimError(f"output {out} is the input file; choose another -o")
+    parent = out.absolute().parent
+    if not parent.is_dir():
+        raise GanAnimError(f"output folder {parent} does not exist")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise GanAnimError(f"output folder {parent} is not writable")
+    return out
+
+
+@contextlib.contextmanager
+def atomic_output(path):
+    """Yield a temporary sibling path; rename it onto ``path`` only on success.
+
+    Works for files and for directories (PNG frame folders). On error the
+    temporary is removed, so no partial output is ever left behind.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}{path.suffix}")
+    try:
+        yield tmp
+        if path.is_dir() and tmp.is_dir():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
+
+
+def output_kind(path) -> str:
+    """'gif', 'mp4' or 'frames' (a folder of PNGs) from the output name."""
+    suffix = Path(path).suffix.lower()
+    if suffix == ".gif":
+        return "gif"
+    if suffix in (".mp4", ".m4v", ".mov"):
+        return "mp4"
+    if suffix == "":
+        return "frames"
+    raise GanAnimError(f"{path}: unsupported output type {suffix!r}: use .gif, .mp4 or a folder name")
+
+
+class FrameWriter:
+    """Streams RGB uint8 frames to a GIF, an H.264 MP4 or a folder of PNGs.
+
+    MP4 frames go straight to ffmpeg (no picture resizing; odd sizes padded by
+    one pixel); PNG frames are written as they come; GIF frames share one
+    palette taken from the first frame so unchanged areas do not flicker.
+    Use as a context manager: the file appears only when everything succeeded.
+    """
+
+    def __init__(self, path, fps: float = 15.0, crf: int = 18, preset: str = "veryfast",
+                 loop: bool = True, audio_from=None):
+        self.path = Path(path)
+        self.kind = output_kind(path)
+        self.fps, self.crf, self.preset, self.loop = fps, crf, preset, loop
+        self.audio_from = audio_from
+        self.count = 0
+        self._gif_frames: list[Image.Image] = []
+        self._palette = None
+        self._ffmpeg = None
+
+    def __enter__(self):
+        self._atomic = atomic_output(self.path)
+        self.tmp = self._atomic.__enter__()
+        if self.kind == "frames":
+            self.tmp.mkdir()
+        return self
+
+    def write(self, frame: np.ndarray) -> None:
+        if self.kind == "frames":
+            Image.fromarray(frame).save(self.tmp / f"frame_{self.count:05d}.png", compress_level=1)
+        elif self.kind == "gif":
+            im = Image.fromarray(frame)
+            if self._palette is None:
+                self._palette = im.quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+            self._gif_frames.append(im.quantize(palette=self._palette, dither=Image.Dither.NONE))
+        else:
+            if self._ffmpeg is None:
+                self._start_ffmpeg(frame.shape[1], frame.shape[0])
+            self._ffmpeg.send(np.ascontiguousarray(frame))
+        self.count += 1
+
+    def _start_ffmpeg(self, w: int, h: int) -> None:
+        import imageio_ffmpeg
+
+        params = ["-crf", str(self.crf), "-preset", self.preset]
+        if w % 2 or h % 2:
+            params += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]
+        audio = None
+        if self.audio_from is not None:
+            audio = str(self.audio_from)
+            params += ["-map", "0:v:0", "-map", "1:a:0?", "-c:a", "copy", "-shortest"]
+        self._ffmpeg = imageio_ffmpeg.write_frames(
+            str(self.tmp), (w, h), fps=self.fps, codec="libx264", pix_fmt_in="rgb24",
+            pix_fmt_out="yuv420p", quality=None, macro_block_size=1, output_params=params,
+            ffmpeg_log_level="error", audio_path=audio, audio_codec="copy" if audio else None)
+        self._ffmpeg.send(None)  # start the generator
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is None:
+                self._finish()
+        except BaseException as err:
+            self._close_ffmpeg()
+            self._atomic.__exit__(type(err), err, err.__traceback__)
+            raise
+        self._close_ffmpeg()
+        return self._atomic.__exit__(exc_type, exc, tb)
+
+    def _finish(self) -> None:
+        if self.count == 0:
+            raise GanAnimError("no frames to write")
+        if self.kind == "gif":
+            first, *rest = self._gif_frames
+            first.save(self.tmp, format="GIF", save_all=True, append_images=rest,
+                       duration=round(1000 / self.fps), loop=0 if self.loop else 1,
+                       optimize=False, disposal=1)
+        elif self.kind == "mp4":
+            self._ffmpeg.close()
+            self._ffmpeg = None
+
+    def _close_ffmpeg(self):
+        if self._ffmpeg is not None:
+            with contextlib.suppress(Exception):
+                self._ffmpeg.close()
+            self._ffmpeg = None

@@ -1,0 +1,190 @@
+"""GANimation networks (Pumarola et al., ECCV 2018): generator G and critic D.
+
+Read alongside ``docs/method.md``: G maps an RGB face crop in [-1, 1] plus a
+17-AU target vector (0..1) to a colour mask C (tanh) and an attention mask A
+(sigmoid); the edited face is ``(1 - A) * C + A * input``. The optional flow
+head (off in the ``paper`` preset) also predicts a smooth displacement field,
+and the kept input becomes ``warp(input, flow)``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .aus import AU_NAMES, AU_SCALE
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Network sizes. Travels inside every checkpoint and weights file."""
+
+    image_size: int = 128        # face crop side in pixels
+    channels: int = 64           # generator base channels (doubled twice by downsampling)
+    res_blocks: int = 6          # residual blocks in the generator bottleneck
+    critic_channels: int = 64    # critic first-layer channels
+    critic_layers: int = 6       # 4x4 stride-2 convs; realism map is image_size / 2**layers
+    n_aus: int = len(AU_NAMES)
+    flow: bool = False           # extra head: smooth 2-channel displacement field
+    flow_max: float = 0.1        # largest displacement, as a fraction of the crop side (x2 in grid units)
+    flow_grid: int = 16          # flow is predicted at this resolution and upsampled (smoothness)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+PRESETS: dict[str, ModelConfig] = {
+    # The paper's networks, 128 px.
+    "paper": ModelConfig(),
+    # Trains on a 2-core CPU: 64 px crops, 32 channels, 4 blocks, flow head on.
+    "small": ModelConfig(image_size=64, channels=32, res_blocks=4, critic_channels=32,
+                         critic_layers=5, flow=True),
+}
+
+
+def _norm(c: int) -> nn.InstanceNorm2d:
+    return nn.InstanceNorm2d(c, affine=True, track_running_stats=False)
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, c: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(c, c, 3, 1, 1, bias=False), _norm(c), nn.ReLU(inplace=True),
+            nn.Conv2d(c, c, 3, 1, 1, bias=False), _norm(c),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class Generator(nn.Module):
+    """Encoder / residual bottleneck / decoder with colour, attention (and flow) heads."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        c = cfg.channels
+        layers: list[nn.Module] = [
+            nn.Conv2d(3 + cfg.n_aus, c, 7, 1, 3, bias=False), _norm(c), nn.ReLU(inplace=True),
+        ]
+        for _ in range(2):  # two stride-2 downsamplings
+            layers += [nn.Conv2d(c, c * 2, 4, 2, 1, bias=False), _norm(c * 2), nn.ReLU(inplace=True)]
+            c *= 2
+        layers += [ResidualBlock(c) for _ in range(cfg.res_blocks)]
+        for _ in range(2):  # two stride-2 upsamplings
+            layers += [nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=False), _norm(c // 2),
+                       nn.ReLU(inplace=True)]
+            c //= 2
+        self.body = nn.Sequential(*layers)
+        self.color = nn.Conv2d(c, 3, 7, 1, 3, bias=False)
+        self.attention = nn.Conv2d(c, 1, 7, 1, 3, bias=False)
+        self.flow = nn.Conv2d(c, 2, 7, 1, 3, bias=True) if cfg.flow else None
+        if self.flow is not None:  # start as the identity warp
+            nn.init.zeros_(self.flow.weight)
+            nn.init.zeros_(self.flow.bias)
+
+    def forward(self, image: torch.Tensor, aus: torch.Tensor):
+        """image: (B,3,H,W) in [-1,1]; aus: (B,17) in [0,1].
+
+        Returns (C, A, flow): C (B,3,H,W) in [-1,1], A (B,1,H,W) in [0,1], flow
+        (B,2,H,W) in grid units (x, y; [-1,1] spans the crop) or None.
+        """
+        b, _, h, w = image.shape
+        y = aus.to(image.dtype).view(b, -1, 1, 1).expand(b, aus.shape[1], h, w)
+        feat = self.body(torch.cat([image, y], dim=1))
+        color = torch.tanh(self.color(feat))
+        attention = torch.sigmoid(self.attention(feat))
+        flow = None
+        if self.flow is not None:
+            g = self.cfg.flow_grid
+            coarse = F.adaptive_avg_pool2d(self.flow(feat), (g, g))
+            coarse = torch.tanh(coarse) * (2.0 * self.cfg.flow_max)
+            flow = F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
+        return color, attention, flow
+
+
+def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Backward-warp ``image`` by ``flow`` (B,2,h,w grid units, resized to the image if needed)."""
+    b, _, h, w = image.shape
+    if flow.shape[-2:] != (h, w):
+        flow = F.interpolate(flow, size=(h, w), mode="bilinear", align_corners=False)
+    ys = torch.linspace(-1 + 1 / h, 1 - 1 / h, h, device=image.device, dtype=flow.dtype)
+    xs = torch.linspace(-1 + 1 / w, 1 - 1 / w, w, device=image.device, dtype=flow.dtype)
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    grid = torch.stack([gx, gy], dim=-1).unsqueeze(0) + flow.permute(0, 2, 3, 1)
+    return F.grid_sample(image, grid.to(image.dtype), mode="bilinear", padding_mode="border",
+                         align_corners=False)
+
+
+def compose(image: torch.Tensor, color: torch.Tensor, attention: torch.Tensor,
+            flow: torch.Tensor | None = None) -> torch.Tensor:
+    """The GANimation output ``(1 - A) * C + A * input`` (input warped by flow if given)."""
+    kept = image if flow is None else warp(image, flow)
+    return (1 - attention) * color + attention * kept
+
+
+class Critic(nn.Module):
+    """WGAN-GP critic: shared 4x4/stride-2 trunk, realism map D_I and AU regressor D_y."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        c = cfg.critic_channels
+        layers: list[nn.Module] = [nn.Conv2d(3, c, 4, 2, 1), nn.LeakyReLU(0.01)]
+        for _ in range(cfg.critic_layers - 1):
+            layers += [nn.Conv2d(c, c * 2, 4, 2, 1), nn.LeakyReLU(0.01)]
+            c *= 2
+        self.trunk = nn.Sequential(*layers)
+        k = cfg.image_size // 2 ** cfg.critic_layers
+        if k < 1:
+            raise ValueError(f"critic_layers={cfg.critic_layers} too deep for {cfg.image_size} px")
+        self.realism = nn.Conv2d(c, 1, 3, 1, 1, bias=False)
+        self.aus = nn.Conv2d(c, cfg.n_aus, k, bias=False)
+
+    def forward(self, image: torch.Tensor):
+        """Returns (realism map (B,1,k,k), AU estimate (B,17))."""
+        h = self.trunk(image)
+        return self.realism(h), self.aus(h).flatten(1)
+
+
+# --------------------------------------------------------------------------- weights I/O
+
+WEIGHTS_FORMAT = "gan-anim-weights-v1"
+
+
+def generator_state(generator: Generator, half: bool = False) -> dict:
+    """The inference weights: generator tensors, config, AU list and normalisation."""
+    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone()
+             for k, v in generator.state_dict().items()}
+    return {"format": WEIGHTS_FORMAT, "config": generator.cfg.to_dict(),
+            "au_names": list(AU_NAMES), "au_scale": AU_SCALE, "generator": state}
+
+
+def load_generator(path, device: str | torch.device = "cpu") -> Generator:
+    """Load a weights file written by ``gan-anim export`` (or a training checkpoint).
+
+    Uses ``torch.load(weights_only=True)``: no code from the file is executed.
+    """
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # truncated file, not a torch file, pickled code...
+        raise ValueError(f"{path}: not a gan-anim weights file ({type(exc).__name__})") from None
+    if not isinstance(blob, dict) or "generator" not in blob or "config" not in blob:
+        raise ValueError(f"{path}: not a gan-anim weights file (no generator/config)")
+    if list(blob.get("au_names", AU_NAMES)) != list(AU_NAMES):
+        raise ValueError(f"{path}: weights were trained on a different AU list")
+    cfg = ModelConfig.from_dict(blob["config"])
+    gen = Generator(cfg)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in blob["generator"].items()}
+    gen.load_state_dict(state)
+    return gen.to(device).eval()
