@@ -18,6 +18,9 @@ from .errors import GanAnimError
 MIN_EYE_DISTANCE = 12.0
 # Detection runs on a copy whose longer side is at most this (landmarks use full res).
 DETECT_MAX_SIDE = 1280
+# HOG detections scoring below this are dropped (0 is dlib's default; 0.2 removes
+# the weak false positives on textures such as badges and patterns).
+HOG_THRESHOLD = 0.2
 
 
 @dataclass
@@ -70,7 +73,7 @@ def detect_boxes(image: np.ndarray, detector: str = "hog", upsample: int = 0,
     small = np.ascontiguousarray(small)
     out = []
     if detector == "hog":
-        rects, scores, _ = _models("hog").run(small, upsample, 0.0)
+        rects, scores, _ = _models("hog").run(small, upsample, HOG_THRESHOLD)
         pairs = zip(rects, scores)
     else:
         dets = _models("cnn")(small, upsample)

@@ -1,0 +1,45 @@
+"""Shared fixtures: paths to the real photos in ../shared/data, random test weights."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "astronaut.jpg"
+SHARED_DATA = Path(os.environ.get("GAN_ANIM_SHARED", ROOT.parent / "shared")) / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data (real face photos); tests that need it skip when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data not found at {SHARED_DATA} (set GAN_ANIM_SHARED)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def random_weights(tmp_path_factory) -> Path:
+    """A small randomly initialised generator (mechanics, not quality), with a flow head."""
+    from gan_anim.model import PRESETS, Generator, generator_state
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "random-small.pt"
+    torch.save(generator_state(Generator(PRESETS["small"])), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def random_weights_noflow(tmp_path_factory) -> Path:
+    """A small random generator without the flow head (the paper's output formula)."""
+    import dataclasses
+
+    from gan_anim.model import PRESETS, Generator, generator_state
+
+    torch.manual_seed(1)
+    cfg = dataclasses.replace(PRESETS["small"], flow=False)
+    path = tmp_path_factory.mktemp("weights") / "random-small-noflow.pt"
+    torch.save(generator_state(Generator(cfg)), path)
+    return path

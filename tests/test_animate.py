@@ -1,0 +1,235 @@
+"""The photo pipeline on real photos, with random weights (mechanics, not quality)."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import imageio_ffmpeg
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from PIL import Image
+
+from conftest import EXAMPLE
+from gan_anim import aus
+from gan_anim.animate import Animator, default_output
+from gan_anim.blend import FaceBlender
+from gan_anim.cli import main
+from gan_anim.faces import detect_faces
+from gan_anim.media import read_image
+
+
+def sha(path) -> str:
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def png_frames(folder):
+    return [np.asarray(Image.open(p).convert("RGB")) for p in sorted(folder.glob("frame_*.png"))]
+
+
+def outside_mask(image, animator: Animator, faces):
+    """True for pixels outside every face's paste region."""
+    mask = np.ones(image.shape[:2], bool)
+    for job in animator.face_jobs(image, faces, "happy", "neutral"):
+        b = FaceBlender(image.shape, job.transform, animator.size)
+        mask[b.slices] = False
+    return mask
+
+
+@pytest.fixture(scope="module")
+def two_faces(shared_data, tmp_path_factory):
+    """Two real photos side by side: a two-face 'group shot'."""
+    d = shared_data / "facial_expressions" / "images"
+    pad = lambda x: np.pad(x, ((40, 40), (40, 40), (0, 0)), mode="edge")  # noqa: E731
+    group = np.concatenate([pad(read_image(d / "AJ_Cook_0001.jpg")),
+                            pad(read_image(d / "Aaron_Eckhart_0001.jpg"))], axis=1)
+    path = tmp_path_factory.mktemp("group") / "group.png"
+    Image.fromarray(group).save(path)
+    return path
+
+
+def test_png_frames_keep_size_and_outside_pixels(random_weights, tmp_path):
+    before = sha(EXAMPLE)
+    animator = Animator(random_weights, device="cpu", batch_size=8)
+    out = tmp_path / "frames"
+    res = animator.animate(EXAMPLE, out, to="happy", start="neutral", frames=5)
+    frames = png_frames(out)
+    image = read_image(EXAMPLE)
+    assert len(frames) == res.frames == 5
+    assert res.faces == 1
+    outside = outside_mask(image, animator, detect_faces(image))
+    assert outside.mean() > 0.5
+    for f in frames:
+        assert f.shape == image.shape
+        assert np.array_equal(f[outside], image[outside])
+    # the random generator really changes the face
+    assert np.abs(frames[-1].astype(int) - image).max() > 20
+    assert sha(EXAMPLE) == before
+
+
+def test_attention_one_gives_back_original(random_weights_noflow, tmp_path):
+    animator = Animator(random_weights_noflow, device="cpu")
+    gen = animator.generator
+
+    class KeepAll(torch.nn.Module):
+        cfg = gen.cfg
+
+        def forward(self, x, y):
+            c, a, f = gen(x, y)
+            return c, torch.ones_like(a), f
+
+    keep = Animator(generator=KeepAll(), device="cpu")
+    keep.animate(EXAMPLE, tmp_path / "same", to="surprise", start="neutral", frames=3)
+    image = read_image(EXAMPLE)
+    for f in png_frames(tmp_path / "same"):
+        assert np.array_equal(f, image)
+
+
+def test_gif_and_mp4_frame_counts(random_weights, tmp_path):
+    animator = Animator(random_weights, device="cpu")
+    res = animator.animate(EXAMPLE, tmp_path / "a.gif", to="surprise", start="neutral", frames=6, loop=True)
+    with Image.open(tmp_path / "a.gif") as im:
+        assert im.n_frames == res.frames == 10  # 6 there, 4 back
+        assert im.size == (512, 512)
+        assert im.info.get("loop") == 0
+    # odd-sized photo -> MP4 padded by one pixel, never resized
+    odd = tmp_path / "odd.png"
+    Image.fromarray(read_image(EXAMPLE)[:-1, :-3]).save(odd)
+    animator.animate(odd, tmp_path / "a.mp4", to="happy", start="neutral", frames=7)
+    reader = imageio_ffmpeg.read_frames(str(tmp_path / "a.mp4"))
+    meta = next(reader)
+    assert tuple(meta["size"]) == (510, 512)
+    n = sum(1 for _ in reader)
+    assert n == 7
+
+
+def test_two_faces_both_animated(random_weights, two_faces, tmp_path):
+    animator = Animator(random_weights, device="cpu", batch_size=4)
+    res = animator.animate(two_faces, tmp_path / "g", to="happy", start="neutral", frames=3)
+    assert res.faces == 2
+    image = read_image(two_faces)
+    last = png_frames(tmp_path / "g")[-1]
+    half = image.shape[1] // 2
+    assert np.abs(last[:, :half].astype(int) - image[:, :half]).max() > 20
+    assert np.abs(last[:, half:].astype(int) - image[:, half:]).max() > 20
+    res = animator.animate(two_faces, tmp_path / "one", to="happy", start="neutral", frames=2, face="largest")
+    assert res.faces == 1
+
+
+def test_interpolation_and_expressions(tmp_path):
+    a = aus.interpolation_weights(5)
+    assert a[0] == 0 and a[-1] == 1 and np.all(np.diff(a) > 0)
+    s = aus.interpolation_weights(5, "smooth")
+    assert s[0] == 0 and s[-1] == 1 and s[1] < a[1]
+    assert len(aus.interpolation_weights(5, loop=True)) == 8
+    vals, complete = aus.parse_expression("AU12=3,au6=2.5,AU25_r=1")
+    assert vals == {"AU12": 3.0, "AU06": 2.5, "AU25": 1.0} and not complete
+    vals, complete = aus.parse_expression("happy")
+    assert complete and vals["AU12"] == aus.PRESETS["happy"]["AU12"] and vals["AU01"] == 0
+    vals, _ = aus.parse_expression(str(EXAMPLE.parent / "surprise.json"))
+    assert vals["AU26"] == 3.5
+    start = aus.au_dict_to_vector({"AU01": 1.0, "AU12": 1.0})
+    goal = aus.resolve_target({"AU12": 4.0}, start)
+    assert goal[aus.AU_INDEX["AU01"]] == 1.0 and goal[aus.AU_INDEX["AU12"]] == 4.0
+    assert default_output("dir/photo.jpg", "happy").name == "photo-happy.gif"
+
+
+BAD_TARGETS = {
+    "unknown AU": ("AU99=2", "unknown AU name"),
+    "out of range": ("AU12=7", "outside 0..5"),
+    "negative": ("AU12=-1", "outside 0..5"),
+    "not a number": ("AU12=lots", "must be a number"),
+}
+
+
+def run_cli(args):
+    result = CliRunner().invoke(main, args)
+    return result.exit_code, result.stderr
+
+
+def assert_clean_failure(code, err, tmp_path, needle):
+    assert code != 0
+    assert needle in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not any(p.name.startswith(".") or p.suffix in (".gif", ".mp4") for p in tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("case", sorted(BAD_TARGETS))
+def test_bad_targets(case, random_weights, tmp_path):
+    target, needle = BAD_TARGETS[case]
+    code, err = run_cli(["animate", str(EXAMPLE), "--to", target, "--weights", str(random_weights),
+                         "-o", str(tmp_path / "x.gif"), "-q"])
+    assert_clean_failure(code, err, tmp_path, needle)
+
+
+def test_bad_json(random_weights, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"AU12": 3,')
+    code, err = run_cli(["animate", str(EXAMPLE), "--to", str(bad), "--weights", str(random_weights),
+                         "-o", str(tmp_path / "x.gif"), "-q"])
+    assert_clean_failure(code, err, tmp_path, "malformed JSON")
+    bad.write_text(json.dumps({"AU12": 9}))
+    code, err = run_cli(["animate", str(EXAMPLE), "--to", str(bad), "--weights", str(random_weights),
+                         "-o", str(tmp_path / "x.gif"), "-q"])
+    assert_clean_failure(code, err, tmp_path, "outside 0..5")
+
+
+def test_bad_photos(random_weights, tmp_path):
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    (inputs / "empty.jpg").write_bytes(b"")
+    (inputs / "text.jpg").write_text("this is not a picture\n")
+    (inputs / "truncated.jpg").write_bytes(EXAMPLE.read_bytes()[:5000])
+    Image.fromarray(read_image(EXAMPLE)[:150, :120]).save(inputs / "noface.png")  # the flag corner
+    cases = {"missing.jpg": "no such file", "empty.jpg": "empty file", "text.jpg": "not an image",
+             "truncated.jpg": "truncated or corrupt", "noface.png": "no face found"}
+    out = tmp_path / "out"
+    out.mkdir()
+    for name, needle in cases.items():
+        src = inputs / name
+        before = sha(src) if src.exists() else None
+        code, err = run_cli(["animate", str(src), "--from", "neutral", "--weights", str(random_weights),
+                             "-o", str(out / "x.gif"), "-q"])
+        assert_clean_failure(code, err, out, needle)
+        assert (sha(src) if src.exists() else None) == before
+
+
+def test_bad_options_and_outputs(random_weights, tmp_path):
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(EXAMPLE.read_bytes())
+    before = sha(photo)
+    w = ["--weights", str(random_weights), "-q", "--from", "neutral"]
+    code, err = run_cli(["animate", str(photo), "--frames", "0", "-o", str(tmp_path / "x.gif"), *w])
+    assert_clean_failure(code, err, tmp_path, "--frames must be at least 1")
+    code, err = run_cli(["animate", str(photo), "-o", str(photo), *w])
+    assert code != 0 and "is the input file" in err
+    code, err = run_cli(["animate", str(photo), "-o", str(tmp_path / "nodir" / "x.gif"), *w])
+    assert code != 0 and "does not exist" in err
+    code, err = run_cli(["animate", str(photo), "-o", "/proc/x.gif", *w])  # unwritable even for root
+    assert code != 0 and err.count("\n") == 1 and "Traceback" not in err
+    code, err = run_cli(["animate", str(photo), "-o", str(tmp_path / "x.txt"), *w])
+    assert code != 0 and "unsupported output type" in err
+    code, err = run_cli(["animate", str(photo), "--weights", str(tmp_path / "none.pt"), "-o", str(tmp_path / "y.gif")])
+    assert code != 0 and "not found" in err
+    (tmp_path / "junk.pt").write_bytes(b"not weights")
+    code, err = run_cli(["animate", str(photo), "--weights", str(tmp_path / "junk.pt"), "-o", str(tmp_path / "y.gif")])
+    assert code != 0 and "not a gan-anim weights file" in err
+    assert sha(photo) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.pt", "photo.jpg"]
+
+
+def test_no_weights_message(tmp_path, monkeypatch):
+    import gan_anim.animate as anim
+
+    monkeypatch.setattr(anim, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.delenv("GAN_ANIM_WEIGHTS", raising=False)
+    code, err = run_cli(["animate", str(EXAMPLE), "-o", str(tmp_path / "x.gif")])
+    assert code != 0 and "no trained weights" in err and "gan-anim train" in err
+
+
+def test_presets_command():
+    result = CliRunner().invoke(main, ["presets"])
+    assert result.exit_code == 0
+    for name in ("neutral", "happy", "sad", "surprise", "fear", "anger", "disgust", "contempt"):
+        assert name in result.output
