@@ -126,8 +126,15 @@ class Animator:
             jobs.append(FaceJob(face, m, crop(image, m, self.size), y_r, y_g))
         return jobs
 
-    def render(self, image: np.ndarray, jobs: list[FaceJob], alphas: np.ndarray):
-        """Yield one full-resolution frame per alpha (the same buffer, overwritten each time)."""
+    def render(self, image: np.ndarray, jobs: list[FaceJob], alphas: np.ndarray,
+               timings: dict | None = None):
+        """Yield one full-resolution frame per alpha (the same buffer, overwritten each time).
+
+        ``timings`` (optional) accumulates seconds spent in "generate" and "blend".
+        """
+        timings = {} if timings is None else timings
+        timings.setdefault("generate", 0.0)
+        timings.setdefault("blend", 0.0)
         blenders = [FaceBlender(image.shape, j.transform, self.size) for j in jobs]
         out = image.copy()
         per_batch = max(1, self.batch_size // max(1, len(jobs)))
@@ -142,13 +149,17 @@ class Animator:
             starts = np.stack([j.start for j in jobs])[None]
             goals = np.stack([j.goal for j in jobs])[None]
             targets = (a * goals + (1 - a) * starts).reshape(-1, len(au.AU_NAMES))
+            t = time.perf_counter()
             color, attention, flow = self.generate(np.tile(crops, (len(chunk), 1, 1, 1)), targets)
+            timings["generate"] += time.perf_counter() - t
             for f in range(len(chunk)):
+                t = time.perf_counter()
                 for b in blenders:  # restore every face region before blending anew
                     out[b.slices] = image[b.slices]
                 for k, b in enumerate(blenders):
                     n = f * len(jobs) + k
                     b.blend(out, color[n], attention[n], None if flow is None else flow[n])
+                timings["blend"] += time.perf_counter() - t
                 yield out
 
     # --------------------------------------------------------------- the job
@@ -179,17 +190,10 @@ class Animator:
             t = time.perf_counter()
             jobs = self.face_jobs(image, faces, to, start)
             timings["align"] = time.perf_counter() - t
-            timings["generate+blend"] = 0.0
             timings["encode"] = 0.0
             with rep.stage("render", total=len(alphas)) as advance, \
                     FrameWriter(out_path, fps=fps, crf=crf, loop=True) as writer:
-                frames_iter = self.render(image, jobs, alphas)
-                while True:
-                    t = time.perf_counter()
-                    frame = next(frames_iter, None)
-                    timings["generate+blend"] += time.perf_counter() - t
-                    if frame is None:
-                        break
+                for frame in self.render(image, jobs, alphas, timings):
                     t = time.perf_counter()
                     writer.write(frame)
                     timings["encode"] += time.perf_counter() - t

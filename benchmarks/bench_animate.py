@@ -1,0 +1,146 @@
+"""Per-stage timings of `gan-anim animate` on this machine (not a test).
+
+    python benchmarks/bench_animate.py                 # example + 1080p + 12 MP photos
+    python benchmarks/bench_animate.py --frames 30 --presets small
+
+For each photo and preset: decode, detect, landmarks, generate, blend, encode for
+N frames to MP4; the generator batched versus one pass per frame (the naive
+baseline) in the same run; and an end-to-end run of the CLI on a 12-megapixel
+photo (wall time and peak memory of that process). Random weights are used for
+a preset without trained weights: speed does not depend on the values.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from gan_anim import aus  # noqa: E402
+from gan_anim.animate import Animator, find_weights  # noqa: E402
+from gan_anim.faces import detect_boxes, landmarks  # noqa: E402
+from gan_anim.model import PRESETS, Generator, generator_state, load_generator  # noqa: E402
+
+EXAMPLE = ROOT / "examples" / "astronaut.jpg"
+
+
+def make_photo(folder: Path, name: str, w: int, h: int) -> Path:
+    """The example portrait scaled to height h and centred on a w x h canvas of its own edges."""
+    img = np.asarray(Image.open(EXAMPLE).convert("RGB"))
+    s = h / img.shape[0]
+    img = cv2.resize(img, (round(img.shape[1] * s), h), interpolation=cv2.INTER_CUBIC)
+    pad = max(0, w - img.shape[1])
+    img = cv2.copyMakeBorder(img, 0, 0, pad // 2, pad - pad // 2, cv2.BORDER_REFLECT)[:, :w]
+    path = folder / f"{name}.jpg"
+    Image.fromarray(img).save(path, quality=92)
+    return path
+
+
+def weights_for(preset: str, folder: Path) -> tuple[Path, str]:
+    try:
+        path = find_weights()
+        if load_generator(path).cfg.image_size == PRESETS[preset].image_size:
+            return path, "shipped"
+    except Exception:
+        pass
+    torch.manual_seed(0)
+    path = folder / f"random-{preset}.pt"
+    torch.save(generator_state(Generator(PRESETS[preset])), path)
+    return path, "random"
+
+
+def time_stages(animator: Animator, photo: Path, frames: int, out: Path) -> dict:
+    from gan_anim.media import read_image
+
+    image = read_image(photo)
+    t = time.perf_counter()
+    boxes = detect_boxes(image)
+    t_detect = time.perf_counter() - t
+    t = time.perf_counter()
+    for box, _ in boxes:
+        landmarks(image, box)
+    t_lm = time.perf_counter() - t
+    res = animator.animate(photo, out, to="happy", start="neutral", frames=frames, quiet=True)
+    tm = res.timings
+    stages = {"decode": tm["decode"], "detect": t_detect, "landmarks": t_lm,
+              "generate": tm["generate"], "blend": tm["blend"], "encode": tm["encode"]}
+    stages["total (pipeline)"] = res.seconds
+    return stages
+
+
+def generator_ratio(animator: Animator, frames: int) -> tuple[float, float]:
+    """ms per face-frame: batched (animator.batch_size) vs one generator pass per frame."""
+    s = animator.size
+    crops = np.random.default_rng(0).integers(0, 255, (frames, s, s, 3), dtype=np.uint8)
+    targets = np.linspace(0, 5, frames * 17, dtype=np.float32).reshape(frames, 17) % 5
+    animator.generate(crops[:2], targets[:2])  # warm-up
+    t = time.perf_counter()
+    for i in range(0, frames, animator.batch_size):
+        animator.generate(crops[i:i + animator.batch_size], targets[i:i + animator.batch_size])
+    batched = (time.perf_counter() - t) / frames * 1000
+    t = time.perf_counter()
+    for i in range(frames):
+        animator.generate(crops[i:i + 1], targets[i:i + 1])
+    single = (time.perf_counter() - t) / frames * 1000
+    return batched, single
+
+
+def end_to_end(photo: Path, weights: Path, frames: int, out: Path) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one `gan-anim animate` process."""
+    cmd = [sys.executable, "-m", "gan_anim", "animate", str(photo), "--from", "neutral", "--to", "happy",
+           "--frames", str(frames), "--weights", str(weights), "-o", str(out), "-q"]
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, cwd=ROOT)
+    wall = time.perf_counter() - t
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return wall, peak
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, default=30)
+    ap.add_argument("--presets", default="paper,small")
+    ap.add_argument("--batch-size", type=int, default=16)
+    args = ap.parse_args()
+    torch.set_num_threads(os.cpu_count() or 1)
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"cuda={'yes' if torch.cuda.is_available() else 'no'}")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        photos = {"example 512x512": EXAMPLE, "1080p": make_photo(tmp, "p1080", 1920, 1080),
+                  "12 MP": make_photo(tmp, "p12mp", 4000, 3000)}
+        for preset in args.presets.split(","):
+            weights, kind = weights_for(preset, tmp)
+            animator = Animator(weights, device="auto", batch_size=args.batch_size)
+            print(f"\n== preset {preset} ({kind} weights, {animator.size} px), {args.frames} frames -> MP4")
+            b, s = generator_ratio(animator, args.frames)
+            print(f"generator: {b:.1f} ms/face-frame batched ({args.batch_size}), {s:.1f} ms one pass "
+                  f"per frame (naive): {s / b:.2f}x")
+            for label, photo in photos.items():
+                st = time_stages(animator, photo, args.frames, tmp / "out.mp4")
+                total = st["total (pipeline)"]
+                non_gen = st["decode"] + st["detect"] + st["landmarks"] + st["blend"] + st["encode"]
+                row = "  ".join(f"{k} {v:.3f}s" for k, v in st.items())
+                print(f"{label:>16}: {row}  | non-generator share {non_gen / total:.0%}")
+        weights, kind = weights_for("small", tmp)
+        wall, peak = end_to_end(photos["12 MP"], weights, args.frames, tmp / "e2e.mp4")
+        print(f"\nend to end, 12 MP photo, small preset ({kind}), {args.frames} frames to MP4: "
+              f"{wall:.2f} s wall (process start included), peak RSS {peak:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
