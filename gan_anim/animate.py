@@ -178,12 +178,15 @@ class Animator:
         check_output_path(out_path, [photo])
         output_kind(out_path)
         with Reporter(quiet) as rep:
-            t = time.perf_counter()
-            image = read_image(photo)
-            timings["decode"] = time.perf_counter() - t
-            t = time.perf_counter()
-            faces = detect_faces(image, detector, warn=rep.warn)
-            timings["detect"] = time.perf_counter() - t
+            with rep.stage("faces", total=2) as advance:
+                t = time.perf_counter()
+                image = read_image(photo)
+                timings["decode"] = time.perf_counter() - t
+                advance()
+                t = time.perf_counter()
+                faces = detect_faces(image, detector, warn=rep.warn)
+                timings["detect"] = time.perf_counter() - t
+                advance()
             if not faces:
                 raise GanAnimError(f"{photo}: no face found (try --detector cnn for small or turned faces)")
             faces = select_faces(faces, face)

@@ -17,6 +17,7 @@ class Reporter:
     def __init__(self, quiet: bool = False):
         self.quiet = quiet
         self._progress: Progress | None = None
+        self._summary: str | None = None
 
     def __enter__(self):
         if not self.quiet:
@@ -31,6 +32,9 @@ class Reporter:
     def __exit__(self, *exc):
         if self._progress is not None:
             self._progress.__exit__(*exc)
+            self._progress = None
+        if self._summary and exc[0] is None:
+            console.print(self._summary, highlight=False)
         return False
 
     @contextlib.contextmanager
@@ -54,5 +58,10 @@ class Reporter:
             console.print(f"[yellow]warning:[/] {msg}")
 
     def summary(self, msg: str) -> None:
-        if not self.quiet:
-            console.print(msg)
+        """The one-line summary, printed after the progress bars close."""
+        if self.quiet:
+            return
+        if self._progress is None:
+            console.print(msg, highlight=False)
+        else:
+            self._summary = msg
