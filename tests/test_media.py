@@ -1,0 +1,59 @@
+"""Decoding real photos in every common form, and atomic writing."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import EXAMPLE
+from gan_anim.errors import GanAnimError
+from gan_anim.media import FrameWriter, atomic_output, read_image
+
+
+def test_exif_orientation_applied(tmp_path):
+    image = read_image(EXAMPLE)[:, :400]  # not square, so a rotation shows in the shape
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 CW to display"
+    path = tmp_path / "rotated.jpg"
+    Image.fromarray(image).save(path, exif=exif, quality=95)
+    out = read_image(path)
+    assert out.shape == (400, 512, 3)
+    expected = np.rot90(image, k=-1)
+    assert np.abs(out.astype(int) - expected).mean() < 3
+
+
+def test_greyscale_rgba_and_16bit(shared_data, tmp_path):
+    grey = next(p for p in sorted((shared_data / "facial_expressions" / "images").glob("*.jpg"))
+                if Image.open(p).mode == "L")
+    g = read_image(grey)
+    assert g.ndim == 3 and g.shape[2] == 3 and np.array_equal(g[..., 0], g[..., 2])
+
+    rgb = read_image(EXAMPLE)
+    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)])
+    rgba[:10, :10, 3] = 0
+    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
+    out = read_image(tmp_path / "a.png")
+    assert out.shape == rgb.shape and np.array_equal(out[20:], rgb[20:])
+    assert (out[:10, :10] == 255).all()  # transparent -> white
+
+    sixteen = (g[..., 0].astype(np.uint16) * 257)
+    Image.fromarray(sixteen).save(tmp_path / "g16.png")
+    assert Image.open(tmp_path / "g16.png").mode.startswith("I")
+    out = read_image(tmp_path / "g16.png")
+    assert out.dtype == np.uint8 and np.abs(out[..., 0].astype(int) - g[..., 0]).max() <= 1
+
+
+def test_atomic_output_leaves_nothing_on_error(tmp_path):
+    target = tmp_path / "out.gif"
+    with pytest.raises(RuntimeError):
+        with FrameWriter(target, fps=10) as w:
+            w.write(read_image(EXAMPLE))
+            raise RuntimeError("interrupted")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(GanAnimError):
+        with FrameWriter(tmp_path / "frames"):
+            pass  # no frames
+    assert list(tmp_path.iterdir()) == []
+    with atomic_output(tmp_path / "x.txt") as tmp:
+        tmp.write_text("done")
+    assert [p.name for p in tmp_path.iterdir()] == ["x.txt"]

@@ -1,0 +1,70 @@
+"""The shipped weights: they load, describe themselves, and really edit a real face."""
+from __future__ import annotations
+
+import re
+import shlex
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image, ImageSequence
+
+from conftest import EXAMPLE, ROOT
+from gan_anim.animate import DEFAULT_WEIGHTS, WEIGHTS_DIR, Animator
+from gan_anim.blend import FaceBlender
+from gan_anim.cli import main
+from gan_anim.faces import detect_faces, face_descriptor
+from gan_anim.media import read_image
+from gan_anim.model import load_generator
+
+SHIPPED = WEIGHTS_DIR / DEFAULT_WEIGHTS
+
+
+def test_shipped_weights_load_and_report_config():
+    assert SHIPPED.is_file(), "weights/gan-anim-small.pt is part of the repository"
+    gen = load_generator(SHIPPED)
+    assert gen.cfg.image_size == 64 and gen.cfg.flow
+    result = CliRunner().invoke(main, ["info"])
+    assert result.exit_code == 0
+    assert "image_size      64" in result.output and "AU45" in result.output
+
+
+@pytest.fixture(scope="module")
+def edited(tmp_path_factory):
+    out = tmp_path_factory.mktemp("shipped") / "frames"
+    Animator(device="cpu").animate(EXAMPLE, out, to="surprise", start="neutral", frames=3)
+    frames = [np.asarray(Image.open(p).convert("RGB")) for p in sorted(out.glob("*.png"))]
+    return read_image(EXAMPLE), frames
+
+
+def test_shipped_weights_edit_the_face_and_keep_identity(edited):
+    image, frames = edited
+    face = detect_faces(image)[0]
+    animator = Animator(device="cpu")
+    job = animator.face_jobs(image, [face], "happy", "neutral")[0]
+    region = FaceBlender(image.shape, job.transform, animator.size).slices
+    diff = np.abs(frames[-1][region].astype(float) - image[region]).mean(2)
+    # a real edit: a visible share of the face region changes by more than 8 grey levels
+    assert (diff > 8).mean() > 0.01, f"only {(diff > 8).mean():.2%} of the face changed"
+    # the first frame (alpha 0, neutral -> neutral) changes much less than the last
+    diff0 = np.abs(frames[0][region].astype(float) - image[region]).mean()
+    assert diff0 < diff.mean()
+    distance = np.linalg.norm(face_descriptor(frames[-1], face) - face_descriptor(image, face))
+    assert distance < 0.6, f"identity distance {distance:.3f}"
+
+
+def test_demo_command_reproduces_readme_gif(tmp_path):
+    """`make demo`'s GIF command, run here, gives the GIF shown in the README."""
+    makefile = (ROOT / "Makefile").read_text()
+    line = next(ln for ln in makefile.splitlines() if "animate" in ln and ".gif" in ln)
+    args = shlex.split(re.sub(r"^\s*\$\(BIN\)/gan-anim\s+", "", line))
+    out_index = args.index("-o") + 1
+    reference = ROOT / "docs" / "astronaut-happy.gif"
+    args[out_index] = str(tmp_path / "demo.gif")
+    result = CliRunner().invoke(main, [*args, "-q"], catch_exceptions=False)
+    assert result.exit_code == 0, result.stderr
+    with Image.open(reference) as ref, Image.open(tmp_path / "demo.gif") as new:
+        assert new.n_frames == ref.n_frames and new.size == ref.size
+        for a, b in zip(ImageSequence.Iterator(ref), ImageSequence.Iterator(new)):
+            d = np.abs(np.asarray(a.convert("RGB"), float) - np.asarray(b.convert("RGB"), float))
+            assert d.mean() < 1.0
