@@ -1,0 +1,267 @@
+"""Action Unit intensities (0..5) from dlib's 68 landmarks: geometry, no learning at run time.
+
+Each landmark set is put in a face frame (origin between the eyes, x along the eyes,
+unit = inter-ocular distance), where a handful of measures are taken (brow heights,
+eye opening, lip-corner height, mouth width and opening, lip thickness, ...). Each AU
+is a clipped linear map of standardised measures:
+
+    z_m = (m - neutral_m) / spread_m
+    AU  = clip(gain * (sum_m w_m z_m - offset), 0, 5)
+
+``neutral``/``spread`` are the median and robust spread of each measure over neutral
+faces; ``w``, ``gain`` and ``offset`` are fitted by ``python -m gan_anim.calibrate``
+and stored in ``au_calibration.json``.
+"""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from .aus import AU_NAMES, AU_SCALE
+from .errors import GanAnimError
+
+CALIBRATION_PATH = Path(__file__).with_name("au_calibration.json")
+
+# Measure name -> what it is (all in inter-ocular distances, "up" positive).
+MEASURES = {
+    "brow_inner": "height of the inner brow (20, 21, 22, 23) above the eye line",
+    "brow_outer": "height of the outer brow (17, 18, 25, 26) above the eye line",
+    "brow_gap": "distance between the inner brow ends (21-22)",
+    "brow_slope": "inner minus outer brow height",
+    "eye_open": "eyelid gap (37-41, 38-40, 43-47, 44-46)",
+    "lower_lid": "height of the lower lids (40, 41, 46, 47) above the eye line",
+    "mouth_width": "lip corner distance (48-54)",
+    "mouth_open": "inner lip gap (62-66)",
+    "jaw_drop": "nose tip to chin (33-8)",
+    "corner_raise": "lip corners (48, 54) above the inner lip centre (62, 66)",
+    "corner_height": "lip corners above the nose tip's level (33)",
+    "lip_thickness": "red lip height (51-62 plus 66-57)",
+    "nose_lip": "nose tip to upper lip (33-51)",
+    "chin_lip": "lower lip to chin (57-8)",
+}
+MEASURE_NAMES = tuple(MEASURES)
+
+
+def face_frame(landmarks: np.ndarray) -> np.ndarray:
+    """(N, 68, 2) image landmarks -> same points in the face frame (x right, y UP, IOD = 1)."""
+    lm = np.asarray(landmarks, np.float64)
+    eye_l, eye_r = lm[:, 36:42].mean(1), lm[:, 42:48].mean(1)
+    origin = (eye_l + eye_r) / 2
+    axis = eye_r - eye_l
+    iod = np.maximum(np.hypot(axis[:, 0], axis[:, 1]), 1e-6)
+    ux = axis / iod[:, None]
+    rel = lm - origin[:, None]
+    x = (rel * ux[:, None]).sum(-1)
+    y = -(rel[..., 0] * -ux[:, None, 1] + rel[..., 1] * ux[:, None, 0])  # image y is down
+    return np.stack([x, y], -1) / iod[:, None, None]
+
+
+def measures(landmarks: np.ndarray) -> np.ndarray:
+    """(68, 2) or (N, 68, 2) landmarks -> (N, len(MEASURES)) measures in IOD units."""
+    lm = np.asarray(landmarks, np.float64)
+    if lm.ndim == 2:
+        lm = lm[None]
+    if lm.shape[1:] != (68, 2):
+        raise GanAnimError(f"expected 68 landmarks (68, 2), got shape {lm.shape[1:]}")
+    p = face_frame(lm)
+    x, y = p[..., 0], p[..., 1]
+
+    def dist(a, b):
+        return np.hypot(*(p[:, a] - p[:, b]).T)
+
+    brow_inner = y[:, [20, 21, 22, 23]].mean(1)
+    brow_outer = y[:, [17, 18, 25, 26]].mean(1)
+    lip_centre = (y[:, 62] + y[:, 66]) / 2
+    corners = (y[:, 48] + y[:, 54]) / 2
+    cols = {
+        "brow_inner": brow_inner,
+        "brow_outer": brow_outer,
+        "brow_gap": x[:, 22] - x[:, 21],
+        "brow_slope": brow_inner - brow_outer,
+        "eye_open": (dist(37, 41) + dist(38, 40) + dist(43, 47) + dist(44, 46)) / 4,
+        "lower_lid": y[:, [40, 41, 46, 47]].mean(1),
+        "mouth_width": dist(48, 54),
+        "mouth_open": dist(62, 66),
+        "jaw_drop": dist(33, 8),
+        "corner_raise": corners - lip_centre,
+        "corner_height": corners - y[:, 33],
+        "lip_thickness": dist(51, 62) + dist(66, 57),
+        "nose_lip": dist(33, 51),
+        "chin_lip": dist(57, 8),
+    }
+    return np.stack([cols[m] for m in MEASURE_NAMES], 1)
+
+
+@lru_cache(maxsize=4)
+def load_calibration(path: str | None = None) -> dict:
+    """The fitted mapping (``au_calibration.json``), as arrays ready for ``apply``."""
+    path = Path(path) if path else CALIBRATION_PATH
+    try:
+        cal = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise GanAnimError(f"{path}: AU calibration missing; run python -m gan_anim.calibrate") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise GanAnimError(f"{path}: cannot read the AU calibration ({exc})") from None
+    return compile_calibration(cal)
+
+
+def compile_calibration(cal: dict) -> dict:
+    """JSON calibration -> arrays: neutral (M,), spread (M,), weights (17, M), gain, offset (17,)."""
+    idx = {m: i for i, m in enumerate(MEASURE_NAMES)}
+    weights = np.zeros((len(AU_NAMES), len(MEASURE_NAMES)))
+    gain, offset = np.zeros(len(AU_NAMES)), np.zeros(len(AU_NAMES))
+    for a, name in enumerate(AU_NAMES):
+        spec = cal["aus"][name]
+        for m, w in spec["weights"].items():
+            weights[a, idx[m]] = w
+        gain[a], offset[a] = spec["gain"], spec["offset"]
+    return {"neutral": np.array([cal["neutral"][m] for m in MEASURE_NAMES]),
+            "spread": np.array([cal["spread"][m] for m in MEASURE_NAMES]),
+            "weights": weights, "gain": gain, "offset": offset, "raw": cal}
+
+
+def scores(z: np.ndarray, cal: dict) -> np.ndarray:
+    """Standardised measures (N, M) -> unclipped AU scores before gain (N, 17)."""
+    return z @ cal["weights"].T
+
+
+def apply(meas: np.ndarray, cal: dict) -> np.ndarray:
+    """Measures (N, M) -> AU intensities (N, 17) on 0..5."""
+    z = (meas - cal["neutral"]) / cal["spread"]
+    s = scores(z, cal)
+    return np.clip(cal["gain"] * (s - cal["offset"]), 0.0, AU_SCALE)
+
+
+def estimate_from_landmarks(landmarks: np.ndarray, calibration: dict | None = None) -> np.ndarray:
+    """17 AU intensities (0..5, float32, ``aus.AU_NAMES`` order) from dlib's 68 landmarks.
+
+    ``landmarks`` (68, 2) gives (17,); (N, 68, 2) gives (N, 17). Pure numpy.
+    """
+    lm = np.asarray(landmarks)
+    cal = calibration or load_calibration()
+    out = apply(measures(lm), cal).astype(np.float32)
+    return out[0] if lm.ndim == 2 else out
+
+
+# ``aus`` detects on a copy of at most this many pixels first (fast on big photos); when
+# that finds nothing it retries at faces.DETECT_MAX_SIDE, then on an edge-padded copy.
+AUS_DETECT_SIDE = 480
+# Photos are decoded at reduced size (JPEG DCT scaling) down to at least this longer side.
+AUS_DECODE_SIDE = 960
+
+
+def _faces(image: np.ndarray, detector: str, max_side: int):
+    from . import faces
+
+    out = []
+    for box, _ in faces.detect_boxes(image, detector, max_side=max_side):
+        face = faces.Face(box=box, landmarks=faces.landmarks(image, box))
+        if face.eye_distance >= faces.MIN_EYE_DISTANCE:
+            out.append(face)
+    return sorted(out, key=lambda f: f.area, reverse=True)
+
+
+def estimate_aus(image: np.ndarray, detector: str = "hog", detect_side: int = AUS_DETECT_SIDE,
+                 pad_retry: float = 0.3) -> list[dict]:
+    """Every face of an RGB uint8 image, largest first: [{"box": (l, t, r, b), "aus": {name: 0..5}}].
+
+    Detection runs on a copy of at most ``detect_side`` px: fast, but a face smaller than
+    about 80/``detect_side`` of the photo's longer side is missed when a larger one is
+    present (raise it for group photos).
+    When nothing is found it retries at ``faces.DETECT_MAX_SIDE``, then on a copy
+    edge-padded by ``pad_retry`` (for tightly cropped faces).
+    """
+    from .faces import DETECT_MAX_SIDE
+    from .prepare import pad_image
+
+    if detect_side < 80:
+        raise GanAnimError(f"detection size must be at least 80 px, got {detect_side}")
+    found = _faces(image, detector, detect_side)
+    if not found and max(image.shape[:2]) > detect_side:
+        found = _faces(image, detector, max(detect_side, DETECT_MAX_SIDE))
+    shift = 0
+    if not found and pad_retry > 0:
+        padded, shift = pad_image(image, pad_retry)
+        found = _faces(padded, detector, max(detect_side, DETECT_MAX_SIDE))
+    if not found:
+        return []
+    lm = np.stack([f.landmarks for f in found]) - shift
+    aus = estimate_from_landmarks(lm)
+    return [{"box": tuple(int(v) - shift for v in f.box),
+             "aus": {n: round(float(v), 2) for n, v in zip(AU_NAMES, a)}}
+            for f, a in zip(found, aus)]
+
+
+def read_photo(path, min_side: int = AUS_DECODE_SIDE) -> tuple[np.ndarray, float]:
+    """Decode a photo for AU estimation: (RGB uint8 image, scale to original pixels).
+
+    Large JPEGs are decoded at 1/2, 1/4 or 1/8 size (DCT scaling, much faster) while
+    the longer side stays at least ``min_side``; other files go through media.read_image.
+    """
+    from PIL import Image, ImageOps
+
+    from .media import read_image, to_rgb
+
+    try:
+        with Image.open(path) as im:
+            if im.format != "JPEG" or max(im.size) < 2 * min_side:
+                raise ValueError("not a large JPEG")
+            full = max(im.size)
+            k = max(f for f in (1, 2, 4, 8) if full / f >= min_side)
+            im.draft("RGB", (im.size[0] // k, im.size[1] // k))
+            im = ImageOps.exif_transpose(im)
+            im.load()
+            return to_rgb(im), full / max(im.size)
+    except Exception:
+        return read_image(path), 1.0   # the one decoding path, with its clean errors
+
+
+def estimate_aus_file(path, detector: str = "hog", detect_side: int = AUS_DETECT_SIDE) -> list[dict]:
+    """``estimate_aus`` on a photo file (fast decode of large JPEGs); boxes in file pixels."""
+    image, scale = read_photo(path)
+    found = estimate_aus(image, detector, detect_side)
+    for f in found:
+        f["box"] = tuple(int(round(v * scale)) for v in f["box"])
+    return found
+
+
+def estimate_video(path, detector: str = "hog", detect_side: int = AUS_DETECT_SIDE):
+    """Per-frame rows for ``aus.write_openface_csv``: (frame from 1, timestamp s, confidence,
+    success, aus (17,) or None) for the largest face of each frame; no face -> success 0.
+    ``confidence`` is 1 where a face was found, else 0 (no model confidence exists here).
+    Detection as in ``estimate_aus`` (small copy first, full size when nothing is found)."""
+    import imageio_ffmpeg
+
+    from .faces import DETECT_MAX_SIDE
+
+    path = Path(path)
+    if not path.is_file():
+        raise GanAnimError(f"{path}: no such file")
+    try:
+        reader = imageio_ffmpeg.read_frames(str(path), pix_fmt="rgb24")
+        meta = next(reader)
+    except (RuntimeError, OSError, StopIteration) as exc:
+        raise GanAnimError(f"{path}: cannot read as video ({str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__})") from None
+    w, h = meta["size"]
+    fps = float(meta.get("fps") or 25.0)
+    rows = []
+    try:
+        for i, buf in enumerate(reader):
+            frame = np.frombuffer(buf, np.uint8).reshape(h, w, 3)
+            found = _faces(frame, detector, detect_side)
+            if not found and max(h, w) > detect_side:
+                found = _faces(frame, detector, max(detect_side, DETECT_MAX_SIDE))
+            if found:
+                rows.append((i + 1, i / fps, 1.0, 1, estimate_from_landmarks(found[0].landmarks)))
+            else:
+                rows.append((i + 1, i / fps, 0.0, 0, None))
+    except RuntimeError as exc:
+        raise GanAnimError(f"{path}: video decoding failed at frame {len(rows) + 1} ({exc})") from None
+    finally:
+        reader.close()
+    if not rows:
+        raise GanAnimError(f"{path}: the video has no frames")
+    return rows
