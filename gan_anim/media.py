@@ -105,14 +105,17 @@ class FrameWriter:
     one pixel); PNG frames are written as they come; GIF frames share one
     palette taken from the first frame so unchanged areas do not flicker.
     Use as a context manager: the file appears only when everything succeeded.
+    ``audio_from``: a file whose first audio stream (it must have one) is muxed
+    into an MP4, copied as is or re-encoded with ``audio_codec`` (e.g. "aac").
+    ``fps`` may be a ``fractions.Fraction`` (30000/1001).
     """
 
     def __init__(self, path, fps: float = 15.0, crf: int = 18, preset: str = "veryfast",
-                 loop: bool = True, audio_from=None):
+                 loop: bool = True, audio_from=None, audio_codec: str = "copy"):
         self.path = Path(path)
         self.kind = output_kind(path)
         self.fps, self.crf, self.preset, self.loop = fps, crf, preset, loop
-        self.audio_from = audio_from
+        self.audio_from, self.audio_codec = audio_from, audio_codec
         self.count = 0
         self._gif_frames: list[Image.Image] = []
         self._palette = None
@@ -146,13 +149,12 @@ class FrameWriter:
         if w % 2 or h % 2:
             params += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]
         audio = None
-        if self.audio_from is not None:
+        if self.audio_from is not None:  # write_frames maps 0:v:0 and 1:a:0 itself
             audio = str(self.audio_from)
-            params += ["-map", "0:v:0", "-map", "1:a:0?", "-c:a", "copy", "-shortest"]
         self._ffmpeg = imageio_ffmpeg.write_frames(
             str(self.tmp), (w, h), fps=self.fps, codec="libx264", pix_fmt_in="rgb24",
             pix_fmt_out="yuv420p", quality=None, macro_block_size=1, output_params=params,
-            ffmpeg_log_level="error", audio_path=audio, audio_codec="copy" if audio else None)
+            ffmpeg_log_level="error", audio_path=audio, audio_codec=self.audio_codec if audio else None)
         self._ffmpeg.send(None)  # start the generator
 
     def __exit__(self, exc_type, exc, tb):

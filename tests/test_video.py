@@ -1,0 +1,311 @@
+"""The video pipeline on clips made from real photos (camera motion, sensor noise, audio),
+with a small random generator (mechanics, not quality)."""
+from __future__ import annotations
+
+import hashlib
+import subprocess
+
+import cv2
+import imageio_ffmpeg
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from gan_anim import aus as au
+from gan_anim.animate import Animator
+from gan_anim.blend import FaceBlender
+from gan_anim.cli import main
+from gan_anim.errors import GanAnimError
+from gan_anim.media import FrameWriter, read_image
+from gan_anim.video import (ConstantTrack, CsvTrack, FaceTracker, VideoReader, animate_video,
+                            face_target, transform_params)
+
+FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
+FPS = 25
+FACE_FRAMES, BLANK_FRAMES = 22, 8
+
+
+def sha(path) -> str:
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
+
+
+def photo(shared_data, name="Aaron_Eckhart_0001.jpg"):
+    return read_image(shared_data / "facial_expressions" / "images" / name)
+
+
+def camera(canvas, n, size, pan=40.0, zoom=0.15, noise=4.0, seed=0):
+    """``n`` frames of a camera panning and zooming over ``canvas``, with sensor noise."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    cy, cx = canvas.shape[0] / 2, canvas.shape[1] / 2
+    for i in range(n):
+        a = i / max(n - 1, 1)
+        s = 1.0 + zoom * np.sin(np.pi * a)
+        dx = pan * np.sin(2 * np.pi * a)
+        m = np.array([[s, 0, w / 2 - s * (cx + dx)], [0, s, h / 2 - s * cy]])
+        f = cv2.warpAffine(canvas, m, size, flags=cv2.INTER_LINEAR)
+        yield np.clip(f + rng.normal(0, noise, f.shape), 0, 255).astype(np.uint8)
+
+
+def write_clip(path, frames, size, audio=True, lossless=True):
+    """Encode frames (lossless H.264 4:4:4 by default), then add a 440 Hz sine as AAC."""
+    frames = list(frames)
+    video = path.with_name(path.stem + "-noaudio.mp4") if audio else path
+    w = imageio_ffmpeg.write_frames(
+        str(video), size, fps=FPS, codec="libx264", macro_block_size=1, quality=None,
+        pix_fmt_out="yuv444p" if lossless else "yuv420p",
+        output_params=["-qp", "0"] if lossless else ["-crf", "23"], ffmpeg_log_level="error")
+    w.send(None)
+    for f in frames:
+        w.send(np.ascontiguousarray(f))
+    w.close()
+    if audio:
+        subprocess.run([FFMPEG, "-y", "-loglevel", "error", "-i", str(video), "-f", "lavfi", "-i",
+                        f"sine=frequency=440:duration={len(frames) / FPS}", "-c:v", "copy",
+                        "-c:a", "aac", str(path)], check=True)
+    return path
+
+
+def decode(path):
+    return [f.copy() for f in VideoReader(path)]
+
+
+def has_audio(path) -> bool:
+    gen = imageio_ffmpeg.read_frames(str(path))
+    meta = next(gen)
+    gen.close()
+    return "audio_codec" in meta
+
+
+@pytest.fixture(scope="module")
+def clip(shared_data, tmp_path_factory):
+    """320x240, 25 fps: 22 frames of a real face under a moving camera, then a cut to 8
+    frames without a face; lossless video plus an AAC sine track."""
+    face = cv2.resize(photo(shared_data), None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+    canvas = cv2.copyMakeBorder(face, 150, 150, 200, 200, cv2.BORDER_REPLICATE)
+    size = (320, 240)
+    blank = np.tile(np.linspace(40, 200, size[0], dtype=np.float32)[None, :, None], (size[1], 1, 3))
+    frames = list(camera(canvas, FACE_FRAMES, size, noise=2.0))
+    frames += list(camera(blank.astype(np.uint8), BLANK_FRAMES, size, pan=0, zoom=0, seed=1))
+    return write_clip(tmp_path_factory.mktemp("clip") / "clip.mp4", frames, size)
+
+
+@pytest.fixture(scope="module")
+def animator(random_weights):
+    return Animator(random_weights, device="cpu", batch_size=16)
+
+
+def full_csv(path, rows, header=None):
+    header = header or ["frame", "timestamp", "success"] + [f"{n}_r" for n in au.AU_NAMES]
+    lines = [", ".join(header)] + [", ".join(str(c) for c in r) for r in rows]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# ------------------------------------------------------------------ the pipeline
+
+def test_output_keeps_frames_fps_size_audio_and_outside_pixels(clip, animator, tmp_path):
+    before = sha(clip)
+    rows = [[k + 1, k / FPS, 1] + [round(k * 0.4, 2)] * 17 for k in range(10)]  # 0..3.6, held
+    csv_path = full_csv(tmp_path / "track.csv", rows)
+    out = tmp_path / "out.mp4"
+    res = animate_video(clip, out, aus=str(csv_path), animator=animator, detect_every=5, crf=12)
+    assert sha(clip) == before
+    src, dst = decode(clip), decode(out)
+    assert len(src) == len(dst) == res.frames == FACE_FRAMES + BLANK_FRAMES
+    assert res.frames_with_faces == FACE_FRAMES and res.faces == 1
+    assert dst[0].shape == src[0].shape == (240, 320, 3)
+    assert VideoReader(out).info.fps == FPS == res.fps
+    assert has_audio(out)
+    assert set(res.timings) >= {"decode", "track", "generate", "blend", "encode"}
+
+    # Where each face was pasted (the same tracking, re-run), the pixels changed;
+    # everywhere else they differ from the input only as much as re-encoding the
+    # untouched input with the same settings does (codec noise).
+    ref_path = tmp_path / "reencoded.mp4"
+    with FrameWriter(ref_path, fps=FPS, crf=12) as writer:
+        for f in src:
+            writer.write(f)
+    tracker = FaceTracker(animator.size, FPS, detect_every=5)
+    inside_diff, outside_diff, codec_diff, covered = [], [], [], []
+    for a, b, r in zip(src, dst, decode(ref_path)):
+        mask = np.zeros(a.shape[:2], bool)
+        for face in tracker.update(a):
+            mask[FaceBlender(a.shape, face.transform, animator.size).slices] = True
+        d = np.abs(a.astype(np.int16) - b).mean(2)
+        outside_diff.append(d[~mask].mean())
+        codec_diff.append(np.abs(a.astype(np.int16) - r).mean(2)[~mask].mean())
+        if mask.any():
+            inside_diff.append(d[mask].mean())
+            covered.append(mask.mean())
+    assert len(inside_diff) == FACE_FRAMES and max(covered) < 0.6
+    assert all(o < c + 0.3 for o, c in zip(outside_diff, codec_diff)), (outside_diff, codec_diff)
+    assert np.mean(inside_diff) > 4 * max(outside_diff)
+
+
+def test_smoothing_lowers_crop_jitter_on_a_static_face(shared_data):
+    canvas = cv2.copyMakeBorder(photo(shared_data), 100, 100, 100, 100, cv2.BORDER_REPLICATE)
+    frames = list(camera(canvas, 24, (320, 240), pan=0, zoom=0, noise=6.0, seed=2))
+    jitter = {}
+    for smooth in (False, True):
+        tracker = FaceTracker(64, FPS, smooth=smooth)
+        params = []
+        for f in frames:
+            (face,) = tracker.update(f)
+            params.append(transform_params(face.transform, 64, face.track.unit))
+        jitter[smooth] = np.abs(np.diff(np.array(params), axis=0)).mean()
+    assert jitter[False] > 0  # sensor noise moves the raw landmarks
+    assert jitter[True] < 0.4 * jitter[False], jitter
+
+
+def test_two_faces_keep_their_identities(shared_data):
+    pad = lambda x: cv2.copyMakeBorder(x, 80, 80, 30, 30, cv2.BORDER_REPLICATE)  # noqa: E731
+    canvas = np.concatenate([pad(photo(shared_data)), pad(photo(shared_data, "AJ_Cook_0001.jpg"))], 1)
+    tracker = FaceTracker(64, FPS, detect_every=4)
+    first, ids = None, []
+    for f in camera(canvas, 14, (560, 300), pan=25, zoom=0.1, seed=3):
+        faces = tracker.update(f)
+        ids.append([face.id for face in faces])
+        centres = {face.id: face.landmarks.mean(0)[0] for face in faces}
+        first = first or {i: x < f.shape[1] / 2 for i, x in centres.items()}  # left or right
+        assert all((x < f.shape[1] / 2) == first[i] for i, x in centres.items())
+    assert all(i == [0, 1] for i in ids), ids
+    assert tracker.next_id == 2
+
+
+def test_driving_video_relative(clip, animator, tmp_path):
+    """The clip's own first 12 frames drive it (relative, looping)."""
+    driver = tmp_path / "driver.mp4"
+    subprocess.run([FFMPEG, "-y", "-loglevel", "error", "-i", str(clip), "-frames:v", "12",
+                    "-an", "-c:v", "libx264", "-crf", "20", str(driver)], check=True)
+    out = tmp_path / "driven.mp4"
+    res = animate_video(clip, out, aus=str(driver), animator=animator, relative=True,
+                        strength=2.0, track_end="loop")
+    assert res.frames == len(decode(out)) == FACE_FRAMES + BLANK_FRAMES
+    assert res.timings["driver"] > 0
+
+
+def test_reader_keeps_vfr_frames_and_applies_rotation(clip, tmp_path):
+    vfr, rot = tmp_path / "vfr.mp4", tmp_path / "rot.mp4"
+    subprocess.run([FFMPEG, "-y", "-loglevel", "error", "-i", str(clip), "-vf",
+                    r"select=lt(n\,10)+not(mod(n\,3))", "-fps_mode", "vfr", "-an", str(vfr)],
+                   check=True)
+    subprocess.run([FFMPEG, "-y", "-loglevel", "error", "-display_rotation", "90", "-i", str(clip),
+                    "-c", "copy", str(rot)], check=True)
+    n_vfr = imageio_ffmpeg.count_frames_and_secs(str(vfr))[0]
+    assert n_vfr < FACE_FRAMES + BLANK_FRAMES
+    assert len(decode(vfr)) == n_vfr
+    reader = VideoReader(rot)
+    assert reader.info.size == (240, 320)
+    assert next(reader).shape == (320, 240, 3)
+    reader.close()
+
+
+# ------------------------------------------------------------------- AU tracks
+
+def test_csv_track_matching_hold_loop_and_failed_rows(tmp_path):
+    rows = [[k + 1, k / FPS, int(k != 2)] + [float(k)] * 17 for k in range(4)]
+    path = full_csv(tmp_path / "t.csv", rows)
+    hold, loop = CsvTrack(path, FPS, "hold"), CsvTrack(path, FPS, "loop")
+    assert [hold.at(i, i / FPS)[0] for i in range(7)] == [0, 1, 1, 3, 3, 3, 3]  # row 3 failed
+    assert [loop.at(i, i / FPS)[0] for i in range(7)] == [0, 1, 1, 3, 0, 1, 1]
+    # timestamps only, at 10 rows/s: clip frames at 25 fps pick the row in force
+    header = ["timestamp", "AU12_r"]
+    path = full_csv(tmp_path / "ts.csv", [[k / 10, k / 2] for k in range(5)], header)
+    t = CsvTrack(path, FPS, "hold")
+    assert t.unit == "time" and t.partial
+    assert [t.at(i, i / FPS)[au.AU_INDEX["AU12"]] for i in (0, 2, 3, 5, 12, 99)] == [0, 0.5, 0.5, 1, 2, 2]
+    assert np.isnan(t.at(0, 0)[0])  # absent AU columns stay NaN: faces keep their own
+
+
+def test_face_target_strength_relative_and_missing_aus():
+    own = np.full(17, 1.0, np.float32)
+    row = np.full(17, 3.0, np.float32)
+    row[0] = np.nan
+    first = np.full(17, 2.0, np.float32)
+    t = face_target(own, row, first, strength=0.5)
+    assert t[0] == 1.0 and t[1] == 2.0                     # own + 0.5 * (3 - 1)
+    t = face_target(own, row, first, strength=1.0, relative=True)
+    assert t[0] == 1.0 and t[1] == 2.0                     # own + (3 - 2)
+    assert face_target(own, row * 2, first, strength=3.0).max() == au.AU_SCALE
+    assert ConstantTrack("AU12=3").partial and not ConstantTrack("happy").partial
+
+
+# ------------------------------------------------------------------- bad input
+
+@pytest.fixture(scope="module")
+def noface_clip(tmp_path_factory):
+    size = (160, 120)
+    ramp = np.tile(np.linspace(30, 220, size[0], dtype=np.float32)[None, :, None], (size[1], 1, 3))
+    frames = camera(ramp.astype(np.uint8), 8, size, pan=10, zoom=0, seed=4)
+    return write_clip(tmp_path_factory.mktemp("noface") / "noface.mp4", frames, size,
+                      audio=False, lossless=False)
+
+
+def bad_csvs(folder):
+    cols = [f"{n}_r" for n in au.AU_NAMES]
+    ok = ["1"] + ["1.0"] * 17
+    return {
+        "no AU columns": full_csv(folder / "missing.csv", [["1", "0.0"]], ["frame", "timestamp"]),
+        "unknown AU column": full_csv(folder / "unknown.csv", [["1", "1.0"]], ["frame", "AU03_r"]),
+        "is nan": full_csv(folder / "nan.csv", [["1"] + ["nan"] + ["1.0"] * 16], ["frame"] + cols),
+        "outside 0..5": full_csv(folder / "neg.csv", [ok, ["2", "-0.5"] + ["1.0"] * 16], ["frame"] + cols),
+        "outside 0..5 ": full_csv(folder / "big.csv", [["1", "5.5"] + ["1.0"] * 16], ["frame"] + cols),
+        "no rows": full_csv(folder / "empty.csv", [], ["frame"] + cols),
+    }
+
+
+def run_cli(args):
+    return CliRunner().invoke(main, ["video", *map(str, args), "-q"])
+
+
+def assert_clean_failure(result, out, needle):
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gan-anim: error:"), result.stderr
+    assert needle in lines[0]
+    assert "Traceback" not in result.output
+    assert not out.exists()
+    assert not list(out.parent.glob(f".{out.name}.tmp*"))
+
+
+def test_bad_tracks_fail_cleanly(clip, random_weights, tmp_path):
+    before = sha(clip)
+    out = tmp_path / "out.mp4"
+    for needle, path in bad_csvs(tmp_path).items():
+        result = run_cli([clip, "--aus", path, "-o", out, "--weights", random_weights])
+        assert_clean_failure(result, out, needle.strip())
+    result = run_cli([clip, "--aus", "AU12=9", "-o", out, "--weights", random_weights])
+    assert_clean_failure(result, out, "outside 0..5")
+    result = run_cli([clip, "--aus", "happy", "--relative", "-o", out, "--weights", random_weights])
+    assert_clean_failure(result, out, "--relative")
+    assert sha(clip) == before
+
+
+def test_bad_videos_fail_cleanly(clip, noface_clip, random_weights, tmp_path):
+    out = tmp_path / "out.mp4"
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video\n" * 50)
+    truncated = tmp_path / "truncated.mp4"
+    truncated.write_bytes(clip.read_bytes()[: clip.stat().st_size // 3])
+    garbage = tmp_path / "garbage.mov"
+    garbage.write_bytes(np.random.default_rng(0).integers(0, 256, 50_000, np.uint8).tobytes())
+    for path, needle in [(text, "not a readable video"), (garbage, "not a readable video"),
+                         (truncated, "video"), (tmp_path / "missing.mp4", "no such file"),
+                         (noface_clip, "no face found")]:
+        before = sha(path) if path.exists() else None
+        result = run_cli([path, "--aus", "happy", "-o", out, "--weights", random_weights])
+        assert_clean_failure(result, out, needle)
+        assert before is None or sha(path) == before
+    before = sha(clip)
+    result = run_cli([clip, "--aus", "happy", "-o", clip, "--weights", random_weights])
+    assert result.exit_code == 1 and "is the input file" in result.stderr
+    assert sha(clip) == before
+
+
+def test_api_rejects_bad_options(clip, animator, tmp_path):
+    for kwargs, needle in [({"strength": -1.0}, "--strength"), ({"detect_every": 0}, "--detect-every"),
+                           ({"track_end": "bounce"}, "--track-end")]:
+        with pytest.raises(GanAnimError, match=needle):
+            animate_video(clip, tmp_path / "o.mp4", aus="happy", animator=animator, **kwargs)
+    assert not (tmp_path / "o.mp4").exists()
