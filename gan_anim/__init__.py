@@ -5,9 +5,13 @@
 """
 from .aus import AU_NAMES, PRESETS
 from .errors import GanAnimError
+from .estimator import estimate_aus, estimate_from_landmarks
 from .faces import Face, detect_faces
 from .media import read_image
 from .model import Critic, Generator, ModelConfig, load_generator
+from .video import animate_video
 
 __all__ = ["AU_NAMES", "PRESETS", "GanAnimError", "Face", "detect_faces", "read_image",
            "Critic", "Generator", "ModelConfig", "load_generator"]
+__all__ += ["estimate_aus", "estimate_from_landmarks"]
+__all__ += ["animate_video"]

@@ -98,18 +98,41 @@ class Generator(nn.Module):
         Returns (C, A, flow): C (B,3,H,W) in [-1,1], A (B,1,H,W) in [0,1], flow
         (B,2,H,W) in grid units (x, y; [-1,1] spans the crop) or None.
         """
-        b, _, h, w = image.shape
-        y = aus.to(image.dtype).view(b, -1, 1, 1).expand(b, aus.shape[1], h, w)
-        feat = self.body(torch.cat([image, y], dim=1))
-        color = torch.tanh(self.color(feat))
-        attention = torch.sigmoid(self.attention(feat))
+        feat = self.body[1:](self._input_conv(image, aus))
+        # the three 7x7 heads as one convolution (one pass over the widest feature map)
+        heads = [self.color, self.attention] + ([self.flow] if self.flow is not None else [])
+        bias = None
+        if self.flow is not None:
+            bias = torch.cat([self.flow.bias.new_zeros(4), self.flow.bias])
+        out = F.conv2d(feat, torch.cat([m.weight for m in heads]), bias, padding=3)
+        color = torch.tanh(out[:, :3])
+        attention = torch.sigmoid(out[:, 3:4])
         flow = None
         if self.flow is not None:
             g = self.cfg.flow_grid
-            coarse = F.adaptive_avg_pool2d(self.flow(feat), (g, g))
+            h, w = image.shape[-2:]
+            coarse = F.adaptive_avg_pool2d(out[:, 4:6], (g, g))
             coarse = torch.tanh(coarse) * (2.0 * self.cfg.flow_max)
             flow = F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
         return color, attention, flow
+
+    def _input_conv(self, image: torch.Tensor, aus: torch.Tensor) -> torch.Tensor:
+        """First 7x7 convolution of [image, AU maps], without building the AU maps.
+
+        Each AU map is constant, so its convolution is ``y_k`` times the
+        convolution of a ones-map (which differs from a constant only near the
+        zero-padded border). Same result as ``body[0](cat([image, y maps]))``,
+        at a fraction of the cost: the 17 AU channels are 85 % of the input.
+        """
+        conv = self.body[0]
+        b, _, h, w = image.shape
+        n, out_c = aus.shape[1], conv.out_channels
+        w_au = conv.weight[:, 3:].transpose(0, 1).reshape(n * out_c, 1, *conv.kernel_size)
+        ones = image.new_ones(1, 1, h, w)
+        per_au = F.conv2d(ones, w_au.to(image.dtype), padding=conv.padding)  # (1, 17*C, h, w)
+        y = aus.to(per_au.dtype)
+        au_part = (y @ per_au.reshape(n, out_c * h * w)).view(b, out_c, h, w)
+        return F.conv2d(image, conv.weight[:, :3], padding=conv.padding) + au_part
 
 
 def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:

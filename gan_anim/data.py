@@ -1,0 +1,291 @@
+"""Training data: face crops with 17 AU intensities, validated and preloaded into memory.
+
+Two layouts are read:
+
+* the project's (written by ``gan-anim prepare``): ``images/*.png|jpg``, ``aus.csv``
+  (``file`` plus ``AU01..AU45`` or ``AU01_r..AU45_r`` on 0..5), ``train.txt``, ``test.txt``;
+* the official GANimation code's: ``imgs/*.jpg``, ``aus_openface.pkl`` (id -> 17 raw
+  OpenFace intensities), ``train_ids.csv``, ``test_ids.csv``.
+
+Every problem is reported up front as a ``GanAnimError``. The whole split is decoded once,
+resized to the model's side with INTER_AREA and kept as one uint8 tensor, so a batch
+costs an index, a cast and a flip.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import pickle
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .aus import AU_NAMES, AU_SCALE, canonical_au
+from .errors import GanAnimError
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+
+
+@dataclass
+class FaceDataset:
+    """One split in memory: ``images`` (N,3,S,S) uint8 RGB, ``aus`` (N,17) float on 0..1."""
+
+    images: torch.Tensor
+    aus: torch.Tensor
+    names: list[str]
+    notes: list[str] = field(default_factory=list)  # things worth telling the user once
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def to(self, device) -> "FaceDataset":
+        return FaceDataset(self.images.to(device), self.aus.to(device), self.names, self.notes)
+
+
+def detect_layout(data_dir) -> str:
+    """'project' or 'official'; raises GanAnimError if neither layout is there."""
+    d = Path(data_dir)
+    if not d.is_dir():
+        raise GanAnimError(f"{d}: no such data folder")
+    if (d / "aus.csv").exists() or (d / "images").is_dir():
+        return "project"
+    if (d / "aus_openface.pkl").exists() or (d / "imgs").is_dir():
+        return "official"
+    raise GanAnimError(f"{d}: not a training set: expected images/ + aus.csv (gan-anim prepare) "
+                       f"or imgs/ + aus_openface.pkl (official GANimation layout)")
+
+
+def load_dataset(data_dir, image_size: int, split: str = "train", min_images: int = 1,
+                 workers: int = 4) -> FaceDataset:
+    """Validate and preload one split ('train' or 'test') at ``image_size`` pixels.
+
+    ``min_images`` is the number of images one (global) batch needs.
+    """
+    d = Path(data_dir)
+    layout = detect_layout(d)
+    notes: list[str] = []
+    if layout == "project":
+        table = _read_project_aus(d / "aus.csv")
+        ids = _read_id_list(d / ("train.txt" if split == "train" else "test.txt"), split)
+        image_dir, missing_label = d / "images", "aus.csv"
+        paths = {i: image_dir / i for i in ids}
+    else:
+        table = _read_official_aus(d / "aus_openface.pkl")
+        ids = [_strip_ext(i) for i in
+               _read_id_list(d / ("train_ids.csv" if split == "train" else "test_ids.csv"), split)]
+        image_dir, missing_label = d / "imgs", "aus_openface.pkl"
+        paths = {i: image_dir / f"{i}.jpg" for i in ids}
+    if not image_dir.is_dir():
+        raise GanAnimError(f"{image_dir}: image folder missing")
+
+    no_aus = [i for i in ids if i not in table]
+    if no_aus and layout == "official":  # the official code silently drops these; we say so
+        notes.append(f"skipped {len(no_aus)} {split} ids with no AUs in {missing_label} "
+                     f"(e.g. {no_aus[0]}), as the official code does")
+        ids = [i for i in ids if i in table]
+    elif no_aus:
+        raise GanAnimError(f"{d / missing_label}: {len(no_aus)} {split} images have no AU row "
+                           f"(e.g. {no_aus[0]})")
+    no_image = [i for i in ids if not paths[i].is_file()]
+    if no_image:
+        raise GanAnimError(f"{image_dir}: {len(no_image)} {split} ids have no image "
+                           f"(e.g. {paths[no_image[0]].name})")
+    if len(ids) < min_images:
+        raise GanAnimError(f"{d}: {len(ids)} {split} images, too few for one batch of {min_images}; "
+                           f"add images or lower --batch-size")
+
+    aus = np.stack([table[i] for i in ids]).astype(np.float32) / AU_SCALE
+    images, resized = _load_images([paths[i] for i in ids], image_size, workers)
+    if resized:
+        notes.append(f"resized {resized} of {len(ids)} {split} images to {image_size}x{image_size} "
+                     f"(INTER_AREA, once, in memory)")
+    return FaceDataset(torch.from_numpy(images), torch.from_numpy(aus), list(ids), notes)
+
+
+def _strip_ext(name: str) -> str:
+    return name[: -len(Path(name).suffix)] if Path(name).suffix.lower() in IMAGE_EXTS else name
+
+
+def _read_id_list(path: Path, split: str) -> list[str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise GanAnimError(f"{path}: missing (the {split} split: one image name per line)") from None
+    ids = [line.strip().split("\t")[0].strip() for line in text.splitlines()]
+    ids = [i for i in ids if i and not i.startswith("#")]
+    if not ids:
+        raise GanAnimError(f"{path}: the {split} split lists no images")
+    return ids
+
+
+def _check_intensities(values: np.ndarray, where: str) -> np.ndarray:
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise GanAnimError(f"{where}: {AU_NAMES[int(np.argwhere(bad)[0][0])]} is NaN or not finite")
+    out = (values < 0) | (values > AU_SCALE)
+    if out.any():
+        j = int(np.argwhere(out)[0][0])
+        raise GanAnimError(f"{where}: {AU_NAMES[j]}={values[j]:g} is outside 0..{AU_SCALE:g}")
+    return values
+
+
+def _read_project_aus(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+    except FileNotFoundError:
+        raise GanAnimError(f"{path}: missing (columns file,AU01,...,AU45 on 0..5)") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise GanAnimError(f"{path}: cannot read as CSV ({type(exc).__name__})") from None
+    if not rows:
+        raise GanAnimError(f"{path}: empty")
+    header = [h.strip() for h in rows[0]]
+    if "file" not in header:
+        raise GanAnimError(f"{path}: no 'file' column")
+    cols: dict[str, int] = {}
+    for k, h in enumerate(header):
+        if h.upper().startswith("AU"):
+            try:
+                cols[canonical_au(h)] = k
+            except GanAnimError:
+                pass  # AUs outside the 17 (e.g. OpenFace's AU28_c) are not ours
+    missing = [n for n in AU_NAMES if n not in cols]
+    if missing:
+        raise GanAnimError(f"{path}: missing AU columns {' '.join(missing)}")
+    fcol = header.index("file")
+    order = [cols[n] for n in AU_NAMES]
+    table: dict[str, np.ndarray] = {}
+    for lineno, r in enumerate(rows[1:], start=2):
+        if not any(c.strip() for c in r):
+            continue
+        if len(r) < len(header):
+            raise GanAnimError(f"{path}: line {lineno} has {len(r)} cells, header has {len(header)}")
+        try:
+            vals = np.array([float(r[k]) if r[k].strip() else math.nan for k in order], np.float64)
+        except ValueError:
+            raise GanAnimError(f"{path}: line {lineno}: an AU value is not a number") from None
+        table[r[fcol].strip()] = _check_intensities(vals, f"{path}: line {lineno} ({r[fcol].strip()})")
+    return table
+
+
+class _AUUnpickler(pickle.Unpickler):
+    """Unpickles dicts, lists, strings, numbers and numpy arrays; refuses everything else."""
+
+    _ALLOWED = {
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+        ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
+        ("collections", "OrderedDict"),
+        ("_codecs", "encode"),  # how protocol-2 pickles store bytes (array buffers)
+    }
+
+    def find_class(self, module, name):
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+        if module.startswith("numpy.core"):
+            module = "numpy._core" + module[len("numpy.core"):]
+        return super().find_class(module, name)
+
+
+def _read_official_aus(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with open(path, "rb") as fh:
+            # latin1: the official pickles were written by Python 2
+            blob = _AUUnpickler(fh, encoding="latin1").load()
+    except FileNotFoundError:
+        raise GanAnimError(f"{path}: missing (dict id -> 17 OpenFace AU intensities)") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
+        raise GanAnimError(f"{path}: not an AU pickle ({exc})") from None
+    if not isinstance(blob, dict):
+        raise GanAnimError(f"{path}: expected a dict id -> 17 AU intensities, got {type(blob).__name__}")
+    table: dict[str, np.ndarray] = {}
+    for key, value in blob.items():
+        key = key.decode() if isinstance(key, bytes) else str(key)
+        try:
+            vals = np.asarray(value, np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            raise GanAnimError(f"{path}: {key}: AUs are not numbers") from None
+        if vals.size != len(AU_NAMES):
+            raise GanAnimError(f"{path}: {key}: {vals.size} AU values, expected {len(AU_NAMES)} "
+                               f"({' '.join(AU_NAMES)})")
+        table[_strip_ext(key)] = _check_intensities(vals, f"{path}: {key}")
+    return table
+
+
+def _load_images(paths: list[Path], size: int, workers: int) -> tuple[np.ndarray, int]:
+    import cv2
+
+    out = np.empty((len(paths), 3, size, size), np.uint8)
+
+    def load(k: int) -> bool:
+        img = cv2.imread(str(paths[k]), cv2.IMREAD_COLOR)
+        if img is None:
+            raise GanAnimError(f"{paths[k]}: not a readable image")
+        resized = img.shape[:2] != (size, size)
+        if resized:
+            interp = cv2.INTER_AREA if min(img.shape[:2]) >= size else cv2.INTER_CUBIC
+            img = cv2.resize(img, (size, size), interpolation=interp)
+        out[k] = img[:, :, ::-1].transpose(2, 0, 1)  # BGR HWC -> RGB CHW
+        return resized
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:  # cv2 releases the GIL
+        resized = sum(pool.map(load, range(len(paths))))
+    return out, int(resized)
+
+
+# ----------------------------------------------------------------------- batches
+
+def _generator(*keys: int) -> torch.Generator:
+    g = torch.Generator()
+    seed = 0
+    for k in keys:  # a fixed mix, so the stream is a pure function of the keys
+        seed = (seed * 1_000_003 + int(k) + 1) % (2 ** 63 - 1)
+    return g.manual_seed(seed)
+
+
+def batch_indices(n: int, step: int, batch_size: int, seed: int, rank: int = 0,
+                  world: int = 1) -> torch.Tensor:
+    """Indices of this rank's batch at ``step``: epochs of seeded permutations, last partial batch dropped."""
+    per_step = batch_size * world
+    steps_per_epoch = n // per_step
+    if steps_per_epoch < 1:
+        raise GanAnimError(f"{n} images, too few for one batch of {per_step}")
+    epoch, k = divmod(step, steps_per_epoch)
+    perm = torch.randperm(n, generator=_generator(seed, 1, epoch))
+    start = k * per_step + rank * batch_size
+    return perm[start:start + batch_size]
+
+
+def make_batch(ds: FaceDataset, step: int, batch_size: int, seed: int, rank: int = 0,
+               world: int = 1, flip: bool = True, target_noise: float = 0.1):
+    """The batch of ``step``: (images in [-1,1] float, real AUs 0..1, target AUs 0..1).
+
+    Targets are the AUs of other random training images plus uniform noise of
+    +-``target_noise``, clipped to 0..1 (as the reference code samples them).
+    Everything is a pure function of (seed, step, rank), so resuming needs no state.
+    """
+    g = _generator(seed, 2, step, rank)
+    idx = batch_indices(len(ds), step, batch_size, seed, rank, world)
+    flips = torch.rand(batch_size, generator=g) < 0.5
+    tgt = torch.randint(0, len(ds), (batch_size,), generator=g)
+    noise = (torch.rand(batch_size, ds.aus.shape[1], generator=g) * 2 - 1) * target_noise
+    dev = ds.images.device
+    x = ds.images[idx.to(dev)]
+    if dev.type == "cuda":
+        x = x.contiguous()
+    x = x.float().mul_(1 / 127.5).sub_(1.0)
+    if flip:
+        f = flips.to(dev).view(-1, 1, 1, 1)
+        x = torch.where(f, x.flip(3), x)
+    real = ds.aus[idx.to(ds.aus.device)].to(dev)
+    target = (ds.aus[tgt.to(ds.aus.device)] + noise.to(ds.aus.device)).clamp_(0, 1).to(dev)
+    return x, real, target
+
+
+def fixed_samples(ds: FaceDataset, count: int) -> torch.Tensor:
+    """The first ``count`` images as floats in [-1,1] (for sample grids)."""
+    return ds.images[:count].float().cpu() / 127.5 - 1.0

@@ -1,0 +1,93 @@
+"""The GANimation objective (``docs/method.md``), and nothing else.
+
+Defaults are the official code's, except the AU term's form: the official code
+multiplies ``MSELoss`` (mean over batch x 17) by 4000 and divides by the batch
+size (25), i.e. 160 times the plain mean squared error. Here the AU term is the
+plain MSE on the 0..1 scale with weight ``au`` = 160 for both critic and generator,
+so the weight does not change with the batch size.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .model import compose
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    gp: float = 10.0          # WGAN-GP gradient penalty
+    au: float = 160.0         # AU regression (plain MSE on 0..1); official 4000 / batch 25
+    cycle: float = 10.0       # identity L1 of G(G(x|y_f)|y_o) against x
+    attention: float = 0.1    # mean of A, both passes
+    attention_tv: float = 1e-5  # total variation of A (sum of squared neighbour differences)
+    adversarial: float = 1.0  # generator's WGAN term
+
+
+def total_variation(a: torch.Tensor) -> torch.Tensor:
+    """Sum over the batch of squared neighbour differences, as in the official code."""
+    return ((a[:, :, 1:, :] - a[:, :, :-1, :]) ** 2).sum() + ((a[:, :, :, 1:] - a[:, :, :, :-1]) ** 2).sum()
+
+
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor,
+                     alpha: torch.Tensor) -> torch.Tensor:
+    """E[(||grad D_I(x~)||_2 - 1)^2] at x~ = alpha * real + (1 - alpha) * fake."""
+    mixed = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
+    score, _ = critic(mixed)
+    (grad,) = torch.autograd.grad(score.float().sum(), mixed, create_graph=True)
+    return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+
+
+def critic_loss(critic, real: torch.Tensor, fake: torch.Tensor, real_aus: torch.Tensor,
+                w: LossWeights, alpha: torch.Tensor | None = None, gp_scale: float = 1.0):
+    """Critic objective on a real and a (detached) generated batch.
+
+    One critic pass on real and fake together (the critic has no batch
+    statistics, so this equals two passes). ``alpha`` (B,1,1,1) enables the
+    gradient penalty, weighted ``w.gp * gp_scale`` (``gp_scale`` = k when it is
+    applied every k steps, so its average strength is unchanged).
+    Returns (loss, dict of float tensors).
+    """
+    b = real.shape[0]
+    scores, aus = critic(torch.cat([real, fake.detach()]))
+    scores, aus = scores.float(), aus.float()
+    d_real, d_fake = scores[:b].mean(), scores[b:].mean()
+    au = F.mse_loss(aus[:b], real_aus)
+    loss = d_fake - d_real + w.au * au
+    logs = {"d_real": d_real, "d_fake": d_fake, "d_au": au}
+    if alpha is not None:
+        gp = gradient_penalty(critic, real, fake.detach(), alpha)
+        loss = loss + w.gp * gp_scale * gp
+        logs["gp"] = gp
+    logs["d_loss"] = loss
+    return loss, logs
+
+
+def generator_loss(generator, critic, real: torch.Tensor, real_aus: torch.Tensor,
+                   target_aus: torch.Tensor, w: LossWeights, forward=None):
+    """Generator objective: adversarial + AU + cycle + attention on both passes.
+
+    ``forward`` = (fake, A, ...) from ``generate`` reuses a batch already made with
+    gradients for the critic step. Returns (loss, dict of float tensors).
+    """
+    fake, attn = forward if forward is not None else generate(generator, real, target_aus)[:2]
+    score, aus = critic(fake)
+    adv = -score.float().mean()
+    au = F.mse_loss(aus.float(), target_aus)
+    cyc, attn2 = generate(generator, fake, real_aus)[:2]
+    cycle = F.l1_loss(cyc.float(), real)
+    a1, a2 = attn.float(), attn2.float()
+    att_mean = a1.mean() + a2.mean()
+    att_tv = total_variation(a1) + total_variation(a2)
+    loss = (w.adversarial * adv + w.au * au + w.cycle * cycle
+            + w.attention * att_mean + w.attention_tv * att_tv)
+    return loss, {"g_adv": adv, "g_au": au, "cycle": cycle, "att_tv": att_tv,
+                  "attention": a1.mean().detach(), "g_loss": loss}
+
+
+def generate(generator, image: torch.Tensor, aus: torch.Tensor):
+    """(edited image, attention A, colour C) for target ``aus``."""
+    color, attn, flow = generator(image, aus)
+    return compose(image, color, attn, flow), attn, color
