@@ -24,7 +24,13 @@ def border_feather(size: int, width: float = 0.08) -> np.ndarray:
 
 
 class FaceBlender:
-    """Precomputed back-warp of one face crop (fixed transform) into frames of one size."""
+    """Precomputed back-warp of one face crop (fixed transform) into frames of one size.
+
+    The crop is tiny next to a big face region (64 px onto 1,000 px), so C, 1 - A and
+    the flow are warped onto a grid of about two samples per crop pixel and then
+    resized to the full region (bilinear either way); only the final warp of the
+    original and the composite run per full-resolution pixel.
+    """
 
     def __init__(self, frame_shape, transform: np.ndarray, size: int, feather: float = 0.08):
         h, w = frame_shape[:2]
@@ -39,23 +45,36 @@ class FaceBlender:
         self.empty = rx1 <= rx0 or ry1 <= ry0
         if self.empty:
             return
-        # Crop coordinates of every region pixel: (u, v) = M (x, y, 1).
-        xs, ys = np.meshgrid(np.arange(rx0, rx1, dtype=np.float64), np.arange(ry0, ry1, dtype=np.float64))
+        self.shape = (ry1 - ry0, rx1 - rx0)
+        px_per_crop_px = 1.0 / np.sqrt(abs(np.linalg.det(self.m[:, :2])))
+        step = max(1, int(px_per_crop_px // 2))
+        ch, cw = -(-self.shape[0] // step), -(-self.shape[1] // step)
+        self.coarse = (ch, cw) != self.shape
+        # Frame coordinates of the coarse samples, in cv2.resize's pixel-centre convention.
+        xs = rx0 + (np.arange(cw) + 0.5) * (self.shape[1] / cw) - 0.5
+        ys = ry0 + (np.arange(ch) + 0.5) * (self.shape[0] / ch) - 0.5
+        xs, ys = np.meshgrid(xs, ys)
+        # Crop coordinates of each sample: (u, v) = M (x, y, 1).
         self.map_u = (self.m[0, 0] * xs + self.m[0, 1] * ys + self.m[0, 2]).astype(np.float32)
         self.map_v = (self.m[1, 0] * xs + self.m[1, 1] * ys + self.m[1, 2]).astype(np.float32)
-        self.feather = self._to_frame(border_feather(size, feather), border=0.0)
-        self._xs, self._ys = xs.astype(np.float32), ys.astype(np.float32)
+        self.feather = self._to_grid(border_feather(size, feather), border=0.0)
+        self._grid = None  # full-resolution pixel grid, built on first use of a flow
 
     @property
     def slices(self):
         x0, y0, x1, y1 = self.roi
         return slice(y0, y1), slice(x0, x1)
 
-    def _to_frame(self, crop_array: np.ndarray, border: float | None) -> np.ndarray:
-        """Upsample + inverse-warp a crop-space array onto the frame region."""
+    def _to_grid(self, crop_array: np.ndarray, border: float | None) -> np.ndarray:
+        """Upsample + inverse-warp a crop-space array onto the (coarse) region grid."""
         mode = cv2.BORDER_REPLICATE if border is None else cv2.BORDER_CONSTANT
         return cv2.remap(crop_array, self.map_u, self.map_v, cv2.INTER_LINEAR,
                          borderMode=mode, borderValue=0 if border is None else border)
+
+    def _full(self, grid_array: np.ndarray) -> np.ndarray:
+        if not self.coarse:
+            return grid_array
+        return cv2.resize(grid_array, self.shape[::-1], interpolation=cv2.INTER_LINEAR)
 
     def blend(self, out: np.ndarray, color: np.ndarray, attention: np.ndarray,
               flow: np.ndarray | None = None) -> None:
@@ -70,15 +89,20 @@ class FaceBlender:
         sy, sx = self.slices
         base = out[sy, sx]
         if flow is not None:
-            d = self._to_frame(np.ascontiguousarray(flow, np.float32), border=0.0) * self.feather[..., None]
-            # A crop-space displacement d maps to image space through the inverse linear part.
+            d = self._to_grid(np.ascontiguousarray(flow, np.float32), border=0.0) * self.feather[..., None]
+            # A crop-space displacement maps to frame space through the inverse linear part.
             li = invert(self.m)[:, :2].astype(np.float32)
-            map_x = self._xs + d[..., 0] * li[0, 0] + d[..., 1] * li[0, 1]
-            map_y = self._ys + d[..., 0] * li[1, 0] + d[..., 1] * li[1, 1]
-            # remap over the whole frame so the warp can pull pixels from outside the region
+            d = self._full(np.ascontiguousarray(d @ li.T))
+            if self._grid is None:
+                x0, y0, x1, y1 = self.roi
+                self._grid = np.meshgrid(np.arange(x0, x1, dtype=np.float32),
+                                         np.arange(y0, y1, dtype=np.float32))
+            map_x = cv2.add(self._grid[0], np.ascontiguousarray(d[..., 0]))
+            map_y = cv2.add(self._grid[1], np.ascontiguousarray(d[..., 1]))
+            # remap from the whole frame so the warp can pull pixels from outside the region
             base = cv2.remap(out, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         keep = np.ascontiguousarray(1.0 - attention, np.float32)  # warp 1-A so zeros stay exact
-        w = self._to_frame(keep, border=0.0) * self.feather
-        c = self._to_frame(np.ascontiguousarray(color), border=None)
+        w = self._full(self._to_grid(keep, border=0.0) * self.feather)
+        c = self._full(self._to_grid(np.ascontiguousarray(color), border=None))
         # blendLinear: (w*c + (1-w)*base) / (1 + 1e-5), rounded; exact where w == 0.
         out[sy, sx] = cv2.blendLinear(c, np.ascontiguousarray(base), w, 1.0 - w)
