@@ -133,7 +133,7 @@ def select_faces(faces: list[Face], which: str) -> list[Face]:
 def align(landmarks: np.ndarray, size: int) -> np.ndarray:
     """Similarity transform (2x3, image -> crop) that frames a face in a ``size`` square.
 
-    Eyes level, brows to chin inside, a fixed margin: the half-side is
+    Eyes level, brows to chin (the chin at the bottom edge), a fixed margin: the half-side is
     max(1.6 x eye distance, 1.45 x eye-to-mouth distance), centred a little
     below the eyes (FFHQ-style, tighter).
     """
