@@ -3,6 +3,7 @@
     import gan_anim
     gan_anim.animate("photo.jpg", "smile.gif", to="happy", frames=30)
 """
+from .animate import Animator, animate  # the function shadows the submodule name on the package
 from .aus import AU_NAMES, PRESETS
 from .errors import GanAnimError
 from .estimator import estimate_aus, estimate_from_landmarks
@@ -14,4 +15,4 @@ from .video import animate_video
 __all__ = ["AU_NAMES", "PRESETS", "GanAnimError", "Face", "detect_faces", "read_image",
            "Critic", "Generator", "ModelConfig", "load_generator"]
 __all__ += ["estimate_aus", "estimate_from_landmarks"]
-__all__ += ["animate_video"]
+__all__ += ["animate_video", "animate", "Animator"]

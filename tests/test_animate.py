@@ -220,7 +220,9 @@ def test_bad_options_and_outputs(random_weights, tmp_path):
 
 
 def test_no_weights_message(tmp_path, monkeypatch):
-    import gan_anim.animate as anim
+    import importlib
+
+    anim = importlib.import_module("gan_anim.animate")  # the package's `animate` is the function
 
     monkeypatch.setattr(anim, "WEIGHTS_DIR", tmp_path)
     monkeypatch.delenv("GAN_ANIM_WEIGHTS", raising=False)
