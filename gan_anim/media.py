@@ -15,16 +15,22 @@ from .errors import GanAnimError
 VIDEO_EXTS = {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi"}
 
 
-def read_image(path) -> np.ndarray:
-    """Decode a photo to RGB uint8 (H, W, 3): EXIF orientation applied; greyscale,
-    palette, RGBA (on white) and 16-bit converted. The file is only read."""
+def check_input_file(path, kind: str) -> Path:
+    """The input as a Path, or a GanAnimError if it is missing, a directory or empty."""
     path = Path(path)
     if not path.exists():
         raise GanAnimError(f"{path}: no such file")
     if path.is_dir():
-        raise GanAnimError(f"{path}: is a directory, not a photo")
+        raise GanAnimError(f"{path}: is a directory, not a {kind}")
     if path.stat().st_size == 0:
         raise GanAnimError(f"{path}: empty file")
+    return path
+
+
+def read_image(path) -> np.ndarray:
+    """Decode a photo to RGB uint8 (H, W, 3): EXIF orientation applied; greyscale,
+    palette, RGBA (on white) and 16-bit converted. The file is only read."""
+    path = check_input_file(path, "photo")
     try:
         with Image.open(path) as im:
             im = ImageOps.exif_transpose(im)

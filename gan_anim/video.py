@@ -31,7 +31,7 @@ from . import aus as au
 from .blend import FaceBlender
 from .errors import GanAnimError
 from .faces import Face, align, crop, detect_faces, invert, landmarks
-from .media import VIDEO_EXTS, FrameWriter, check_output_path, output_kind
+from .media import VIDEO_EXTS, FrameWriter, check_input_file, check_output_path, output_kind
 from .progress import Reporter
 
 PHOTO_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".heic"}
@@ -80,13 +80,7 @@ class VideoReader:
     def __init__(self, path):
         import imageio_ffmpeg
 
-        path = Path(path)
-        if not path.exists():
-            raise GanAnimError(f"{path}: no such file")
-        if path.is_dir():
-            raise GanAnimError(f"{path}: is a directory, not a video")
-        if path.stat().st_size == 0:
-            raise GanAnimError(f"{path}: empty file")
+        path = check_input_file(path, "video")
         if path.suffix.lower() in PHOTO_EXTS:
             raise GanAnimError(f"{path}: is a photo, not a video (use gan-anim animate)")
         self._gen = imageio_ffmpeg.read_frames(
