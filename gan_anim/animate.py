@@ -18,7 +18,7 @@ from .blend import FaceBlender
 from .errors import GanAnimError
 from .faces import Face, align, crop, detect_faces, select_faces
 from .media import FrameWriter, check_output_path, output_kind, read_image
-from .model import Generator, load_generator
+from .model import Generator, load_generator, to_ycbcr, warp
 from .progress import Reporter
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -54,13 +54,38 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 @dataclass
 class FaceJob:
-    """One face to animate: where it is, its crop, and its start and goal AUs (0..5)."""
+    """One face to animate: where it is, its crop, its own, start and goal AUs (0..5), and
+    its landmarks in crop-side units."""
 
     face: Face
     transform: np.ndarray
     crop: np.ndarray
     start: np.ndarray
     goal: np.ndarray
+    own: np.ndarray | None = None
+    landmarks: np.ndarray | None = None
+
+
+@dataclass
+class FaceEdits:
+    """The generator's output for a batch of faces, ready to blend (crop resolution).
+
+    ``paint``: RGB mode (B,S,S,3) uint8 colour C; luma mode (B,S,S,2) float32, the luma
+    change (1 - A)(L - Y) in 0..255 units and the chroma scale A + (1 - A)s.
+    ``attention`` (B,S,S); ``flow`` (B,S,S,2) crop pixels or None; ``wide_flow`` the same
+    motion on the grid of ``motion.EXTENT`` around the crop (motion models) or None.
+    """
+
+    paint: np.ndarray
+    attention: np.ndarray
+    flow: np.ndarray | None = None
+    wide_flow: np.ndarray | None = None
+    luma: bool = False
+
+    def __getitem__(self, n: int) -> "FaceEdits":
+        pick = lambda a: None if a is None else a[n]  # noqa: E731
+        return FaceEdits(self.paint[n], self.attention[n], pick(self.flow), pick(self.wide_flow),
+                         self.luma)
 
 
 @dataclass
@@ -92,38 +117,67 @@ class Animator:
         self.batch_size = batch_size
 
     # ------------------------------------------------------------------ stages
-    def generate(self, crops: np.ndarray, targets: np.ndarray):
+    def generate(self, crops: np.ndarray, targets: np.ndarray, landmarks: np.ndarray | None = None,
+                 own: np.ndarray | None = None) -> FaceEdits:
         """Run G on uint8 crops (B,S,S,3) for AU targets (B,17) on 0..5.
 
-        Returns colour (B,S,S,3) uint8, attention (B,S,S) float32 and flow
-        (B,S,S,2) float32 in crop pixels, or None without a flow head.
+        ``landmarks`` (B,68,2, crop-side units) and ``own`` (B,17, the faces' own AUs,
+        0..5) drive the landmark motion of motion models; without them the face is not
+        warped. Returns a ``FaceEdits`` batch.
         """
+        g = self.generator
         with torch.inference_mode():
             x = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
-            y = torch.from_numpy(np.asarray(targets, np.float32) / au.AU_SCALE).to(self.device)
-            color, attention, flow = self.generator(x, y.clamp(0, 1))
-            color = color.add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
-            color = color.permute(0, 2, 3, 1).contiguous().cpu().numpy()
-            attention = attention[:, 0].float().cpu().numpy()
-            if flow is not None:
-                flow = (flow.float() * (self.size / 2)).permute(0, 2, 3, 1).contiguous().cpu().numpy()
-        return color, attention, flow
+            y = torch.from_numpy(np.asarray(targets, np.float32) / au.AU_SCALE).to(self.device).clamp(0, 1)
+            flow = wide = None
+            motion = getattr(g, "motion", None)
+            if motion is not None and landmarks is not None:
+                from .motion import EXTENT, landmark_flow
+
+                src = torch.from_numpy(np.asarray(landmarks, np.float32)).to(self.device)
+                y0 = torch.from_numpy(np.asarray(own, np.float32) / au.AU_SCALE).to(self.device).clamp(0, 1)
+                dst = src + motion.displacement(y - y0)
+                flow = landmark_flow(src, dst, self.size)
+                x = warp(x, flow)
+                side = round(self.size * (EXTENT[1] - EXTENT[0]))
+                wide = landmark_flow(src, dst, side, extent=EXTENT)
+            color, attention, head_flow = g(x, y)
+            if head_flow is not None:
+                flow = head_flow
+            luma_mode = getattr(g, "luma", False)
+            if luma_mode:
+                luma, _, _ = to_ycbcr(x)
+                paint = (1 - attention) * (color[:, :1] - luma) * 127.5       # luma change, 0..255 units
+                keep = attention + (1 - attention) * color[:, 1:2]            # chroma scale
+                paint = torch.cat([paint, keep], 1).permute(0, 2, 3, 1).float()
+            else:
+                paint = color.add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
+                paint = paint.permute(0, 2, 3, 1)
+            to_px = self.size / 2  # grid units -> crop pixels
+            edits = FaceEdits(
+                paint=paint.contiguous().cpu().numpy(),
+                attention=attention[:, 0].float().cpu().numpy(),
+                flow=None if flow is None else (flow.float() * to_px).permute(0, 2, 3, 1).contiguous().cpu().numpy(),
+                wide_flow=None if wide is None else (wide.float() * to_px).permute(0, 2, 3, 1).contiguous().cpu().numpy(),
+                luma=luma_mode)
+        return edits
 
     def face_jobs(self, image: np.ndarray, faces: list[Face], to: str | None,
                   start: str | None) -> list[FaceJob]:
         """Align and crop each face and work out its start and goal expressions."""
         start_values = au.parse_expression(start)[0] if start else None
         goal_values, goal_complete = au.parse_expression(to) if to else ({}, False)
+        from .estimator import estimate_from_landmarks
+        from .motion import normalised_landmarks
+
         jobs = []
         for face in faces:
             m = align(face.landmarks, self.size)
-            if start_values is None:
-                from .estimator import estimate_from_landmarks
-                y_r = np.asarray(estimate_from_landmarks(face.landmarks), np.float32)
-            else:
-                y_r = au.au_dict_to_vector(start_values, "--from")
+            own = np.asarray(estimate_from_landmarks(face.landmarks), np.float32)
+            y_r = own if start_values is None else au.au_dict_to_vector(start_values, "--from")
             y_g = au.au_dict_to_vector(goal_values, "--to", base=None if goal_complete else y_r)
-            jobs.append(FaceJob(face, m, crop(image, m, self.size), y_r, y_g))
+            jobs.append(FaceJob(face, m, crop(image, m, self.size), y_r, y_g, own,
+                                normalised_landmarks(face.landmarks, m, self.size)))
         return jobs
 
     def render(self, image: np.ndarray, jobs: list[FaceJob], alphas: np.ndarray,
@@ -139,6 +193,8 @@ class Animator:
         out = image.copy()
         per_batch = max(1, self.batch_size // max(1, len(jobs)))
         crops = np.stack([j.crop for j in jobs]) if jobs else None
+        lms = np.stack([j.landmarks for j in jobs]) if jobs else None
+        owns = np.stack([j.own for j in jobs]) if jobs else None
         for i in range(0, len(alphas), per_batch):
             chunk = alphas[i:i + per_batch]
             if not jobs:
@@ -150,15 +206,16 @@ class Animator:
             goals = np.stack([j.goal for j in jobs])[None]
             targets = (a * goals + (1 - a) * starts).reshape(-1, len(au.AU_NAMES))
             t = time.perf_counter()
-            color, attention, flow = self.generate(np.tile(crops, (len(chunk), 1, 1, 1)), targets)
+            n_rep = (len(chunk), 1, 1, 1)
+            edits = self.generate(np.tile(crops, n_rep), targets, np.tile(lms, n_rep[:3]),
+                                  np.tile(owns, (len(chunk), 1)))
             timings["generate"] += time.perf_counter() - t
             for f in range(len(chunk)):
                 t = time.perf_counter()
                 for b in blenders:  # restore every face region before blending anew
                     out[b.slices] = image[b.slices]
                 for k, b in enumerate(blenders):
-                    n = f * len(jobs) + k
-                    b.blend(out, color[n], attention[n], None if flow is None else flow[n])
+                    b.blend(out, edits[f * len(jobs) + k], source=image)
                 timings["blend"] += time.perf_counter() - t
                 yield out
 

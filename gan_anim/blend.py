@@ -1,10 +1,20 @@
 """Put generated faces back into the full-resolution frame.
 
-For each face the crop's colour C and keep-weight (1 - A) are upsampled and
-warped back in one ``cv2.remap`` onto the face's region of the frame, and
-composited as ``out = w * C + (1 - w) * original`` with ``w = (1 - A) * feather``.
-Where w is 0 (A = 1, outside the feathered crop, outside every region) the
-output is the original pixel, bit for bit.
+For each face, the crop-resolution results (paint, 1 - A, motion) are upsampled and
+warped back onto the face's region of the frame, and applied to the photo's own
+full-resolution pixels:
+
+1. **motion**: the original is backward-warped by the face's flow (the landmark motion,
+   which reaches a quarter of the crop beyond it, or the older learned flow head),
+   faded to zero at the region's border;
+2. **paint**, RGB models: ``out = w * C + (1 - w) * warped`` with ``w = (1 - A) * feather``;
+   luma models: the luma change ``(1 - A)(L - Y)`` is added to the warped photo's luma
+   and its chroma is scaled by ``A + (1 - A)s``. The low-resolution change is added to
+   full-resolution pixels, so the photo's own detail stays sharp ("ResWarp", Yi et al. 2020)
+   and paint can never shift a hue.
+
+Where nothing changes (no motion, A = 1, outside the region) the output is the original
+pixel, bit for bit.
 """
 from __future__ import annotations
 
@@ -26,18 +36,24 @@ def border_feather(size: int, width: float = 0.08) -> np.ndarray:
 class FaceBlender:
     """Precomputed back-warp of one face crop (fixed transform) into frames of one size.
 
-    The crop is tiny next to a big face region (64 px onto 1,000 px), so C, 1 - A and
-    the flow are warped onto a grid of about two samples per crop pixel and then
-    resized to the full region (bilinear either way); only the final warp of the
-    original and the composite run per full-resolution pixel.
+    The crop is tiny next to a big face region (64 px onto 1,000 px), so the crop-space
+    arrays are warped onto a grid of about two samples per crop pixel and then resized to
+    the full region (bilinear either way); only the final warp of the original and the
+    composite run per full-resolution pixel. The region covers the crop plus ``margin``
+    (crop-side units) on each side, where the landmark motion can still move pixels.
     """
 
-    def __init__(self, frame_shape, transform: np.ndarray, size: int, feather: float = 0.08):
+    def __init__(self, frame_shape, transform: np.ndarray, size: int, feather: float = 0.08,
+                 margin: float | None = None):
+        from .motion import EXTENT
+
         h, w = frame_shape[:2]
         self.size = size
+        self.margin = -EXTENT[0] if margin is None else margin
         self.m = np.asarray(transform, np.float64)
         inv = invert(self.m)
-        corners = np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]], np.float64) @ inv.T
+        lo, hi = -self.margin * size, (1 + self.margin) * size
+        corners = np.array([[lo, lo, 1], [hi, lo, 1], [lo, hi, 1], [hi, hi, 1]], np.float64) @ inv.T
         x0, y0 = np.floor(corners.min(0)).astype(int)
         x1, y1 = np.ceil(corners.max(0)).astype(int) + 1
         self.roi = (int(max(x0, 0)), int(max(y0, 0)), int(min(x1, w)), int(min(y1, h)))
@@ -58,7 +74,9 @@ class FaceBlender:
         self.map_u = (self.m[0, 0] * xs + self.m[0, 1] * ys + self.m[0, 2]).astype(np.float32)
         self.map_v = (self.m[1, 0] * xs + self.m[1, 1] * ys + self.m[1, 2]).astype(np.float32)
         self.feather = self._to_grid(border_feather(size, feather), border=0.0)
+        self._lin = invert(self.m)[:, :2].astype(np.float32)  # crop -> frame displacements
         self._grid = None  # full-resolution pixel grid, built on first use of a flow
+        self._wide = None  # sampling maps for wide (extended) flow grids, built on first use
 
     @property
     def slices(self):
@@ -71,38 +89,74 @@ class FaceBlender:
         return cv2.remap(crop_array, self.map_u, self.map_v, cv2.INTER_LINEAR,
                          borderMode=mode, borderValue=0 if border is None else border)
 
+    def _wide_to_grid(self, wide: np.ndarray) -> np.ndarray:
+        """Like ``_to_grid`` for an array sampled on the extended grid, faded at its edge."""
+        e = wide.shape[0]
+        if self._wide is None or self._wide[0] != e:
+            lo, hi = -self.margin, 1 + self.margin
+            scale = e / (hi - lo)
+            mu = (((self.map_u + 0.5) / self.size - lo) * scale - 0.5).astype(np.float32)
+            mv = (((self.map_v + 0.5) / self.size - lo) * scale - 0.5).astype(np.float32)
+            fade = cv2.remap(border_feather(e, 0.1), mu, mv, cv2.INTER_LINEAR,
+                             borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+            self._wide = (e, mu, mv, fade)
+        _, mu, mv, fade = self._wide
+        out = cv2.remap(np.ascontiguousarray(wide, np.float32), mu, mv, cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+        return out * fade[..., None]
+
     def _full(self, grid_array: np.ndarray) -> np.ndarray:
         if not self.coarse:
             return grid_array
         return cv2.resize(grid_array, self.shape[::-1], interpolation=cv2.INTER_LINEAR)
 
-    def blend(self, out: np.ndarray, color: np.ndarray, attention: np.ndarray,
-              flow: np.ndarray | None = None) -> None:
-        """Composite one generated face into ``out`` (H, W, 3 uint8) in place.
+    def _warped(self, source: np.ndarray, d_grid: np.ndarray) -> np.ndarray:
+        """The region of ``source`` backward-warped by a grid displacement (crop pixels)."""
+        d = self._full(np.ascontiguousarray(d_grid @ self._lin.T))
+        if self._grid is None:
+            x0, y0, x1, y1 = self.roi
+            self._grid = np.meshgrid(np.arange(x0, x1, dtype=np.float32),
+                                     np.arange(y0, y1, dtype=np.float32))
+        map_x = cv2.add(self._grid[0], np.ascontiguousarray(d[..., 0]))
+        map_y = cv2.add(self._grid[1], np.ascontiguousarray(d[..., 1]))
+        # remap from the whole frame so the warp can pull pixels from outside the region
+        return cv2.remap(source, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
-        ``color``: (S, S, 3) uint8 colour mask C; ``attention``: (S, S) float32 A
-        in [0, 1]; ``flow``: optional (S, S, 2) float32 displacement in crop pixels
-        (x, y) by which the kept original is backward-warped, faded to 0 at the crop border.
+    def blend(self, out: np.ndarray, edit, source: np.ndarray | None = None) -> None:
+        """Composite one generated face (a ``FaceEdits`` item) into ``out`` (H,W,3 uint8) in place.
+
+        ``source`` is the unedited frame the motion pulls pixels from (default ``out``).
         """
         if self.empty:
             return
         sy, sx = self.slices
-        base = out[sy, sx]
-        if flow is not None:
-            d = self._to_grid(np.ascontiguousarray(flow, np.float32), border=0.0) * self.feather[..., None]
-            # A crop-space displacement maps to frame space through the inverse linear part.
-            li = invert(self.m)[:, :2].astype(np.float32)
-            d = self._full(np.ascontiguousarray(d @ li.T))
-            if self._grid is None:
-                x0, y0, x1, y1 = self.roi
-                self._grid = np.meshgrid(np.arange(x0, x1, dtype=np.float32),
-                                         np.arange(y0, y1, dtype=np.float32))
-            map_x = cv2.add(self._grid[0], np.ascontiguousarray(d[..., 0]))
-            map_y = cv2.add(self._grid[1], np.ascontiguousarray(d[..., 1]))
-            # remap from the whole frame so the warp can pull pixels from outside the region
-            base = cv2.remap(out, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        keep = np.ascontiguousarray(1.0 - attention, np.float32)  # warp 1-A so zeros stay exact
+        source = out if source is None else source
+        base = source[sy, sx]
+        if edit.wide_flow is not None:
+            base = self._warped(source, self._wide_to_grid(edit.wide_flow))
+        elif edit.flow is not None:
+            d = self._to_grid(np.ascontiguousarray(edit.flow, np.float32), border=0.0)
+            base = self._warped(source, d * self.feather[..., None])
+        if edit.luma:
+            self._blend_luma(out, base, edit)
+            return
+        keep = np.ascontiguousarray(1.0 - edit.attention, np.float32)  # warp 1-A so zeros stay exact
         w = self._full(self._to_grid(keep, border=0.0) * self.feather)
-        c = self._full(self._to_grid(np.ascontiguousarray(color), border=None))
+        c = self._full(self._to_grid(np.ascontiguousarray(edit.paint), border=None))
         # blendLinear: (w*c + (1-w)*base) / (1 + 1e-5), rounded; exact where w == 0.
         out[sy, sx] = cv2.blendLinear(c, np.ascontiguousarray(base), w, 1.0 - w)
+
+    def _blend_luma(self, out: np.ndarray, base: np.ndarray, edit) -> None:
+        sy, sx = self.slices
+        paint = self._to_grid(np.ascontiguousarray(edit.paint, np.float32), border=0.0)
+        d_luma = paint[..., 0] * self.feather
+        fade = (1.0 - paint[..., 1]) * self.feather          # how much chroma is removed
+        changed = self._full(((np.abs(d_luma) > 1e-3) | (fade > 1e-4)).astype(np.uint8))
+        d_luma, fade = self._full(d_luma), self._full(fade)
+        # float YCrCb in OpenCV: 0..1, chroma centred on 0.5
+        ycc = cv2.cvtColor(base.astype(np.float32) * (1 / 255), cv2.COLOR_RGB2YCrCb)
+        ycc[..., 0] += d_luma * (1 / 255)
+        ycc[..., 1:] = 0.5 + (ycc[..., 1:] - 0.5) * (1.0 - fade)[..., None]
+        rgb = cv2.cvtColor(ycc, cv2.COLOR_YCrCb2RGB)
+        new = np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8)
+        out[sy, sx] = np.where(changed[..., None] > 0, new, base)

@@ -104,8 +104,9 @@ def presets():
               help="Training set: images/ + aus.csv (gan-anim prepare) or imgs/ + aus_openface.pkl (official).")
 @click.option("--out", "out_dir", required=True, type=click.Path(),
               help="Run folder: checkpoints, samples/*.png, log.jsonl.")
-@click.option("--preset", type=click.Choice(["small", "paper"]), default="small", show_default=True,
-              help="Network sizes (see gan_anim/model.py).")
+@click.option("--preset", type=click.Choice(["small", "medium", "paper"]), default="small",
+              show_default=True,
+              help="small: 64 px, CPU; medium: 128 px, GPU; paper: the paper's 128 px networks.")
 @click.option("--steps", type=int, default=20000, show_default=True, help="Total steps (one batch each).")
 @click.option("--batch-size", type=int, default=16, show_default=True, help="Images per step per process.")
 @click.option("--lr", type=float, default=1e-4, show_default=True)
@@ -131,10 +132,12 @@ def presets():
 @click.option("--flow/--no-flow", default=None, help="Force the flow head on/off [default: the preset's].")
 @click.option("--target-noise", type=float, default=0.1, show_default=True,
               help="Uniform noise on sampled target AUs (0..1 scale).")
+@click.option("--max-minutes", type=float, default=None,
+              help="Wall-clock budget: stop cleanly (checkpoint, resumable) after this many minutes.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
 def train(data_dir, out_dir, preset, steps, batch_size, lr, beta1, beta2, critic_steps, decay_start,
           checkpoint_every, keep, resume, device, seed, gp_every, lambda_gp, lambda_au, lambda_cycle,
-          lambda_attention, lambda_tv, flow, target_noise, quiet):
+          lambda_attention, lambda_tv, flow, target_noise, max_minutes, quiet):
     """Train the GANimation generator and critic.
 
     Writes checkpoints (atomically, every --checkpoint-every steps and on
@@ -144,6 +147,7 @@ def train(data_dir, out_dir, preset, steps, batch_size, lr, beta1, beta2, critic
     Examples:
       gan-anim train --data data/faces --out runs/small --steps 6000 --gp-every 4
       gan-anim train --data data/faces --out runs/small --steps 9000 --resume
+      gan-anim train --data gpu-pack/faces128.pack --out runs/medium --preset medium --max-minutes 6
       gan-anim train --data ganimation_data/ --out runs/paper --preset paper --batch-size 25
       torchrun --nproc-per-node 8 -m gan_anim train --data data/faces --out runs/paper --preset paper
       gan-anim export runs/small -o weights/small.pt
@@ -157,7 +161,7 @@ def train(data_dir, out_dir, preset, steps, batch_size, lr, beta1, beta2, critic
                         betas=(beta1, beta2), critic_steps=critic_steps, decay_start=decay_start,
                         checkpoint_every=checkpoint_every, keep=keep, resume=resume, device=device,
                         seed=seed, gp_every=gp_every, weights=weights, flow=flow,
-                        target_noise=target_noise, progress=not quiet)
+                        target_noise=target_noise, max_minutes=max_minutes, progress=not quiet)
     if last is not None:
         click.echo(f"last checkpoint: {last}")
 

@@ -3,9 +3,13 @@
 Two layouts are read:
 
 * the project's (written by ``gan-anim prepare``): ``images/*.png|jpg``, ``aus.csv``
-  (``file`` plus ``AU01..AU45`` or ``AU01_r..AU45_r`` on 0..5), ``train.txt``, ``test.txt``;
+  (``file`` plus ``AU01..AU45`` or ``AU01_r..AU45_r`` on 0..5), ``train.txt``, ``test.txt``,
+  and ``manifest.jsonl`` (each photo's 68 landmarks, which the motion models need);
 * the official GANimation code's: ``imgs/*.jpg``, ``aus_openface.pkl`` (id -> 17 raw
   OpenFace intensities), ``train_ids.csv``, ``test_ids.csv``.
+
+A pack file (``gan_anim.pack``: the same faces, AUs, landmarks and split as JPEG bytes in
+one file, as ``make gpu-pack`` writes) is read in place of the project's folder.
 
 Every problem is reported up front as a ``GanAnimError``. The whole split is decoded once,
 resized to the model's side with INTER_AREA and kept as one uint8 tensor, so a batch
@@ -31,23 +35,34 @@ IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 @dataclass
 class FaceDataset:
-    """One split in memory: ``images`` (N,3,S,S) uint8 RGB, ``aus`` (N,17) float on 0..1."""
+    """One split in memory: ``images`` (N,3,S,S) uint8 RGB, ``aus`` (N,17) float on 0..1,
+    ``landmarks`` (N,68,2) float in crop-side units (0..1) or None."""
 
     images: torch.Tensor
     aus: torch.Tensor
     names: list[str]
     notes: list[str] = field(default_factory=list)  # things worth telling the user once
+    landmarks: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.names)
 
     def to(self, device) -> "FaceDataset":
-        return FaceDataset(self.images.to(device), self.aus.to(device), self.names, self.notes)
+        lms = None if self.landmarks is None else self.landmarks.to(device)
+        return FaceDataset(self.images.to(device), self.aus.to(device), self.names, self.notes, lms)
 
 
 def detect_layout(data_dir) -> str:
-    """'project' or 'official'; raises GanAnimError if neither layout is there."""
+    """'project', 'official' or 'pack' (a file from ``gan_anim.pack.write_pack``); raises
+    GanAnimError if none is there."""
     d = Path(data_dir)
+    if d.is_file():
+        from .pack import is_pack
+
+        if is_pack(d):
+            return "pack"
+        raise GanAnimError(f"{d}: not a training set: a file must be a pack (gan_anim.pack, "
+                           f"make gpu-pack); a folder needs images/ + aus.csv")
     if not d.is_dir():
         raise GanAnimError(f"{d}: no such data folder")
     if (d / "aus.csv").exists() or (d / "images").is_dir():
@@ -66,6 +81,10 @@ def load_dataset(data_dir, image_size: int, split: str = "train", min_images: in
     """
     d = Path(data_dir)
     layout = detect_layout(d)
+    if layout == "pack":
+        from .pack import load_pack
+
+        return load_pack(d, image_size, split, min_images, workers=None)
     notes: list[str] = []
     if layout == "project":
         table = _read_project_aus(d / "aus.csv")
@@ -102,7 +121,38 @@ def load_dataset(data_dir, image_size: int, split: str = "train", min_images: in
     if resized:
         notes.append(f"resized {resized} of {len(ids)} {split} images to {image_size}x{image_size} "
                      f"(INTER_AREA, once, in memory)")
-    return FaceDataset(torch.from_numpy(images), torch.from_numpy(aus), list(ids), notes)
+    lms = read_landmarks(d, ids) if layout == "project" else None
+    return FaceDataset(torch.from_numpy(images), torch.from_numpy(aus), list(ids), notes,
+                       None if lms is None else torch.from_numpy(lms))
+
+
+def read_landmarks(data_dir: Path, ids: list[str]) -> np.ndarray | None:
+    """Aligned landmarks (N,68,2, crop-side units) of ``ids`` from ``manifest.jsonl``, or
+    None when the folder has no manifest or misses some of them."""
+    import json
+
+    from .faces import align
+    from .motion import normalised_landmarks
+
+    path = Path(data_dir) / "manifest.jsonl"
+    if not path.is_file():
+        return None
+    found: dict[str, np.ndarray] = {}
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if rec.get("status") == "ok" and "landmarks" in rec:
+                found[rec["name"]] = np.asarray(rec["landmarks"], np.float32)
+    out = np.empty((len(ids), 68, 2), np.float32)
+    for k, i in enumerate(ids):
+        lm = found.get(_strip_ext(i))
+        if lm is None:
+            return None
+        out[k] = normalised_landmarks(lm, align(lm, 1), 1)
+    return out
 
 
 def _strip_ext(name: str) -> str:
@@ -260,19 +310,53 @@ def batch_indices(n: int, step: int, batch_size: int, seed: int, rank: int = 0,
     return perm[start:start + batch_size]
 
 
+def _preset_table() -> torch.Tensor:
+    from .aus import PRESETS, au_dict_to_vector
+
+    return torch.from_numpy(np.stack([au_dict_to_vector(v) for v in PRESETS.values()]) / AU_SCALE).float()
+
+
+def sample_targets(real: torch.Tensor, others: torch.Tensor, g: torch.Generator,
+                   noise: float = 0.1, preset_share: float = 0.25,
+                   single_share: float = 0.15) -> torch.Tensor:
+    """Target AUs (B,17, 0..1) for a batch whose own AUs are ``real``.
+
+    Mostly another training face's AUs plus +-``noise`` (the reference code's sampling).
+    A ``preset_share`` of rows is a built-in expression at 50-100 % strength and a
+    ``single_share`` sets one random AU of the face's own to a random level, so every
+    AU and every preset is asked for at full strength, not only the mixes in the data.
+    """
+    b, n = real.shape
+    kind = torch.rand(b, generator=g)
+    u = (torch.rand(b, n, generator=g) * 2 - 1) * noise
+    presets = _preset_table()
+    pick = torch.randint(0, len(presets), (b,), generator=g)
+    strength = 0.5 + 0.5 * torch.rand(b, 1, generator=g)
+    au = torch.randint(0, n, (b,), generator=g)
+    level = torch.rand(b, generator=g)
+    real_c = real.cpu().float()
+    target = (others.cpu().float() + u).clamp(0, 1)
+    as_preset = kind < preset_share
+    target[as_preset] = (presets[pick] * strength)[as_preset]
+    single = (kind >= preset_share) & (kind < preset_share + single_share)
+    one = real_c.clone()
+    one[torch.arange(b), au] = level
+    target[single] = one[single]
+    return target
+
+
 def make_batch(ds: FaceDataset, step: int, batch_size: int, seed: int, rank: int = 0,
                world: int = 1, flip: bool = True, target_noise: float = 0.1):
-    """The batch of ``step``: (images in [-1,1] float, real AUs 0..1, target AUs 0..1).
+    """The batch of ``step``: (images in [-1,1] float, real AUs 0..1, target AUs 0..1,
+    landmarks (B,68,2) or None), flipped together.
 
-    Targets are the AUs of other random training images plus uniform noise of
-    +-``target_noise``, clipped to 0..1 (as the reference code samples them).
-    Everything is a pure function of (seed, step, rank), so resuming needs no state.
+    Targets come from ``sample_targets``. Everything is a pure function of
+    (seed, step, rank), so resuming needs no state.
     """
     g = _generator(seed, 2, step, rank)
     idx = batch_indices(len(ds), step, batch_size, seed, rank, world)
     flips = torch.rand(batch_size, generator=g) < 0.5
     tgt = torch.randint(0, len(ds), (batch_size,), generator=g)
-    noise = (torch.rand(batch_size, ds.aus.shape[1], generator=g) * 2 - 1) * target_noise
     dev = ds.images.device
     x = ds.images[idx.to(dev)]
     if dev.type == "cuda":
@@ -281,9 +365,16 @@ def make_batch(ds: FaceDataset, step: int, batch_size: int, seed: int, rank: int
     if flip:
         f = flips.to(dev).view(-1, 1, 1, 1)
         x = torch.where(f, x.flip(3), x)
-    real = ds.aus[idx.to(ds.aus.device)].to(dev)
-    target = (ds.aus[tgt.to(ds.aus.device)] + noise.to(ds.aus.device)).clamp_(0, 1).to(dev)
-    return x, real, target
+    real = ds.aus[idx.to(ds.aus.device)]
+    target = sample_targets(real, ds.aus[tgt.to(ds.aus.device)], g, target_noise).to(dev)
+    lms = None
+    if ds.landmarks is not None:
+        from .motion import mirror_landmarks
+
+        lms = ds.landmarks[idx.to(ds.landmarks.device)].to(dev).float()
+        if flip:
+            lms = torch.where(flips.to(dev).view(-1, 1, 1), mirror_landmarks(lms), lms)
+    return x, real.to(dev), target, lms
 
 
 def fixed_samples(ds: FaceDataset, count: int) -> torch.Tensor:

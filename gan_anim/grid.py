@@ -39,10 +39,12 @@ def render_cells(animator: Animator, image: np.ndarray, job: FaceJob, targets: n
     cells, out = [], image.copy()
     for i in range(0, len(targets), animator.batch_size):
         t = targets[i:i + animator.batch_size]
-        color, attention, flow = animator.generate(np.repeat(job.crop[None], len(t), 0), t)
+        rep = (len(t), 1, 1, 1)
+        edits = animator.generate(np.tile(job.crop[None], rep), t, np.tile(job.landmarks[None], rep[:3]),
+                                  np.tile(job.own[None], (len(t), 1)))
         for n in range(len(t)):
             out[blender.slices] = image[blender.slices]
-            blender.blend(out, color[n], attention[n], None if flow is None else flow[n])
+            blender.blend(out, edits[n], source=image)
             cells.append(crop(out, view, cell))
     return np.stack(cells)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .model import compose
+from .model import compose, motion_flow
 
 
 @dataclass(frozen=True)
@@ -66,17 +66,20 @@ def critic_loss(critic, real: torch.Tensor, fake: torch.Tensor, real_aus: torch.
 
 
 def generator_loss(generator, critic, real: torch.Tensor, real_aus: torch.Tensor,
-                   target_aus: torch.Tensor, w: LossWeights, forward=None):
+                   target_aus: torch.Tensor, w: LossWeights, forward=None, landmarks=None):
     """Generator objective: adversarial + AU + cycle + attention on both passes.
 
-    ``forward`` = (fake, A, ...) from ``generate`` reuses a batch already made with
-    gradients for the critic step. Returns (loss, dict of float tensors).
+    ``forward`` = (fake, A, C, moved landmarks) from ``generate`` reuses a batch already
+    made with gradients for the critic step. With a motion model the cycle pass warps the
+    fake back from the moved landmarks. Returns (loss, dict of float tensors).
     """
-    fake, attn = forward if forward is not None else generate(generator, real, target_aus)[:2]
+    if forward is None:
+        forward = generate(generator, real, target_aus, landmarks, real_aus)
+    fake, attn, _, moved = forward
     score, aus = critic(fake)
     adv = -score.float().mean()
     au = F.mse_loss(aus.float(), target_aus)
-    cyc, attn2 = generate(generator, fake, real_aus)[:2]
+    cyc, attn2 = generate(generator, fake, real_aus, moved, target_aus)[:2]
     cycle = F.l1_loss(cyc.float(), real)
     a1, a2 = attn.float(), attn2.float()
     att_mean = a1.mean() + a2.mean()
@@ -87,7 +90,23 @@ def generator_loss(generator, critic, real: torch.Tensor, real_aus: torch.Tensor
                   "attention": a1.mean().detach(), "g_loss": loss}
 
 
-def generate(generator, image: torch.Tensor, aus: torch.Tensor):
-    """(edited image, attention A, colour C) for target ``aus``."""
+def generate(generator, image: torch.Tensor, aus: torch.Tensor, landmarks=None, source_aus=None):
+    """(edited image, attention A, colour C, moved landmarks) for target ``aus``.
+
+    With a motion model and ``landmarks`` (B,68,2) of ``image`` whose AUs are
+    ``source_aus``, the image is first warped by the landmark motion of the change.
+    """
+    g = generator.module if hasattr(generator, "module") else generator
+    if g.motion is not None and landmarks is not None:
+        flow, moved = motion_flow(g, landmarks, source_aus, aus, image.shape[-1])
+        image = warp_image(image, flow)
+    else:
+        moved = landmarks
     color, attn, flow = generator(image, aus)
-    return compose(image, color, attn, flow), attn, color
+    return compose(image, color, attn, flow), attn, color, moved
+
+
+def warp_image(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    from .model import warp
+
+    return warp(image, flow.to(image.dtype))

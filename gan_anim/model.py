@@ -2,9 +2,18 @@
 
 Read alongside ``docs/method.md``: G maps an RGB face crop in [-1, 1] plus a
 17-AU target vector (0..1) to a colour mask C (tanh) and an attention mask A
-(sigmoid); the edited face is ``(1 - A) * C + A * input``. The optional flow
-head (off in the ``paper`` preset) also predicts a smooth displacement field,
-and the kept input becomes ``warp(input, flow)``.
+(sigmoid); the edited face is ``(1 - A) * C + A * input``.
+
+Two extensions, both off in the ``paper`` preset:
+
+* ``motion``: the kept input is first warped by the landmark motion of the AU change
+  (``gan_anim.motion``: a fitted AU -> landmark model and a thin-plate spline), so the
+  face's own pixels carry the geometry and G paints only what is new.
+* ``color="luma"``: C is a luminance and a saturation factor instead of RGB; the
+  output's chroma is the warped input's, scaled by ``A + (1 - A) * s`` (s in 0..1), so
+  paint can darken, lighten or desaturate a face but never change its hue.
+
+(The older learned ``flow`` head is still loaded for weights trained with it.)
 """
 from __future__ import annotations
 
@@ -31,6 +40,8 @@ class ModelConfig:
     flow: bool = False           # extra head: smooth 2-channel displacement field
     flow_max: float = 0.1        # largest displacement, as a fraction of the crop side (x2 in grid units)
     flow_grid: int = 16          # flow is predicted at this resolution and upsampled (smoothness)
+    motion: bool = False         # warp the input by the landmark motion of the AU change
+    color: str = "rgb"           # "rgb": C is RGB; "luma": C is luminance + saturation factor
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -42,11 +53,15 @@ class ModelConfig:
 
 
 PRESETS: dict[str, ModelConfig] = {
-    # The paper's networks, 128 px.
+    # The paper's networks and formulation, 128 px.
     "paper": ModelConfig(),
-    # Trains on a 2-core CPU: 64 px crops, 32 channels, 4 blocks, flow head on.
+    # Trains on a 2-core CPU: 64 px crops, 32 channels, 4 blocks, landmark motion, luma paint.
     "small": ModelConfig(image_size=64, channels=32, res_blocks=4, critic_channels=32,
-                         critic_layers=5, flow=True),
+                         critic_layers=5, motion=True, color="luma"),
+    # The GPU kit's model: the same generator at 128 px; a critic small enough that a
+    # resumable checkpoint comes back from the GPU machine (4x4 realism map).
+    "medium": ModelConfig(image_size=128, channels=32, res_blocks=4, critic_channels=32,
+                          critic_layers=5, motion=True, color="luma"),
 }
 
 
@@ -85,33 +100,47 @@ class Generator(nn.Module):
                        nn.ReLU(inplace=True)]
             c //= 2
         self.body = nn.Sequential(*layers)
-        self.color = nn.Conv2d(c, 3, 7, 1, 3, bias=False)
+        if cfg.color not in ("rgb", "luma"):
+            raise ValueError(f"unknown colour mode {cfg.color!r}")
+        self.luma = cfg.color == "luma"
+        self.color = nn.Conv2d(c, 2 if self.luma else 3, 7, 1, 3, bias=False)
         self.attention = nn.Conv2d(c, 1, 7, 1, 3, bias=False)
         self.flow = nn.Conv2d(c, 2, 7, 1, 3, bias=True) if cfg.flow else None
         if self.flow is not None:  # start as the identity warp
             nn.init.zeros_(self.flow.weight)
             nn.init.zeros_(self.flow.bias)
+        self.motion = None
+        if cfg.motion:
+            from .motion import LandmarkMotion
+
+            self.motion = LandmarkMotion(n_aus=cfg.n_aus)  # filled by fit or by load_state_dict
 
     def forward(self, image: torch.Tensor, aus: torch.Tensor):
         """image: (B,3,H,W) in [-1,1]; aus: (B,17) in [0,1].
 
-        Returns (C, A, flow): C (B,3,H,W) in [-1,1], A (B,1,H,W) in [0,1], flow
-        (B,2,H,W) in grid units (x, y; [-1,1] spans the crop) or None.
+        Returns (C, A, flow): C (B,3,H,W) in [-1,1] (luma mode: (B,2,H,W), luminance
+        in [-1,1] and saturation factor in [0,1]), A (B,1,H,W) in [0,1], flow
+        (B,2,H,W) in grid units (x, y; [-1,1] spans the crop) or None. With ``motion``
+        the caller warps ``image`` first (``motion_flow``); G sees the warped face.
         """
         feat = self.body[1:](self._input_conv(image, aus))
         # the three 7x7 heads as one convolution (one pass over the widest feature map)
         heads = [self.color, self.attention] + ([self.flow] if self.flow is not None else [])
+        nc = self.color.out_channels
         bias = None
         if self.flow is not None:
-            bias = torch.cat([self.flow.bias.new_zeros(4), self.flow.bias])
+            bias = torch.cat([self.flow.bias.new_zeros(nc + 1), self.flow.bias])
         out = F.conv2d(feat, torch.cat([m.weight for m in heads]), bias, padding=3)
-        color = torch.tanh(out[:, :3])
-        attention = torch.sigmoid(out[:, 3:4])
+        if self.luma:  # saturation starts near 1 (keep the face's colour)
+            color = torch.cat([torch.tanh(out[:, :1]), torch.sigmoid(out[:, 1:2] + 3.0)], 1)
+        else:
+            color = torch.tanh(out[:, :3])
+        attention = torch.sigmoid(out[:, nc:nc + 1])
         flow = None
         if self.flow is not None:
             g = self.cfg.flow_grid
             h, w = image.shape[-2:]
-            coarse = F.adaptive_avg_pool2d(out[:, 4:6], (g, g))
+            coarse = F.adaptive_avg_pool2d(out[:, nc + 1:nc + 3], (g, g))
             coarse = torch.tanh(coarse) * (2.0 * self.cfg.flow_max)
             flow = F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
         return color, attention, flow
@@ -148,11 +177,42 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
                          align_corners=False)
 
 
+# BT.601 luma and the Cb/Cr colour-difference axes, on [-1, 1] RGB.
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def to_ycbcr(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    r, g, b = rgb[:, 0:1], rgb[:, 1:2], rgb[:, 2:3]
+    y = _LUMA[0] * r + _LUMA[1] * g + _LUMA[2] * b
+    return y, (b - y) * 0.564, (r - y) * 0.713
+
+
+def from_ycbcr(y: torch.Tensor, cb: torch.Tensor, cr: torch.Tensor) -> torch.Tensor:
+    return torch.cat([y + 1.403 * cr, y - 0.344 * cb - 0.714 * cr, y + 1.773 * cb], 1)
+
+
 def compose(image: torch.Tensor, color: torch.Tensor, attention: torch.Tensor,
             flow: torch.Tensor | None = None) -> torch.Tensor:
-    """The GANimation output ``(1 - A) * C + A * input`` (input warped by flow if given)."""
+    """The GANimation output ``(1 - A) * C + A * input`` (input warped by flow if given).
+
+    A 2-channel C (luma mode) paints luminance ``(1 - A) * L + A * Y`` and scales the
+    input's chroma by ``A + (1 - A) * s``.
+    """
     kept = image if flow is None else warp(image, flow)
-    return (1 - attention) * color + attention * kept
+    if color.shape[1] == 3:
+        return (1 - attention) * color + attention * kept
+    y, cb, cr = to_ycbcr(kept)
+    keep_chroma = attention + (1 - attention) * color[:, 1:2]
+    out = from_ycbcr((1 - attention) * color[:, :1] + attention * y, cb * keep_chroma, cr * keep_chroma)
+    return out.clamp(-1, 1)
+
+
+def motion_flow(generator: "Generator", landmarks: torch.Tensor, source_aus: torch.Tensor,
+                target_aus: torch.Tensor, size: int | None = None):
+    """(flow, moved landmarks) of the AU change source -> target, or (None, landmarks)."""
+    if generator.motion is None or landmarks is None:
+        return None, landmarks
+    return generator.motion.flow(landmarks, source_aus, target_aus, size or generator.cfg.image_size)
 
 
 class Critic(nn.Module):
@@ -185,7 +245,9 @@ WEIGHTS_FORMAT = "gan-anim-weights-v1"
 
 def generator_state(generator: Generator, half: bool = False) -> dict:
     """The inference weights: generator tensors, config, AU list and normalisation."""
-    state = {k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone()
+    # the landmark-motion buffers stay fp32: they are tiny and set geometry to the pixel
+    state = {k: (v.half() if half and v.is_floating_point() and not k.startswith("motion.")
+                 else v).detach().cpu().clone()
              for k, v in generator.state_dict().items()}
     return {"format": WEIGHTS_FORMAT, "config": generator.cfg.to_dict(),
             "au_names": list(AU_NAMES), "au_scale": AU_SCALE, "generator": state}

@@ -141,7 +141,7 @@ class GANTrainer:
         return contextlib.nullcontext()
 
     def step(self, step: int, x: torch.Tensor, real_aus: torch.Tensor,
-             target_aus: torch.Tensor) -> dict[str, torch.Tensor]:
+             target_aus: torch.Tensor, landmarks: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """One critic update (and a generator update every ``critic_steps``)."""
         o, w = self.opts, self.opts.weights
         lr = o.lr_at(step)
@@ -158,10 +158,11 @@ class GANTrainer:
 
         with self.autocast():
             if g_step:  # made once with gradients: the critic sees it detached, G reuses it
-                fake, attn, _ = generate(self.G_train, x, target_aus)
+                forward = generate(self.G_train, x, target_aus, landmarks, real_aus)
             else:
                 with torch.no_grad():
-                    fake, attn, _ = generate(self.G, x, target_aus)
+                    forward = generate(self.G, x, target_aus, landmarks, real_aus)
+            fake, attn = forward[:2]
             d_loss, logs = critic_loss(self.D_train, x, fake, real_aus, w, alpha, float(o.gp_every))
         self.opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
@@ -174,7 +175,7 @@ class GANTrainer:
             try:
                 with self.autocast():
                     g_loss, glogs = generator_loss(self.G_train, self.D_train, x, real_aus,
-                                                   target_aus, w, forward=(fake, attn))
+                                                   target_aus, w, forward=forward)
                 self.opt_g.zero_grad(set_to_none=True)
                 g_loss.backward()
                 self.opt_g.step()
@@ -257,16 +258,21 @@ def export_weights(checkpoint, output, half: bool = False) -> Path:
 
 @torch.no_grad()
 def sample_grid(generator: Generator, images: torch.Tensor,
-                expressions=GRID_EXPRESSIONS) -> np.ndarray:
-    """RGB uint8 grid: input row, then for each expression its result and attention rows."""
+                expressions=GRID_EXPRESSIONS, aus: torch.Tensor | None = None,
+                landmarks: torch.Tensor | None = None) -> np.ndarray:
+    """RGB uint8 grid: input row, then for each expression its result and attention rows.
+
+    ``aus``/``landmarks`` of the images drive the landmark motion of motion models."""
     import cv2
 
     dev = next(generator.parameters()).device
     x = images.to(dev)
+    lms = None if landmarks is None else landmarks.to(dev).float()
+    src = None if aus is None else aus.to(dev).float()
     rows = [x]
     for name in expressions:
-        y = torch.from_numpy(au_dict_to_vector(EXPRESSIONS[name]) / AU_SCALE).to(dev)
-        out, attn, _ = generate(generator, x, y.expand(len(x), -1))
+        y = torch.from_numpy(au_dict_to_vector(EXPRESSIONS[name]) / AU_SCALE).float().to(dev)
+        out, attn = generate(generator, x, y.expand(len(x), -1), lms, src)[:2]
         rows += [out.float(), attn.float().expand(-1, 3, -1, -1) * 2 - 1]
     s = x.shape[-1]
     grid = torch.stack(rows).clamp(-1, 1)                      # (rows, n, 3, s, s)
@@ -325,7 +331,7 @@ def train(data_dir, out_dir, preset: str | ModelConfig = "small", steps: int = 2
           resume: bool = False, device: str = "auto", seed: int = 0, gp_every: int = 1,
           weights: LossWeights | None = None, flow: bool | None = None,
           target_noise: float = 0.1, sample_count: int = 6, channels_last: bool | None = None,
-          progress: bool = True, log=None) -> Path | None:
+          max_minutes: float | None = None, progress: bool = True, log=None) -> Path | None:
     """Train G and D on ``data_dir``; checkpoints, grids and log.jsonl go to ``out_dir``.
 
     ``preset`` is a name from ``model.PRESETS`` or a ``ModelConfig``.
@@ -380,12 +386,16 @@ def train(data_dir, out_dir, preset: str | ModelConfig = "small", steps: int = 2
         say(f"no usable test split ({exc}); the sample grids show training faces")
         test_ds = train_ds
     samples = fixed_samples(test_ds, sample_count)
+    sample_aus = test_ds.aus[:sample_count]
+    sample_lms = None if test_ds.landmarks is None else test_ds.landmarks[:sample_count]
     ds = _place(train_ds, rt)
 
     trainer = GANTrainer(cfg, opts, rt)
     if blob is not None:
         trainer.load_state(blob)
         say(f"resumed from {blob['path']} at step {start}")
+    elif cfg.motion:
+        say(fit_motion_into(trainer.G, train_ds))
     if rt.main:
         out.mkdir(parents=True, exist_ok=True)
         (out / "samples").mkdir(exist_ok=True)
@@ -423,7 +433,8 @@ def train(data_dir, out_dir, preset: str | ModelConfig = "small", steps: int = 2
         with atomic_output(path) as tmp:
             torch.save(trainer.state(step, {"wall_s": wall, "data": str(data_dir)}), tmp)
         trainer.G.eval()
-        _write_png(out / "samples" / f"step-{step:07d}.png", sample_grid(trainer.G, samples))
+        _write_png(out / "samples" / f"step-{step:07d}.png", sample_grid(trainer.G, samples, aus=sample_aus,
+                                                                               landmarks=sample_lms))
         trainer.G.train()
         means = {k: v / max(count, 1) for k, v in sums.items()}
         record = {"step": step, "images_seen": step * per_step, "wall_s": round(wall, 1),
@@ -443,9 +454,9 @@ def train(data_dir, out_dir, preset: str | ModelConfig = "small", steps: int = 2
     with _StopFlag() as stop, reporter:
         try:
             while step < steps:
-                x, real, target = make_batch(ds, step, opts.batch_size, opts.seed, rt.rank,
-                                             rt.world, opts.flip, opts.target_noise)
-                pending.append(trainer.step(step, x, real, target))
+                x, real, target, lms = make_batch(ds, step, opts.batch_size, opts.seed, rt.rank,
+                                                  rt.world, opts.flip, opts.target_noise)
+                pending.append(trainer.step(step, x, real, target, lms))
                 step += 1
                 window_steps += 1
                 if step % sync_every == 0 or step == steps:
@@ -453,6 +464,8 @@ def train(data_dir, out_dir, preset: str | ModelConfig = "small", steps: int = 2
                     now = time.perf_counter()
                     reporter.update(step, latest, window_steps * per_step / max(now - window_t, 1e-9))
                     window_t, window_steps = now, 0
+                if max_minutes is not None and time.perf_counter() - run_t0 > 60 * max_minutes:
+                    stop.requested = True
                 if _all_agree(stop.requested, rt):
                     if rt.main:
                         save(step)
@@ -470,6 +483,20 @@ def train(data_dir, out_dir, preset: str | ModelConfig = "small", steps: int = 2
     return last_ckpt if rt.main else None
 
 
+def fit_motion_into(generator: Generator, ds: FaceDataset) -> str:
+    """Fit the AU -> landmark model on a training split and store it in the generator."""
+    from .motion import fit_motion
+
+    if ds.landmarks is None:
+        raise GanAnimError("this preset warps faces by their landmarks, and the training data has "
+                           "none: prepare it with gan-anim prepare (manifest.jsonl) or a gpu pack")
+    fit = fit_motion(ds.landmarks.numpy(), ds.aus.numpy(), AU_NAMES)
+    dev = generator.motion.mean.device
+    generator.motion.mean.copy_(torch.from_numpy(fit["mean"]).to(dev))
+    generator.motion.basis.copy_(torch.from_numpy(fit["basis"]).to(dev))
+    return f"landmark motion fitted on {len(ds)} faces (R^2 {fit['r2']:.2f})"
+
+
 def _place(ds: FaceDataset, rt: Runtime) -> FaceDataset:
     """On CUDA the whole uint8 set lives on the GPU (a 10k-face set at 128 px is 0.5 GB);
     larger sets stay in pinned host memory and batches are copied asynchronously."""
@@ -477,7 +504,8 @@ def _place(ds: FaceDataset, rt: Runtime) -> FaceDataset:
         return ds
     if ds.images.numel() < 4 * 2 ** 30:
         return ds.to(rt.device)
-    return FaceDataset(ds.images.pin_memory(), ds.aus.pin_memory(), ds.names, ds.notes)
+    lms = None if ds.landmarks is None else ds.landmarks.pin_memory()
+    return FaceDataset(ds.images.pin_memory(), ds.aus.pin_memory(), ds.names, ds.notes, lms)
 
 
 def _all_agree(flag: bool, rt: Runtime) -> bool:

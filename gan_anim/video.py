@@ -15,6 +15,7 @@ blended faces do not jitter while fast head motion is still followed.
 """
 from __future__ import annotations
 
+
 import contextlib
 import logging
 import math
@@ -31,6 +32,7 @@ from . import aus as au
 from .blend import FaceBlender
 from .errors import GanAnimError
 from .faces import Face, align, crop, detect_faces, invert, landmarks
+from .motion import normalised_landmarks
 from .media import VIDEO_EXTS, FrameWriter, check_input_file, check_output_path, output_kind
 from .progress import Reporter
 
@@ -546,6 +548,8 @@ class _Pending:
     transforms: list
     crops: list
     targets: list
+    landmarks: list = field(default_factory=list)
+    owns: list = field(default_factory=list)
 
 
 def default_video_output(video, aus: str) -> Path:
@@ -594,7 +598,8 @@ def animate_video(video, output=None, *, aus: str, weights=None, device: str = "
         if animator is None:
             animator = Animator(weights, device, batch_size)
         size, batch_size = animator.size, animator.batch_size
-        need_own = relative or strength != 1.0 or track.partial
+        motion = getattr(animator.generator, "motion", None) is not None
+        need_own = relative or strength != 1.0 or track.partial or motion
         tracker = FaceTracker(size, fps, detect_every, detector, smooth=smooth)
         estimate = None
         if need_own:
@@ -617,7 +622,9 @@ def animate_video(video, output=None, *, aus: str, weights=None, device: str = "
                     t = time.perf_counter()
                     crops = np.stack([p.crops[k] for p, k in jobs])
                     targets = np.stack([p.targets[k] for p, k in jobs])
-                    color, attention, flow = animator.generate(crops, targets)
+                    lms = np.stack([p.landmarks[k] for p, k in jobs]) if motion else None
+                    owns = np.stack([p.owns[k] for p, k in jobs]) if motion else None
+                    edits = animator.generate(crops, targets, lms, owns)
                     timings["generate"] += time.perf_counter() - t
                 n = 0
                 for p in pending:
@@ -626,8 +633,7 @@ def animate_video(video, output=None, *, aus: str, weights=None, device: str = "
                         t = time.perf_counter()
                         frame = p.frame.copy()
                         for m in p.transforms:
-                            FaceBlender(frame.shape, m, size).blend(
-                                frame, color[n], attention[n], None if flow is None else flow[n])
+                            FaceBlender(frame.shape, m, size).blend(frame, edits[n], source=p.frame)
                             n += 1
                         timings["blend"] += time.perf_counter() - t
                     t = time.perf_counter()
@@ -658,6 +664,9 @@ def animate_video(video, output=None, *, aus: str, weights=None, device: str = "
                     p.transforms.append(face.transform)
                     p.crops.append(crop(frame, face.transform, size))
                     p.targets.append(face_target(own, row, track.first, strength, relative))
+                    if motion:
+                        p.landmarks.append(normalised_landmarks(face.landmarks, face.transform, size))
+                        p.owns.append(np.asarray(own, np.float32))
                 stats["with_faces"] += bool(faces)
                 pending.append(p)
                 timings["track"] += time.perf_counter() - t

@@ -73,7 +73,7 @@ def test_attention_one_gives_back_original(random_weights_noflow, tmp_path):
     gen = animator.generator
 
     class KeepAll(torch.nn.Module):
-        cfg = gen.cfg
+        cfg, luma, motion = gen.cfg, gen.luma, gen.motion
 
         def forward(self, x, y):
             c, a, f = gen(x, y)

@@ -22,12 +22,12 @@ from gan_anim.model import PRESETS, Critic, Generator, ModelConfig, load_generat
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "utkface_crop_part1" / "images"
 TINY = ModelConfig(image_size=64, channels=8, res_blocks=1, critic_channels=8, critic_layers=3,
-                   flow=True)
+                   motion=True, color="luma")
 
 
 # ----------------------------------------------------------------------- networks
 
-@pytest.mark.parametrize("name", ["small", "paper"])
+@pytest.mark.parametrize("name", ["small", "medium", "paper"])
 def test_network_shapes_and_ranges(name):
     cfg = PRESETS[name]
     torch.manual_seed(0)
@@ -35,8 +35,11 @@ def test_network_shapes_and_ranges(name):
     s = cfg.image_size
     x = torch.rand(2, 3, s, s) * 2 - 1
     color, attn, flow = gen(x, torch.rand(2, 17))
-    assert color.shape == (2, 3, s, s) and attn.shape == (2, 1, s, s)
+    nc = 2 if cfg.color == "luma" else 3  # luma: luminance in [-1,1] + saturation in [0,1]
+    assert color.shape == (2, nc, s, s) and attn.shape == (2, 1, s, s)
     assert color.min() >= -1 and color.max() <= 1
+    if nc == 2:
+        assert color[:, 1].min() >= 0
     assert attn.min() >= 0 and attn.max() <= 1
     assert (flow is not None) == cfg.flow
     if flow is not None:
@@ -48,8 +51,10 @@ def test_network_shapes_and_ranges(name):
 
 def test_generator_fast_paths_match_plain_formulation():
     """The AU-map shortcut and merged heads compute the paper's G exactly."""
+    import dataclasses
+
     torch.manual_seed(1)
-    gen = Generator(TINY)
+    gen = Generator(dataclasses.replace(TINY, flow=True, motion=False, color="rgb"))
     torch.nn.init.normal_(gen.flow.weight, std=0.05)
     x, y = torch.rand(3, 3, 64, 64) * 2 - 1, torch.rand(3, 17)
     color, attn, flow = gen(x, y)
@@ -66,19 +71,27 @@ def test_generator_fast_paths_match_plain_formulation():
 def _write_project(root: Path, n: int = 12, size: int = 64, seed: int = 0) -> Path:
     import cv2
 
-    names = sorted(os.listdir(SHARED))[:n]
+    from gan_anim.prepare import find_face
+
     (root / "images").mkdir(parents=True)
     rng = np.random.default_rng(seed)
     rows = ["file," + ",".join(AU_NAMES)]
-    files = []
-    for i, name in enumerate(names):
+    files, manifest = [], []
+    for name in sorted(os.listdir(SHARED)):
+        if len(files) == n:
+            break
         img = cv2.imread(str(SHARED / name))
+        status, _, lm = find_face(cv2.cvtColor(img, cv2.COLOR_BGR2RGB))
+        if status != "ok":  # the motion models need each face's landmarks
+            continue
         img = cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
-        f = f"face{i:02d}.png"
+        f = f"face{len(files):02d}.png"
         cv2.imwrite(str(root / "images" / f), img)
         files.append(f)
         rows.append(f + "," + ",".join(f"{v:.2f}" for v in rng.uniform(0, 5, 17)))
+        manifest.append(json.dumps({"name": Path(f).stem, "status": "ok", "landmarks": lm.tolist()}))
     (root / "aus.csv").write_text("\n".join(rows) + "\n")
+    (root / "manifest.jsonl").write_text("\n".join(manifest) + "\n")
     (root / "train.txt").write_text("\n".join(files[:-2]) + "\n")
     (root / "test.txt").write_text("\n".join(files[-2:]) + "\n")
     return root
@@ -103,14 +116,30 @@ def test_project_layout_loads_and_batches(faces):
     assert ds.images.shape == (10, 3, 64, 64) and ds.images.dtype == torch.uint8
     assert ds.aus.shape == (10, 17) and 0 <= ds.aus.min() and ds.aus.max() <= 1
     assert ds.notes == []
-    x, real, target = make_batch(ds, 3, 4, seed=0)
+    assert ds.landmarks.shape == (10, 68, 2)  # from manifest.jsonl, crop-side units
+    assert 0.1 < ds.landmarks[:, 30].mean() < 0.9
+    x, real, target, lms = make_batch(ds, 3, 4, seed=0)
     assert x.shape == (4, 3, 64, 64) and -1 <= x.min() and x.max() <= 1
+    assert lms.shape == (4, 68, 2)
     assert 0 <= target.min() and target.max() <= 1
-    x2, _, target2 = make_batch(ds, 3, 4, seed=0)
+    x2, _, target2, _ = make_batch(ds, 3, 4, seed=0)
     assert torch.equal(x, x2) and torch.equal(target, target2)  # a pure function of (seed, step)
-    # targets are other images' AUs plus at most +-0.1 noise
-    dist = (target[:, None, :] - ds.aus[None]).abs().amax(-1).amin(-1)
-    assert (dist <= 0.1 + 1e-6).all()
+
+
+def test_target_sampling_covers_presets_and_single_aus():
+    from gan_anim.data import _preset_table, sample_targets
+
+    g = torch.Generator().manual_seed(0)
+    real = torch.zeros(4000, 17)
+    others = torch.full((4000, 17), 0.5)
+    t = sample_targets(real, others, g, noise=0.1, preset_share=0.25, single_share=0.15)
+    from_others = ((t - others).abs().amax(1) <= 0.1 + 1e-6).float().mean()
+    single = ((t > 0).sum(1) == 1).float().mean()
+    presets = _preset_table()
+    is_preset = (((t[:, None, :] == 0) == (presets[None] == 0)).all(-1) & (presets.sum(1) > 0)).any(1)
+    assert 0.55 < from_others < 0.65 and 0.1 < single < 0.2 and 0.18 < is_preset.float().mean() < 0.3
+    # every AU reaches full strength somewhere
+    assert (t.amax(0) > 0.9).all()
     # each epoch visits every image once; ranks take disjoint slices
     seen = torch.cat([batch_indices(10, s, 2, seed=0) for s in range(5)])
     assert sorted(seen.tolist()) == list(range(10))

@@ -1,0 +1,163 @@
+"""Expression geometry: how each AU moves the 68 landmarks, and the dense warp that follows.
+
+A linear model, fitted by ridge least squares on the prepared training faces, gives the
+aligned landmark positions as ``mean + y @ basis`` (y: 17 AUs on 0..1, positions in
+crop-side units, 0..1). Editing a face from its own AUs ``y_r`` to a target ``y`` moves
+its landmarks by ``(y - y_r) @ basis``; a thin-plate spline through the moved landmarks
+(plus fixed anchors just outside the crop) turns that into a dense backward flow, which
+warps the photo's own pixels, at crop resolution for training and at full resolution in
+``blend``. The generator then paints only what a warp cannot make (teeth, the mouth's
+interior, creases, shading).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+# dlib's 68-point layout mirrored left <-> right (for flip augmentation and a symmetric fit).
+MIRROR = np.array(
+    list(range(16, -1, -1))                       # jaw
+    + list(range(26, 16, -1))                     # brows
+    + [27, 28, 29, 30] + [35, 34, 33, 32, 31]     # nose
+    + [45, 44, 43, 42, 47, 46] + [39, 38, 37, 36, 41, 40]  # eyes
+    + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55]     # outer lips
+    + [64, 63, 62, 61, 60, 67, 66, 65])                    # inner lips
+N_LANDMARKS = 68
+
+# Which landmarks each AU may move (FACS: the muscle's region). Without this prior, the
+# least-squares fit lets AUs that co-occur in the data (AU06 with AU12, AU15 with AU17)
+# move each other's regions.
+_BROWS = list(range(17, 27))
+_EYES = list(range(36, 48))
+_LIDS_UP = [37, 38, 43, 44]
+_LIDS_LOW = [40, 41, 46, 47]
+_NOSE = list(range(27, 36))
+_MOUTH = list(range(48, 68))
+_UPPER_LIP = [48, 49, 50, 51, 52, 53, 54, 60, 61, 62, 63, 64]
+_LOWER_LIP = [48, 54, 55, 56, 57, 58, 59, 60, 64, 65, 66, 67]
+_CHIN = list(range(4, 13))
+AU_REGIONS = {
+    "AU01": _BROWS, "AU02": _BROWS, "AU04": _BROWS,
+    "AU05": _LIDS_UP, "AU06": _LIDS_LOW, "AU07": _LIDS_LOW + _LIDS_UP, "AU45": _EYES,
+    "AU09": _NOSE + _UPPER_LIP, "AU10": _UPPER_LIP + [31, 32, 33, 34, 35],
+    "AU12": _MOUTH, "AU14": _MOUTH, "AU15": _MOUTH, "AU20": _MOUTH, "AU23": _MOUTH,
+    "AU17": _LOWER_LIP + _CHIN, "AU25": _MOUTH, "AU26": _LOWER_LIP + _CHIN,
+}
+# Fixed points of the warp: a ring a quarter of the crop outside it.
+_RING = 0.25
+
+
+def anchor_points(per_side: int = 5) -> np.ndarray:
+    t = np.linspace(-_RING, 1 + _RING, per_side + 1)[:-1]
+    lo, hi = -_RING, 1 + _RING
+    pts = [(x, lo) for x in t] + [(hi, y) for y in t] + [(1 - x, hi) for x in t] + [(lo, 1 - y) for y in t]
+    return np.array(pts, np.float32)
+
+
+def normalised_landmarks(landmarks: np.ndarray, transform: np.ndarray, size: int) -> np.ndarray:
+    """Image landmarks (68, 2) -> aligned crop coordinates in crop-side units (0..1)."""
+    m = np.asarray(transform, np.float64)
+    lm = np.asarray(landmarks, np.float64)
+    return ((lm @ m[:, :2].T + m[:, 2]) / size).astype(np.float32)
+
+
+def mirror_landmarks(lm: torch.Tensor) -> torch.Tensor:
+    """Landmarks (..., 68, 2) of the horizontally flipped crop."""
+    out = lm[..., torch.as_tensor(MIRROR, device=lm.device), :].clone()
+    out[..., 0] = 1 - out[..., 0]
+    return out
+
+
+def fit_motion(landmarks: np.ndarray, aus: np.ndarray, au_names, ridge: float = 0.02) -> dict:
+    """Ridge least squares of aligned landmarks (N, 68, 2; 0..1) on AUs (N, 17; 0..1).
+
+    Each landmark is regressed only on the AUs whose region (``AU_REGIONS``) contains
+    it. The data are used twice, once mirrored, so the model is left-right symmetric.
+    ``ridge`` is per face. Returns {"mean": (68, 2), "basis": (17, 68, 2), "r2": share of
+    landmark variance explained}.
+    """
+    lm = np.asarray(landmarks, np.float64)
+    flipped = lm[:, MIRROR].copy()
+    flipped[..., 0] = 1 - flipped[..., 0]
+    y = np.concatenate([aus, aus]).astype(np.float64)
+    t = np.concatenate([lm, flipped])                   # (2N, 68, 2)
+    ym, tm = y.mean(0), t.mean(0)
+    yc, tc = y - ym, t - tm
+    basis = np.zeros((y.shape[1], N_LANDMARKS, 2))
+    for i in range(N_LANDMARKS):
+        cols = [k for k, name in enumerate(au_names) if i in AU_REGIONS.get(name, ())]
+        if not cols:
+            continue
+        x = yc[:, cols]
+        gram = x.T @ x + ridge * len(x) * np.eye(len(cols))
+        basis[cols, i] = np.linalg.solve(gram, x.T @ tc[:, i])
+    mean = tm - np.einsum("k,kij->ij", ym, basis)       # shape at y = 0
+    resid = tc - np.einsum("nk,kij->nij", yc, basis)
+    return {"mean": mean.astype(np.float32), "basis": basis.astype(np.float32),
+            "r2": float(1 - (resid ** 2).sum() / (tc ** 2).sum())}
+
+
+def _tps_kernel(d2: torch.Tensor) -> torch.Tensor:
+    return 0.5 * d2 * torch.log(d2.clamp_min(1e-12))   # r^2 log r
+
+
+# The warp reaches this far around the crop (crop-side units): a jaw drop moves the chin,
+# which the tight crop puts at its bottom edge, and the neck below it.
+EXTENT = (-_RING, 1 + _RING)
+
+
+def landmark_flow(src: torch.Tensor, dst: torch.Tensor, size: int,
+                  smoothing: float = 1e-5, extent: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
+    """Backward flow (B, 2, size, size) that moves ``src`` landmarks onto ``dst``.
+
+    ``src``/``dst``: (B, 68, 2) in crop-side units. The output pixel at ``dst[i]`` samples
+    the input at ``src[i]``; a thin-plate spline interpolates between the landmarks and the
+    fixed anchor ring. The grid covers ``extent`` (crop-side units; default the crop) and
+    the flow is in grid units of the crop (2 = one crop side). Runs in float32 whatever
+    the autocast state.
+    """
+    with torch.autocast(src.device.type, enabled=False):
+        src, dst = src.float(), dst.float()
+        b = src.shape[0]
+        anchors = torch.as_tensor(anchor_points(), device=src.device).expand(b, -1, -1)
+        ctrl = torch.cat([dst, anchors], 1)                                  # (B, K, 2)
+        vals = torch.cat([src - dst, torch.zeros_like(anchors)], 1)          # (B, K, 2)
+        k = ctrl.shape[1]
+        kern = _tps_kernel(torch.cdist(ctrl, ctrl).square())
+        kern = kern + smoothing * torch.eye(k, device=src.device)
+        p = torch.cat([torch.ones_like(ctrl[..., :1]), ctrl], -1)           # (B, K, 3)
+        top = torch.cat([kern, p], 2)
+        bottom = torch.cat([p.transpose(1, 2), p.new_zeros(b, 3, 3)], 2)
+        system = torch.cat([top, bottom], 1)                                 # (B, K+3, K+3)
+        rhs = torch.cat([vals, vals.new_zeros(b, 3, 2)], 1)
+        coef = torch.linalg.solve(system, rhs)                               # (B, K+3, 2)
+        lo, hi = extent
+        c = lo + (hi - lo) * (torch.arange(size, device=src.device, dtype=torch.float32) + 0.5) / size
+        gy, gx = torch.meshgrid(c, c, indexing="ij")
+        grid = torch.stack([gx, gy], -1).reshape(1, -1, 2).expand(b, -1, -1)  # (B, S*S, 2)
+        u = _tps_kernel(torch.cdist(grid, ctrl).square())                    # (B, S*S, K)
+        gp = torch.cat([torch.ones_like(grid[..., :1]), grid], -1)
+        disp = u @ coef[:, :k] + gp @ coef[:, k:]                            # (B, S*S, 2)
+        return (2.0 * disp).transpose(1, 2).reshape(b, 2, size, size)
+
+
+class LandmarkMotion(torch.nn.Module):
+    """The fitted AU -> landmark model, kept as buffers (it travels inside weights files)."""
+
+    def __init__(self, mean=None, basis=None, n_aus: int = 17):
+        super().__init__()
+        mean = torch.zeros(N_LANDMARKS, 2) if mean is None else torch.as_tensor(mean, dtype=torch.float32)
+        basis = (torch.zeros(n_aus, N_LANDMARKS, 2) if basis is None
+                 else torch.as_tensor(basis, dtype=torch.float32))
+        self.register_buffer("mean", mean.clone())
+        self.register_buffer("basis", basis.clone())
+
+    def displacement(self, delta_aus: torch.Tensor) -> torch.Tensor:
+        """(B, 17) AU change on 0..1 -> (B, 68, 2) landmark displacement (crop-side units)."""
+        return (delta_aus.float() @ self.basis.flatten(1)).view(-1, N_LANDMARKS, 2)
+
+    def flow(self, landmarks: torch.Tensor, source_aus: torch.Tensor, target_aus: torch.Tensor,
+             size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """(flow (B,2,size,size) grid units, moved landmarks (B,68,2)) for an AU change."""
+        moved = landmarks.float() + self.displacement(target_aus - source_aus)
+        return landmark_flow(landmarks, moved, size), moved
