@@ -42,6 +42,8 @@ class ModelConfig:
     flow_grid: int = 16          # flow is predicted at this resolution and upsampled (smoothness)
     motion: bool = False         # warp the input by the landmark motion of the AU change
     color: str = "rgb"           # "rgb": C is RGB; "luma": C is luminance + saturation factor
+    upsample: str = "transpose"  # decoder: "transpose" (the paper's 4x4/2 transposed convs) or
+                                 # "resize" (nearest x2 + 3x3 conv: no checkerboard dots)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -57,11 +59,11 @@ PRESETS: dict[str, ModelConfig] = {
     "paper": ModelConfig(),
     # Trains on a 2-core CPU: 64 px crops, 32 channels, 4 blocks, landmark motion, luma paint.
     "small": ModelConfig(image_size=64, channels=32, res_blocks=4, critic_channels=32,
-                         critic_layers=5, motion=True, color="luma"),
+                         critic_layers=5, motion=True, color="luma", upsample="resize"),
     # The GPU kit's model: the same generator at 128 px; a critic small enough that a
     # resumable checkpoint comes back from the GPU machine (4x4 realism map).
     "medium": ModelConfig(image_size=128, channels=32, res_blocks=4, critic_channels=32,
-                          critic_layers=5, motion=True, color="luma"),
+                          critic_layers=5, motion=True, color="luma", upsample="resize"),
 }
 
 
@@ -96,8 +98,14 @@ class Generator(nn.Module):
             c *= 2
         layers += [ResidualBlock(c) for _ in range(cfg.res_blocks)]
         for _ in range(2):  # two stride-2 upsamplings
-            layers += [nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=False), _norm(c // 2),
-                       nn.ReLU(inplace=True)]
+            if cfg.upsample == "resize":
+                layers += [nn.Upsample(scale_factor=2, mode="nearest"),
+                           nn.Conv2d(c, c // 2, 3, 1, 1, bias=False)]
+            elif cfg.upsample == "transpose":
+                layers += [nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=False)]
+            else:
+                raise ValueError(f"unknown upsampling {cfg.upsample!r}")
+            layers += [_norm(c // 2), nn.ReLU(inplace=True)]
             c //= 2
         self.body = nn.Sequential(*layers)
         if cfg.color not in ("rgb", "luma"):

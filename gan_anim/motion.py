@@ -113,18 +113,19 @@ def landmark_flow(src: torch.Tensor, dst: torch.Tensor, size: int,
     ``src``/``dst``: (B, 68, 2) in crop-side units. The output pixel at ``dst[i]`` samples
     the input at ``src[i]``; a thin-plate spline interpolates between the landmarks and the
     fixed anchor ring. The grid covers ``extent`` (crop-side units; default the crop) and
-    the flow is in grid units of the crop (2 = one crop side). Runs in float32 whatever
-    the autocast state.
+    the flow is in grid units of the crop (2 = one crop side). Computed in float64 whatever
+    the autocast or TF32 state: the spline's coefficients are large and cancel, so float32
+    is off by 0.1 px and TF32 by tens of pixels. Returns float32.
     """
     with torch.autocast(src.device.type, enabled=False):
-        src, dst = src.float(), dst.float()
+        src, dst = src.double(), dst.double()
         b = src.shape[0]
-        anchors = torch.as_tensor(anchor_points(), device=src.device).expand(b, -1, -1)
+        anchors = torch.as_tensor(anchor_points(), device=src.device, dtype=src.dtype).expand(b, -1, -1)
         ctrl = torch.cat([dst, anchors], 1)                                  # (B, K, 2)
         vals = torch.cat([src - dst, torch.zeros_like(anchors)], 1)          # (B, K, 2)
         k = ctrl.shape[1]
         kern = _tps_kernel(torch.cdist(ctrl, ctrl).square())
-        kern = kern + smoothing * torch.eye(k, device=src.device)
+        kern = kern + smoothing * torch.eye(k, device=src.device, dtype=src.dtype)
         p = torch.cat([torch.ones_like(ctrl[..., :1]), ctrl], -1)           # (B, K, 3)
         top = torch.cat([kern, p], 2)
         bottom = torch.cat([p.transpose(1, 2), p.new_zeros(b, 3, 3)], 2)
@@ -132,13 +133,13 @@ def landmark_flow(src: torch.Tensor, dst: torch.Tensor, size: int,
         rhs = torch.cat([vals, vals.new_zeros(b, 3, 2)], 1)
         coef = torch.linalg.solve(system, rhs)                               # (B, K+3, 2)
         lo, hi = extent
-        c = lo + (hi - lo) * (torch.arange(size, device=src.device, dtype=torch.float32) + 0.5) / size
+        c = lo + (hi - lo) * (torch.arange(size, device=src.device, dtype=src.dtype) + 0.5) / size
         gy, gx = torch.meshgrid(c, c, indexing="ij")
         grid = torch.stack([gx, gy], -1).reshape(1, -1, 2).expand(b, -1, -1)  # (B, S*S, 2)
         u = _tps_kernel(torch.cdist(grid, ctrl).square())                    # (B, S*S, K)
         gp = torch.cat([torch.ones_like(grid[..., :1]), grid], -1)
         disp = u @ coef[:, :k] + gp @ coef[:, k:]                            # (B, S*S, 2)
-        return (2.0 * disp).transpose(1, 2).reshape(b, 2, size, size)
+        return (2.0 * disp).float().transpose(1, 2).reshape(b, 2, size, size)
 
 
 class LandmarkMotion(torch.nn.Module):

@@ -502,8 +502,9 @@ def _place(ds: FaceDataset, rt: Runtime) -> FaceDataset:
     larger sets stay in pinned host memory and batches are copied asynchronously."""
     if not rt.cuda:
         return ds
-    if ds.images.numel() < 4 * 2 ** 30:
-        return ds.to(rt.device)
+    if ds.images.numel() < 4 * 2 ** 30:  # AUs stay on the CPU: targets are sampled there
+        lms = None if ds.landmarks is None else ds.landmarks.to(rt.device)
+        return FaceDataset(ds.images.to(rt.device), ds.aus, ds.names, ds.notes, lms)
     lms = None if ds.landmarks is None else ds.landmarks.pin_memory()
     return FaceDataset(ds.images.pin_memory(), ds.aus.pin_memory(), ds.names, ds.notes, lms)
 

@@ -1,0 +1,297 @@
+"""Generator inference (and a few training steps) on the GPU: faces/s, FLOPs, share of peak.
+
+    PYTHONPATH=. python benchmarks/bench_gpu.py                    # the GPU kit's stage, < 60 s
+    python benchmarks/bench_gpu.py --json bench.json --max-seconds 40
+    python benchmarks/bench_gpu.py --device cpu --presets small --batches 1 --min-time 0.02   # rehearsal
+
+Inference is ``losses.generate`` (for the motion presets: the landmark warp, then G and the
+composition) under ``torch.inference_mode``, channels_last, at batch 1, 64 and 256, in fp32
+and in bf16 autocast, CUDA-synchronised, after warm-up. FLOPs per face are what
+``torch.utils.flop_counter.FlopCounterMode`` counts (convolutions and matmuls) at batch 8;
+achieved TFLOP/s = faces/s x FLOPs per face, and its share of the card's dense bf16 peak
+(an assumption from the device name, printed) is reported for every row, fp32 included.
+"fp32" runs with PyTorch's defaults: cuDNN convolutions may use TF32, matmuls do not.
+
+Training: ``train.GANTrainer.step`` on the medium preset (bf16 autocast on CUDA, channels_last,
+data resident on the device, ``make_batch`` included), 20 timed steps (4 generator updates,
+5 gradient penalties with --gp-every 4) after 5 warm-up steps.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+# dense bf16 tensor-core peaks (TFLOP/s, no sparsity), by device name; first match wins
+PEAKS = (("H200", 989.0, "H200 (SXM): 989 dense bf16 TFLOP/s"),
+         ("H100 PCIe", 756.0, "H100 PCIe: 756 dense bf16 TFLOP/s"),
+         ("H100 NVL", 835.0, "H100 NVL: 835 dense bf16 TFLOP/s"),
+         ("H100", 989.0, "H100 SXM: 989 dense bf16 TFLOP/s"),
+         ("A100", 312.0, "A100: 312 dense bf16 TFLOP/s"),
+         ("L40S", 362.0, "L40S: 362 dense bf16 TFLOP/s"))
+
+
+def _kit():
+    spec = importlib.util.spec_from_file_location("gpu_kit", ROOT / "tools" / "gpu_kit.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def peak_for(name: str) -> tuple[float | None, str]:
+    for key, tflops, text in PEAKS:
+        if key.lower() in name.lower():
+            return tflops, f"assumed peak {text} (device '{name}')"
+    return None, f"no peak known for '{name}': fractions of peak not reported"
+
+
+def sync(dev: torch.device) -> None:
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def time_call(fn, dev, min_time: float, warmup: int) -> tuple[float, int]:
+    """Seconds per call (mean over enough calls to last ``min_time``), calls timed."""
+    for _ in range(warmup):
+        fn()
+    sync(dev)
+    t0 = time.perf_counter()
+    fn()
+    sync(dev)
+    one = time.perf_counter() - t0
+    n = max(1, min(2000, int(min_time / max(one, 1e-6))))
+    t0 = time.perf_counter()
+    for _ in range(n):
+        fn()
+    sync(dev)
+    return (time.perf_counter() - t0) / n, n
+
+
+def count_flops(fn) -> int:
+    """FLOPs of ``fn()`` by ``FlopCounterMode``; where its module tracker cannot follow
+    (``autograd.grad`` inside, as the gradient penalty does) the same per-op formulas
+    (``flop_counter.flop_registry``) under a plain dispatch mode."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    try:
+        with FlopCounterMode(display=False) as fc:
+            fn()
+        return int(fc.get_total_flops())
+    except RuntimeError:
+        pass
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils.flop_counter import flop_registry
+
+    class Plain(TorchDispatchMode):
+        total = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            out = func(*args, **kwargs)
+            formula = flop_registry.get(func._overloadpacket)
+            if formula is not None:
+                Plain.total += int(formula(*args, **kwargs, out_val=out))
+            return out
+
+    with Plain():
+        fn()
+    return int(Plain.total)
+
+
+def autocast(dev, dtype: str):
+    if dtype == "bf16":
+        return torch.autocast(dev.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def inference_rows(args, dev, peak, deadline, landmarks_fn, log) -> list[dict]:
+    from gan_anim.losses import generate
+    from gan_anim.model import PRESETS, Generator
+
+    rows = []
+    cl = torch.channels_last
+    for preset in args.presets:
+        cfg = PRESETS[preset]
+        torch.manual_seed(0)
+        G = Generator(cfg).to(dev).to(memory_format=cl).eval()
+        if G.motion is not None:  # a non-zero AU -> landmark model, so the warp moves pixels
+            with torch.no_grad():
+                G.motion.basis.normal_(0, 0.01)
+        s = cfg.image_size
+
+        def inputs(b):
+            x = (torch.rand(b, 3, s, s, device=dev) * 2 - 1).contiguous(memory_format=cl)
+            lms = torch.from_numpy(landmarks_fn(b)).to(dev)
+            return x, torch.rand(b, 17, device=dev), torch.rand(b, 17, device=dev), lms
+
+        def call(x, y, src, lms, dtype):
+            with torch.inference_mode(), autocast(dev, dtype):
+                return generate(G, x, y, lms, src)[0]
+
+        if time.perf_counter() > deadline:
+            rows += [{"preset": preset, "dtype": d, "batch": b, "skipped": "time budget"}
+                     for d in args.dtypes for b in args.batches]
+            continue
+        nb = min(8, max(args.batches))
+        xs = inputs(nb)
+        flops = count_flops(lambda: call(*xs, "fp32")) / nb
+        for dtype in args.dtypes:
+            for b in args.batches:
+                row = {"preset": preset, "dtype": dtype, "batch": b, "gflop_per_face": round(flops / 1e9, 3)}
+                if time.perf_counter() > deadline:
+                    row["skipped"] = "time budget"
+                    rows.append(row)
+                    continue
+                try:
+                    if dev.type == "cuda":
+                        torch.cuda.reset_peak_memory_stats(dev)
+                    x = inputs(b)
+                    sec, n = time_call(lambda: call(*x, dtype), dev, args.min_time, args.warmup)
+                    fps = b / sec
+                    row.update(ms_per_batch=round(sec * 1e3, 3), calls=n, faces_per_s=round(fps, 1),
+                               tflops=round(fps * flops / 1e12, 2))
+                    if peak:
+                        row["peak_fraction"] = round(fps * flops / 1e12 / peak, 4)
+                    if dev.type == "cuda":
+                        row["max_mem_gib"] = round(torch.cuda.max_memory_allocated(dev) / 2 ** 30, 2)
+                except torch.cuda.OutOfMemoryError:
+                    row["error"] = "out of memory"
+                    torch.cuda.empty_cache()
+                rows.append(row)
+                log(row)
+        del G
+    return rows
+
+
+def training_rows(args, dev, peak, deadline, landmarks_fn, log) -> list[dict]:
+    from gan_anim.data import FaceDataset, make_batch
+    from gan_anim.model import PRESETS
+    from gan_anim.train import GANTrainer, Runtime, TrainOptions
+
+    cfg = PRESETS["medium"]
+    s = cfg.image_size
+    rows = []
+    flops_per_image = None
+    for b in args.train_batches:
+        row = {"preset": "medium", "batch": b, "gp_every": 4, "critic_steps": 5,
+               "dtype": "bf16 autocast" if dev.type == "cuda" else "fp32"}
+        if time.perf_counter() > deadline:
+            row["skipped"] = "time budget"
+            rows.append(row)
+            continue
+        try:
+            opts = TrainOptions(batch_size=b, lr=2e-4, gp_every=4)
+            rt = Runtime(dev, channels_last=dev.type == "cuda")
+            trainer = GANTrainer(cfg, opts, rt)
+            with torch.no_grad():
+                trainer.G.motion.basis.normal_(0, 0.01)
+            n = max(2 * b, 64)
+            g = torch.Generator().manual_seed(0)
+            ds = FaceDataset(torch.randint(0, 256, (n, 3, s, s), dtype=torch.uint8, generator=g).to(dev),
+                             torch.rand(n, 17, generator=g).to(dev), [str(i) for i in range(n)], [],
+                             torch.from_numpy(landmarks_fn(n)).to(dev))
+            k = 0
+
+            def steps(count):
+                nonlocal k
+                for _ in range(count):
+                    x, real, target, lms = make_batch(ds, k, b, 0)
+                    trainer.step(k, x, real, target, lms)
+                    k += 1
+
+            steps(args.train_warmup)
+            sync(dev)
+            t0 = time.perf_counter()
+            steps(args.train_steps)
+            sync(dev)
+            sec = time.perf_counter() - t0
+            ips = args.train_steps * b / sec
+            if flops_per_image is None:  # counted once, over one full cycle of step kinds
+                flops_per_image = count_flops(lambda: steps(args.train_steps)) / (args.train_steps * b)
+            row.update(steps=args.train_steps, ms_per_step=round(sec / args.train_steps * 1e3, 2),
+                       images_per_s=round(ips, 1), gflop_per_image=round(flops_per_image / 1e9, 3),
+                       tflops=round(ips * flops_per_image / 1e12, 2))
+            if peak:
+                row["peak_fraction"] = round(ips * flops_per_image / 1e12 / peak, 4)
+            if dev.type == "cuda":
+                row["max_mem_gib"] = round(torch.cuda.max_memory_allocated(dev) / 2 ** 30, 2)
+            del trainer, ds
+        except torch.cuda.OutOfMemoryError:
+            row["error"] = "out of memory"
+            torch.cuda.empty_cache()
+        rows.append(row)
+        log(row)
+    return rows
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    ap.add_argument("--presets", default="small,medium,paper")
+    ap.add_argument("--batches", default="1,64,256")
+    ap.add_argument("--dtypes", default="fp32,bf16")
+    ap.add_argument("--min-time", type=float, default=0.25, help="seconds timed per configuration")
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--train-batches", default="64,128", help="'' to skip the training steps")
+    ap.add_argument("--train-steps", type=int, default=20)
+    ap.add_argument("--train-warmup", type=int, default=5)
+    ap.add_argument("--max-seconds", type=float, default=60.0, help="skip what would start after this")
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args(argv)
+    args.presets = [p for p in args.presets.split(",") if p]
+    args.batches = [int(b) for b in args.batches.split(",") if b]
+    args.dtypes = [d for d in args.dtypes.split(",") if d]
+    args.train_batches = [int(b) for b in args.train_batches.split(",") if b]
+    t0 = time.perf_counter()
+    deadline = t0 + args.max_seconds
+    use_cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())
+    dev = torch.device("cuda" if use_cuda else "cpu")
+    if use_cuda:
+        torch.backends.cudnn.benchmark = True
+        name = torch.cuda.get_device_name(dev)
+    else:
+        import platform
+
+        name = f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    peak, assumption = peak_for(name) if use_cuda else (None, "CPU: no peak assumed")
+    print(f"bench_gpu: {name}; torch {torch.__version__}; {assumption}", flush=True)
+    kit = _kit()
+
+    out: dict = {}
+
+    def log(row):
+        print("  " + "  ".join(f"{k} {v}" for k, v in row.items()), flush=True)
+        out.setdefault("rows_so_far", []).append(row)
+        save()
+
+    def save():  # after every row: a benchmark stopped by a timeout keeps what it measured
+        if args.json:
+            out["wall_s"] = round(time.perf_counter() - t0, 1)
+            Path(args.json).write_text(json.dumps(out, indent=1))
+
+    out.update({"device": name, "torch": torch.__version__, "peak_bf16_tflops": peak, "peak_assumption": assumption,
+           "settings": {"channels_last": True, "inference_mode": True,
+                        "cudnn_tf32": bool(torch.backends.cudnn.allow_tf32),
+                        "matmul_tf32": bool(torch.backends.cuda.matmul.allow_tf32),
+                        "min_time_s": args.min_time, "warmup": args.warmup}})
+    out["inference"] = inference_rows(args, dev, peak, deadline, kit.synthetic_landmarks, log)
+    out["training"] = training_rows(args, dev, peak, deadline, kit.synthetic_landmarks, log) \
+        if args.train_batches else []
+    out.pop("rows_so_far", None)
+    save()
+    print(f"bench_gpu: {out['wall_s']} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

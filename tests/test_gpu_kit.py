@@ -1,0 +1,372 @@
+"""The GPU kit (issue 11): the pack, compact checkpoints, a CPU rehearsal of
+tools/gpu_run.sh, and the CUDA checks it runs on the GPU machine (marked ``cuda``:
+skipped here, ``pytest -m cuda`` there)."""
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from gan_anim.aus import AU_NAMES, AU_SCALE
+from gan_anim.data import detect_layout, load_dataset, read_landmarks
+from gan_anim.errors import GanAnimError
+from gan_anim.model import PRESETS, Generator, load_generator
+from gan_anim.pack import encode_face, load_pack, read_pack, write_pack, write_pack_arrays
+
+ROOT = Path(__file__).resolve().parents[1]
+PACK = ROOT / "gpu-pack" / "faces128.pack"
+EXAMPLE = ROOT / "examples" / "astronaut.jpg"
+# the device of the tests marked cuda (GPU_KIT_TEST_DEVICE=cpu dry-runs them on the CPU)
+DEV = torch.device(os.environ.get("GPU_KIT_TEST_DEVICE", "cuda"))
+
+
+def _load_kit():
+    spec = importlib.util.spec_from_file_location("gpu_kit", ROOT / "tools" / "gpu_kit.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+kit = _load_kit()
+
+
+def synthetic_pack(path: Path, n_train: int, n_test: int, size: int = 128, seed: int = 0) -> Path:
+    """A pack of smooth random faces (every 3rd greyscale), random AUs, plausible landmarks."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    n = n_train + n_test
+    jpegs = []
+    for k in range(n):
+        img = cv2.resize(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), (size, size),
+                         interpolation=cv2.INTER_CUBIC)
+        if k % 3 == 0:
+            img = np.repeat(img[..., :1], 3, axis=2)
+        jpegs.append(encode_face(img, 90))
+    aus = np.round(rng.uniform(0, AU_SCALE, (n, len(AU_NAMES))), 2)
+    names = [f"face{k:03d}.png" for k in range(n)]
+    split = np.array([0] * n_train + [1] * n_test, np.uint8)
+    write_pack_arrays(path, jpegs, aus, names, split, kit.synthetic_landmarks(n, seed), size, 90)
+    return path
+
+
+# ------------------------------------------------------------------ the pack
+
+@pytest.fixture(scope="module")
+def prepared_tiny(shared_data, tmp_path_factory):
+    """gan-anim prepare on 18 real photos at 128 px (3/4 train, 1/4 test)."""
+    from gan_anim.prepare import prepare_dataset
+
+    raw = tmp_path_factory.mktemp("raw")
+    for p in sorted((shared_data / "utkface_crop_part1" / "images").glob("2*.jpg"))[:18]:
+        shutil.copy(p, raw / p.name)
+    out = tmp_path_factory.mktemp("prepared")
+    summary = prepare_dataset(raw, out, size=128, workers=2, progress=False, test_fraction=0.25)
+    assert summary["faces_kept"] >= 12
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_pack(prepared_tiny, tmp_path_factory):
+    return write_pack(prepared_tiny, tmp_path_factory.mktemp("pack") / "tiny.pack", quality=90)["path"]
+
+
+def test_pack_round_trip_matches_the_prepared_folder(prepared_tiny, tiny_pack):
+    assert detect_layout(tiny_pack) == "pack"
+    with np.load(tiny_pack, allow_pickle=False) as z:  # a plain .npz, no pickles
+        assert {"jpeg", "offsets", "aus", "landmarks", "names", "split"} <= set(z.files)
+        assert z["landmarks"].dtype == np.float16 and z["aus"].dtype == np.float32
+    with zipfile.ZipFile(tiny_pack) as zf:  # JPEG bytes stored, the rest deflated
+        kinds = {i.filename: i.compress_type for i in zf.infolist()}
+    assert kinds["jpeg.npy"] == zipfile.ZIP_STORED and kinds["landmarks.npy"] == zipfile.ZIP_DEFLATED
+    for split in ("train", "test"):
+        folder = load_dataset(prepared_tiny, 128, split)
+        pack = load_dataset(tiny_pack, 128, split)
+        assert pack.names == folder.names                      # same faces, same order, same split
+        assert torch.equal(pack.aus, folder.aus)               # exact
+        expected = read_landmarks(prepared_tiny, folder.names).astype(np.float16).astype(np.float32)
+        assert torch.equal(pack.landmarks, torch.from_numpy(expected))  # exact float16 of the folder's
+        assert (pack.landmarks - folder.landmarks).abs().max() < 5e-4
+        diff = pack.images.float() - folder.images.float()
+        psnr = 10 * np.log10(255 ** 2 / diff.square().mean().item())
+        assert psnr > 36, psnr                                  # JPEG quality 90
+    small = load_dataset(tiny_pack, 64, "test")
+    assert small.images.shape[-1] == 64 and "INTER_AREA" in small.notes[0]
+
+
+def test_synthetic_pack_greyscale_resize_and_errors(tmp_path):
+    path = synthetic_pack(tmp_path / "s.pack", 6, 3)
+    arrays = read_pack(path)
+    train = load_pack(path, 128, "train")
+    assert train.names == [f"face{k:03d}.png" for k in range(6)]
+    assert torch.equal(train.aus, torch.from_numpy(arrays["aus"][:6] / np.float32(AU_SCALE)))
+    grey = train.images[0]
+    assert torch.equal(grey[0], grey[1]) and torch.equal(grey[1], grey[2])  # 1-channel JPEG
+    assert load_pack(path, 128, "test").landmarks.shape == (3, 68, 2)
+    with pytest.raises(GanAnimError, match="too few"):
+        load_dataset(path, 128, "train", min_images=7)
+    (tmp_path / "notes.pack").write_text("not a pack")
+    with pytest.raises(GanAnimError, match="not a training set"):
+        load_dataset(tmp_path / "notes.pack", 128)
+    cut = tmp_path / "cut.pack"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(GanAnimError):
+        load_dataset(cut, 128)
+
+
+# ---------------------------------------------------------- compact checkpoints
+
+def test_compact_checkpoint_expands_and_resumes(tmp_path):
+    from gan_anim.data import FaceDataset, make_batch
+    from gan_anim.model import ModelConfig
+    from gan_anim.train import GANTrainer, Runtime, TrainOptions
+
+    cfg = ModelConfig(image_size=32, channels=8, res_blocks=1, critic_channels=8, critic_layers=3,
+                      motion=True, color="luma")
+    trainer = GANTrainer(cfg, TrainOptions(batch_size=2), Runtime(torch.device("cpu")))
+    ds = FaceDataset(torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8), torch.rand(4, 17),
+                     list("abcd"), [], torch.from_numpy(kit.synthetic_landmarks(4)))
+    trainer.step(0, *make_batch(ds, 0, 2, 0))
+    full = trainer.state(1, {"wall_s": 1.0})
+    small = kit.compact_checkpoint(full)
+    assert small["compact"] == kit.COMPACT_FORMAT
+    state = small["opt_d"]["state"][0]
+    assert "exp_avg" not in state and state["exp_avg_sq"].dtype == torch.bfloat16
+    torch.save(small, tmp_path / "c.pt")
+    (tmp_path / "parts").mkdir()
+    parts = kit.split_file(tmp_path / "c.pt", tmp_path / "parts", "checkpoint.pt", part_bytes=20_000)
+    assert len(parts) > 1 and all(p.stat().st_size <= 20_000 for p in parts)
+    resume = tmp_path / "resume"
+    resume.mkdir()
+    for p in parts:
+        shutil.copy(p, resume / p.name)
+    blob, where = kit.find_resume(resume)  # joins the parts, expands
+    assert where.endswith("checkpoint.pt") and blob["step"] == 1 and "compact" not in blob
+    st = blob["opt_d"]["state"][0]
+    assert st["exp_avg"].abs().sum() == 0 and st["exp_avg_sq"].dtype == torch.float32
+    torch.testing.assert_close(st["exp_avg_sq"], full["opt_d"]["state"][0]["exp_avg_sq"], rtol=1e-2, atol=0)
+    again = GANTrainer(cfg, TrainOptions(batch_size=2), Runtime(torch.device("cpu")))
+    again.load_state(blob)
+    again.step(1, *make_batch(ds, 1, 2, 0))  # Adam continues from the expanded state
+
+
+# ------------------------------------------------------------- CPU rehearsal
+
+def test_gpu_run_rehearsal_on_cpu(tiny_pack, tmp_path):
+    """tools/gpu_run.sh end to end on the CPU: a tiny pack, seconds of budget."""
+    out, work = tmp_path / "out", tmp_path / "work"
+    env = dict(os.environ, GPU_KIT_DEVICE="cpu", GPU_KIT_PACK=str(tiny_pack), GPU_KIT_WORK=str(work),
+               GPU_KIT_RESUME=str(tmp_path / "no-resume"), GPU_KIT_PYTHON=sys.executable,
+               GPU_KIT_BATCH="2", GPU_KIT_STEPS="1", GPU_KIT_TOTAL_S="300", GPU_KIT_BENCH_S="30",
+               GPU_KIT_BENCH_ARGS="--presets small --batches 1 --min-time 0.01 --warmup 1 --train-batches=",
+               GPU_KIT_ARM_B="--lambda-au 40")
+    proc = subprocess.run(["bash", str(ROOT / "tools" / "gpu_run.sh"), str(out), "0.5"], env=env,
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    files = {p.name: p.stat().st_size for p in out.iterdir()}
+    assert len(files) <= 8 and max(files.values()) <= 16 * 2 ** 20, files
+    assert {"weights-medium-fp16.pt", "weights-medium-b-fp16.pt", "samples.png", "log.jsonl",
+            "figures.json", "run.log"} <= set(files)
+    assert any(n.startswith("checkpoint.pt") for n in files)
+    figures = json.loads((out / "figures.json").read_text())
+    assert {"stages", "env", "tests", "train", "bench", "checkpoint", "files", "problems"} <= set(figures)
+    assert figures["problems"] == []
+    assert set(figures["stages"]) == {"env", "tests", "train", "export", "export-b", "bench"}
+    assert figures["arm_b"]["step"] >= 1
+    assert all(s["rc"] == 0 for s in figures["stages"].values()), figures["stages"]
+    assert figures["env"]["no_dlib_ok"] and not figures["env"]["dlib_imported"]
+    assert figures["train"]["final_step"] == 1 and figures["train"]["ok"]
+    assert figures["bench"]["inference"][0]["faces_per_s"] > 0
+    assert figures["tests"]["ran"]
+    gen = load_generator(out / "weights-medium-fp16.pt")
+    assert gen.cfg == PRESETS["medium"]
+    blob = torch.load(out / "weights-medium-fp16.pt", weights_only=True)
+    assert blob["generator"]["body.0.weight"].dtype == torch.float16
+    from gan_anim.animate import Animator
+
+    result = Animator(out / "weights-medium-fp16.pt", "cpu").animate(EXAMPLE, tmp_path / "a.gif",
+                                                                   to="happy", frames=2)
+    assert (tmp_path / "a.gif").stat().st_size > 0 and result is not None
+    # the checkpoint that came back resumes: join + expand
+    resumed = kit.find_resume(out)
+    assert resumed is not None and resumed[0]["step"] == 1
+
+
+# ------------------------------------------------------ CUDA (the GPU machine)
+
+@pytest.fixture()
+def exact_cuda():
+    """fp32 without TF32 for cuda-vs-cpu comparisons; the flags are restored afterwards."""
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def _motion_generator(preset: str) -> Generator:
+    torch.manual_seed(0)
+    gen = Generator(PRESETS[preset]).eval()
+    with torch.no_grad():
+        gen.motion.basis.normal_(0, 0.01)
+    return gen
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("preset", ["small", "medium"])
+def test_generator_cuda_matches_cpu_fp32(preset, exact_cuda):
+    from gan_anim.losses import generate
+
+    gen = _motion_generator(preset)
+    s = gen.cfg.image_size
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(4, 3, s, s, generator=g) * 2 - 1
+    y, src = torch.rand(4, 17, generator=g), torch.rand(4, 17, generator=g)
+    lms = torch.from_numpy(kit.synthetic_landmarks(4))
+    with torch.no_grad():
+        ref = generate(gen, x, y, lms, src)
+        cuda = copy.deepcopy(gen).to(DEV)
+        out = generate(cuda, x.to(DEV), y.to(DEV), lms.to(DEV), src.to(DEV))
+        cl = copy.deepcopy(gen).to(DEV).to(memory_format=torch.channels_last)
+        out_cl = generate(cl, x.to(DEV).contiguous(memory_format=torch.channels_last), y.to(DEV), lms.to(DEV),
+                          src.to(DEV))
+    for name, a, b, c in zip(("image", "attention", "colour"), ref[:3], out[:3], out_cl[:3]):
+        torch.testing.assert_close(b.cpu(), a, atol=1e-3, rtol=1e-3, msg=f"{preset} {name}")
+        torch.testing.assert_close(c.cpu(), a, atol=1e-3, rtol=1e-3, msg=f"{preset} {name} channels_last")
+
+
+@pytest.mark.cuda
+def test_bf16_training_step_on_cuda_is_finite():
+    from gan_anim.data import FaceDataset, make_batch
+    from gan_anim.train import GANTrainer, Runtime, TrainOptions
+
+    cfg = PRESETS["medium"]
+    torch.manual_seed(0)
+    trainer = GANTrainer(cfg, TrainOptions(batch_size=8, lr=2e-4, gp_every=4),
+                         Runtime(DEV, channels_last=True))
+    with torch.no_grad():
+        trainer.G.motion.basis.normal_(0, 0.01)
+    n = 16
+    ds = FaceDataset(torch.randint(0, 256, (n, 3, 128, 128), dtype=torch.uint8).to(DEV), torch.rand(n, 17).to(DEV),
+                     [str(i) for i in range(n)], [], torch.from_numpy(kit.synthetic_landmarks(n)).to(DEV))
+    before = trainer.G.body[0].weight.detach().clone()
+    seen = set()
+    for k in range(6):  # steps 0 and 5 update G; 0 and 4 add the gradient penalty
+        logs = trainer.step(k, *make_batch(ds, k, 8, 0))
+        seen |= set(logs)
+        bad = {key: float(v) for key, v in logs.items() if not torch.isfinite(v).all()}
+        assert not bad, f"step {k}: {bad}"
+    assert {"d_loss", "gp", "g_adv", "cycle"} <= seen
+    assert not torch.equal(before, trainer.G.body[0].weight)
+    assert all(torch.isfinite(p).all() for p in trainer.G.parameters())
+
+
+def _flow_case(n: int = 64):
+    """(src, dst) landmarks: real faces of the pack moved by a motion model fitted on them,
+    or synthetic ones moved by a few percent of the crop."""
+    from gan_anim.motion import fit_motion
+
+    if PACK.is_file():
+        arrays = read_pack(PACK)
+        test = arrays["split"] == 1
+        lms = arrays["landmarks"][test].astype(np.float32)
+        aus = arrays["aus"][test] / np.float32(AU_SCALE)
+        fit = fit_motion(lms, aus, AU_NAMES)
+        src = torch.from_numpy(lms[:n])
+        delta = torch.rand(n, 17, generator=torch.Generator().manual_seed(0)) - torch.from_numpy(aus[:n])
+        move = (delta @ torch.from_numpy(fit["basis"]).flatten(1)).view(n, 68, 2)
+        return src, src + move
+    src = torch.from_numpy(kit.synthetic_landmarks(n))
+    return src, src + 0.02 * torch.randn(n, 68, 2, generator=torch.Generator().manual_seed(0))
+
+
+def _flow64(src: torch.Tensor, dst: torch.Tensor, size: int) -> torch.Tensor:
+    """``motion.landmark_flow`` (default smoothing and extent) in float64 on the CPU: the
+    reference that says how far float32 itself is from the spline."""
+    from gan_anim.motion import _tps_kernel, anchor_points
+
+    dt = torch.float64
+    src, dst = src.cpu().to(dt), dst.cpu().to(dt)
+    b = src.shape[0]
+    anchors = torch.as_tensor(anchor_points(), dtype=dt).expand(b, -1, -1)
+    ctrl = torch.cat([dst, anchors], 1)
+    vals = torch.cat([src - dst, torch.zeros_like(anchors)], 1)
+    k = ctrl.shape[1]
+    kern = _tps_kernel(torch.cdist(ctrl, ctrl).square()) + 1e-5 * torch.eye(k, dtype=dt)
+    p = torch.cat([torch.ones_like(ctrl[..., :1]), ctrl], -1)
+    system = torch.cat([torch.cat([kern, p], 2), torch.cat([p.transpose(1, 2), p.new_zeros(b, 3, 3)], 2)], 1)
+    coef = torch.linalg.solve(system, torch.cat([vals, vals.new_zeros(b, 3, 2)], 1))
+    c = (torch.arange(size, dtype=dt) + 0.5) / size
+    gy, gx = torch.meshgrid(c, c, indexing="ij")
+    grid = torch.stack([gx, gy], -1).reshape(1, -1, 2).expand(b, -1, -1)
+    u = _tps_kernel(torch.cdist(grid, ctrl).square())
+    gp = torch.cat([torch.ones_like(grid[..., :1]), grid], -1)
+    disp = u @ coef[:, :k] + gp @ coef[:, k:]
+    return (2.0 * disp).transpose(1, 2).reshape(b, 2, size, size)
+
+
+def test_flow64_reference_matches_landmark_flow():
+    """The float64 reference is the same spline (float32 is 3e-4 off it here, ~1.3e-3 on real faces)."""
+    from gan_anim.motion import landmark_flow
+
+    src = torch.from_numpy(kit.synthetic_landmarks(4))
+    dst = src + 0.02 * torch.randn(4, 68, 2, generator=torch.Generator().manual_seed(0))
+    assert (landmark_flow(src, dst, 32).double() - _flow64(src, dst, 32)).abs().max() < 2e-3
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("tf32", [False, True], ids=["fp32", "tf32-as-train-sets-it"])
+def test_landmark_flow_cuda_matches_cpu(tf32):
+    """The thin-plate-spline warp on CUDA equals the CPU's within 1e-3 grid units (0.06 px
+    at 128 px), plus twice the CPU's own float32 error against float64 (on real faces the
+    spline's coefficients reach ~900 and cancel: float32 alone is ~1.3e-3 off).
+
+    The second case runs with matmul TF32 on, as ``train.setup_runtime`` sets it on CUDA:
+    if cuBLAS then rounds these matmuls' inputs to TF32, the flow moves (rounding both
+    inputs of ``u @ coef`` to TF32 on the CPU moved it by ~0.4 grid units, 25 px). The GPU
+    kit switches matmul TF32 off for training (tools/gpu_kit.py matmul_tf32_guard).
+    """
+    from gan_anim.motion import landmark_flow
+
+    src, dst = _flow_case()
+    ref = landmark_flow(src, dst, 128)
+    ref64 = _flow64(src, dst, 128)
+    cpu_err = (ref.double() - ref64).abs().max().item()
+    saved = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    try:
+        out = landmark_flow(src.to(DEV), dst.to(DEV), 128).cpu()
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = saved
+    err = (out - ref).abs().max().item()
+    err64 = (out.double() - ref64).abs().max().item()
+    assert err < 1e-3 + 2 * cpu_err, (f"max |cuda - cpu| = {err:.4g} grid units ({err * 64:.3g} px at 128 px); "
+                                      f"cuda vs float64 {err64:.4g}, cpu vs float64 {cpu_err:.4g}")
+
+
+@pytest.mark.cuda
+def test_train_two_steps_on_cuda_writes_checkpoint(tmp_path):
+    from gan_anim.train import read_checkpoint, train
+
+    pack = synthetic_pack(tmp_path / "tiny.pack", 12, 4)
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    try:
+        last = train(pack, tmp_path / "run", preset="medium", steps=2, batch_size=4, checkpoint_every=1,
+                     device=DEV.type, gp_every=1, progress=False, log=lambda m: None)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+    blob = read_checkpoint(last)
+    assert blob["step"] == 2 and blob["config"]["image_size"] == 128
+    assert all(torch.isfinite(v).all() for v in blob["generator"].values() if v.is_floating_point())
+    assert len((tmp_path / "run" / "log.jsonl").read_text().splitlines()) == 2
+    assert (tmp_path / "run" / "samples" / "step-0000002.png").is_file()
