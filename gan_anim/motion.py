@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 # dlib's 68-point layout mirrored left <-> right (for flip augmentation and a symmetric fit).
 MIRROR = np.array(
@@ -107,7 +108,8 @@ EXTENT = (-_RING, 1 + _RING)
 
 
 def landmark_flow(src: torch.Tensor, dst: torch.Tensor, size: int,
-                  smoothing: float = 1e-5, extent: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
+                  smoothing: float = 1e-5, extent: tuple[float, float] = (0.0, 1.0),
+                  resolution: int | None = None) -> torch.Tensor:
     """Backward flow (B, 2, size, size) that moves ``src`` landmarks onto ``dst``.
 
     ``src``/``dst``: (B, 68, 2) in crop-side units. The output pixel at ``dst[i]`` samples
@@ -115,8 +117,12 @@ def landmark_flow(src: torch.Tensor, dst: torch.Tensor, size: int,
     fixed anchor ring. The grid covers ``extent`` (crop-side units; default the crop) and
     the flow is in grid units of the crop (2 = one crop side). Computed in float64 whatever
     the autocast or TF32 state: the spline's coefficients are large and cancel, so float32
-    is off by 0.1 px and TF32 by tens of pixels. Returns float32.
+    is off by 0.1 px and TF32 by tens of pixels. Returns float32. ``resolution``: evaluate
+    the spline on a coarser grid and upsample it bilinearly (the spline is smooth).
     """
+    if resolution is not None and resolution < size:
+        coarse = landmark_flow(src, dst, resolution, smoothing, extent)
+        return F.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
     with torch.autocast(src.device.type, enabled=False):
         src, dst = src.double(), dst.double()
         b = src.shape[0]

@@ -21,12 +21,15 @@ SHIPPED = WEIGHTS_DIR / DEFAULT_WEIGHTS
 
 
 def test_shipped_weights_load_and_report_config():
-    assert SHIPPED.is_file(), "weights/gan-anim-small.pt is part of the repository"
+    assert SHIPPED.is_file(), "weights/gan-anim-medium.pt is part of the repository"
     gen = load_generator(SHIPPED)
-    assert gen.cfg.image_size == 64 and gen.cfg.flow
+    assert gen.cfg.image_size == 128 and gen.cfg.motion and gen.cfg.color == "luma"
+    # the fitted AU -> landmark motion travels in the file: AU26 drops the chin (landmark 8)
+    from gan_anim.aus import AU_NAMES
+    assert gen.motion.basis[AU_NAMES.index("AU26"), 8, 1] * 128 > 5
     result = CliRunner().invoke(main, ["info"])
     assert result.exit_code == 0
-    assert "image_size      64" in result.output and "AU45" in result.output
+    assert "image_size      128" in result.output and "AU45" in result.output
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,187 @@
+"""Landmark motion: the AU -> landmark fit, the thin-plate warp, and the full-resolution blend."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gan_anim.aus import AU_NAMES, PRESETS, au_dict_to_vector
+from gan_anim.motion import (MIRROR, LandmarkMotion, anchor_points, fit_motion, landmark_flow,
+                             mirror_landmarks)
+
+from conftest import EXAMPLE
+
+
+def _au(name):
+    return AU_NAMES.index(name)
+
+
+def test_mirror_is_a_left_right_involution():
+    assert sorted(MIRROR.tolist()) == list(range(68))
+    assert (MIRROR[MIRROR] == np.arange(68)).all()
+    assert MIRROR[48] == 54 and MIRROR[36] == 45 and MIRROR[30] == 30 and MIRROR[8] == 8
+    lm = torch.rand(2, 68, 2)
+    torch.testing.assert_close(mirror_landmarks(mirror_landmarks(lm)), lm)
+
+
+def _synthetic_faces(n=600, seed=0):
+    """Mean shape + known AU12 / AU26 / AU01 motions + identity noise."""
+    rng = np.random.default_rng(seed)
+    mean = np.stack(np.meshgrid(np.linspace(0.2, 0.8, 17), np.linspace(0.3, 0.7, 4)), -1)
+    mean = mean.reshape(-1, 2)[:68].astype(np.float32)
+    truth = np.zeros((17, 68, 2), np.float32)
+    truth[_au("AU12"), 48] = (-0.025, -0.01)
+    truth[_au("AU12"), 54] = (0.025, -0.01)
+    truth[_au("AU26"), 57] = (0.0, 0.08)
+    truth[_au("AU01"), 21] = (0.0, -0.04)
+    truth[_au("AU01"), 22] = (0.0, -0.04)
+    aus = rng.uniform(0, 1, (n, 17)).astype(np.float32) * (rng.uniform(0, 1, (n, 17)) < 0.4)
+    lms = mean + np.einsum("nk,kij->nij", aus, truth) + rng.normal(0, 0.005, (n, 68, 2))
+    return lms.astype(np.float32), aus, truth
+
+
+def test_fit_recovers_known_motions_in_their_regions_only():
+    lms, aus, truth = _synthetic_faces()
+    fit = fit_motion(lms, aus, AU_NAMES, ridge=1e-4)
+    b = fit["basis"]
+    np.testing.assert_allclose(b[_au("AU12"), 54], truth[_au("AU12"), 54], atol=0.006)
+    np.testing.assert_allclose(b[_au("AU26"), 57], truth[_au("AU26"), 57], atol=0.006)
+    # AU01 is a brow AU: it may not move the mouth, and AU12 may not move the brows
+    assert np.abs(b[_au("AU01"), 48:68]).max() == 0
+    assert np.abs(b[_au("AU12"), 17:27]).max() == 0
+    # symmetric: the left corner mirrors the right one
+    np.testing.assert_allclose(b[_au("AU12"), 48] * (-1, 1), b[_au("AU12"), 54], atol=1e-6)
+
+
+def test_flow_puts_each_landmark_where_the_target_wants_it():
+    lms, aus, truth = _synthetic_faces(8)
+    src = torch.from_numpy(lms)
+    dst = src + torch.from_numpy(np.einsum("k,kij->ij", np.eye(17)[_au("AU12")] * 0.8, truth)).float()
+    flow = landmark_flow(src, dst, 128)
+    assert flow.shape == (8, 2, 128, 128)
+    sampled = F.grid_sample(flow, (dst * 2 - 1)[:, :, None, :], align_corners=False)[..., 0]
+    landed = dst + sampled.transpose(1, 2) / 2          # where each output landmark samples from
+    err_px = (landed - src).norm(dim=-1) * 128
+    assert err_px.max() < 0.5
+    # the fixed ring stays put, and nothing moves without an AU change
+    assert landmark_flow(src, src, 32).abs().max() < 1e-4
+    ring = torch.from_numpy(anchor_points())
+    assert ring.min() < 0 and ring.max() > 1
+
+
+def test_motion_module_round_trips_through_a_state_dict():
+    lms, aus, _ = _synthetic_faces()
+    fit = fit_motion(lms, aus, AU_NAMES)
+    mot = LandmarkMotion(fit["mean"], fit["basis"])
+    other = LandmarkMotion()
+    other.load_state_dict(mot.state_dict())
+    y = torch.from_numpy(au_dict_to_vector(PRESETS["happy"]) / 5).float()[None]
+    torch.testing.assert_close(other.displacement(y), mot.displacement(y))
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    from gan_anim.animate import Animator
+
+    return Animator(device="cpu")
+
+
+def _edit(animator, image, face, to):
+    jobs = animator.face_jobs(image, [face], to, None)
+    return next(animator.render(image, jobs, np.array([1.0]))).copy()
+
+
+NEUTRAL_FACE = "utkface_crop_part1/images/25_0_0_20170110231839623.jpg.chip.jpg"  # AU12 0
+
+
+def _measures(lm, eye):
+    """Mouth-corner distance, inner-lip gap / eye distance, brow height over the eyes / eye."""
+    return (np.linalg.norm(lm[54] - lm[48]), np.linalg.norm(lm[66] - lm[62]) / eye,
+            (lm[36:48, 1].mean() - lm[17:27, 1].mean()) / eye)
+
+
+def _bad_colour_share(before, after, box, radius):
+    """Share of the face box shifted towards green or blue (Lab a* or b* down by more than 5
+    and ending below -2) against every input colour within ``radius`` px, so that a warp
+    moving the chin over a collar is not counted as paint (benchmarks/quality.py's
+    "nearby" variant)."""
+    import cv2
+
+    l, t, r, b = box
+    lab0 = cv2.cvtColor(before[t:b, l:r], cv2.COLOR_RGB2LAB).astype(np.float32) - 128
+    lab1 = cv2.cvtColor(after[t:b, l:r], cv2.COLOR_RGB2LAB).astype(np.float32) - 128
+    disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+    bad = np.zeros(lab0.shape[:2], bool)
+    for c in (1, 2):
+        least = cv2.erode(np.ascontiguousarray(lab0[..., c]), disk)
+        bad |= (lab1[..., c] - least < -5) & (lab1[..., c] < -2)
+    return bad.mean()
+
+
+def test_shipped_model_moves_a_neutral_face(shipped, shared_data):
+    """The geometry must move: happy widens the re-detected mouth, surprise opens it and
+    raises the brows; no skin turns green or blue, and the face stays sharp."""
+    import cv2
+
+    from gan_anim.faces import detect_faces
+    from gan_anim.media import read_image
+
+    image = read_image(shared_data / NEUTRAL_FACE)
+    image = cv2.copyMakeBorder(image, 60, 60, 60, 60, cv2.BORDER_REPLICATE)  # a tight chip
+    face = detect_faces(image)[0]
+    w0, gap0, brow0 = _measures(face.landmarks, face.eye_distance)
+    happy = _edit(shipped, image, face, "happy")
+    w1, _, _ = _measures(detect_faces(happy)[0].landmarks, face.eye_distance)
+    assert w1 / w0 > 1.05
+    surprise = _edit(shipped, image, face, "surprise")
+    _, gap2, brow2 = _measures(detect_faces(surprise)[0].landmarks, face.eye_distance)
+    assert gap2 - gap0 > 0.08 and brow2 - brow0 > 0.03
+    for out in (happy, surprise):
+        assert _bad_colour_share(image, out, face.box, round(0.2 * face.eye_distance)) < 0.0005
+
+    def sharpness(x):
+        l, t, r, b = face.box
+        return cv2.Laplacian(cv2.cvtColor(x[t:b, l:r], cv2.COLOR_RGB2GRAY), cv2.CV_64F).var()
+    assert sharpness(happy) / sharpness(image) > 0.85 and sharpness(surprise) / sharpness(image) > 0.75
+
+
+def test_shipped_model_takes_a_smile_away(shipped):
+    """--to neutral on the smiling example: the re-detected mouth narrows by 4 % or more."""
+    from gan_anim.faces import detect_faces
+    from gan_anim.media import read_image
+
+    image = read_image(EXAMPLE)
+    face = detect_faces(image)[0]
+    w0, _, _ = _measures(face.landmarks, face.eye_distance)
+    out = _edit(shipped, image, face, "neutral")
+    w1, _, _ = _measures(detect_faces(out)[0].landmarks, face.eye_distance)
+    assert w1 / w0 < 0.96
+    assert _bad_colour_share(image, out, face.box, round(0.2 * face.eye_distance)) < 0.0005
+
+
+def test_luma_blend_is_exact_where_nothing_changes():
+    import cv2
+
+    from gan_anim.animate import FaceEdits
+    from gan_anim.blend import FaceBlender
+    from gan_anim.faces import align, detect_faces
+    from gan_anim.media import read_image
+
+    image = read_image(EXAMPLE)
+    m = align(detect_faces(image)[0].landmarks, 64)
+    paint = np.zeros((64, 64, 2), np.float32)
+    paint[..., 1] = 1.0                                   # no luma change, chroma kept
+    edit = FaceEdits(paint, np.ones((64, 64), np.float32), None, np.zeros((96, 96, 2), np.float32), True)
+    out = image.copy()
+    FaceBlender(image.shape, m, 64).blend(out, edit, source=image)
+    assert np.array_equal(out, image)
+    # a luma-only change keeps the hue: chroma of changed pixels only shrinks or stays
+    paint[20:40, 20:40, 0] = -60.0
+    paint[20:40, 20:40, 1] = 0.5
+    FaceBlender(image.shape, m, 64).blend(out, edit, source=image)
+    changed = np.abs(out.astype(int) - image).sum(2) > 0
+    assert changed.any()
+    c0 = cv2.cvtColor(image, cv2.COLOR_RGB2YCrCb).astype(int)[changed][:, 1:] - 128
+    c1 = cv2.cvtColor(out, cv2.COLOR_RGB2YCrCb).astype(int)[changed][:, 1:] - 128
+    assert (np.abs(c1) <= np.abs(c0) + 2).all()
