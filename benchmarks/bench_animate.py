@@ -1,7 +1,7 @@
 """Per-stage timings of `gan-anim animate` on this machine (not a test).
 
     python benchmarks/bench_animate.py                 # example + 1080p + 12 MP photos
-    python benchmarks/bench_animate.py --frames 30 --presets small
+    python benchmarks/bench_animate.py --frames 30 --presets medium,small
 
 For each photo and preset: decode, detect, landmarks, generate, blend, encode for
 N frames to MP4; the generator batched versus one pass per frame (the naive
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gan_anim import aus  # noqa: E402
-from gan_anim.animate import Animator, find_weights  # noqa: E402
+from gan_anim.animate import Animator  # noqa: E402
 from gan_anim.faces import detect_boxes, landmarks  # noqa: E402
 from gan_anim.model import PRESETS, Generator, generator_state, load_generator  # noqa: E402
 
@@ -50,12 +50,9 @@ def make_photo(folder: Path, name: str, w: int, h: int) -> Path:
 
 
 def weights_for(preset: str, folder: Path) -> tuple[Path, str]:
-    try:
-        path = find_weights()
-        if load_generator(path).cfg.image_size == PRESETS[preset].image_size:
-            return path, "shipped"
-    except Exception:
-        pass
+    path = ROOT / "weights" / f"gan-anim-{preset}.pt"
+    if path.is_file() and load_generator(path).cfg == PRESETS[preset]:
+        return path, "shipped"
     torch.manual_seed(0)
     path = folder / f"random-{preset}.pt"
     torch.save(generator_state(Generator(PRESETS[preset])), path)
@@ -82,18 +79,27 @@ def time_stages(animator: Animator, photo: Path, frames: int, out: Path) -> dict
 
 
 def generator_ratio(animator: Animator, frames: int) -> tuple[float, float]:
-    """ms per face-frame: batched (animator.batch_size) vs one generator pass per frame."""
+    """ms per face-frame: batched (animator.batch_size) vs one generator pass per frame
+    (motion models: landmark warp included)."""
+    from gan_anim.faces import align, detect_faces
+    from gan_anim.media import read_image
+    from gan_anim.motion import normalised_landmarks
+
     s = animator.size
     crops = np.random.default_rng(0).integers(0, 255, (frames, s, s, 3), dtype=np.uint8)
     targets = np.linspace(0, 5, frames * 17, dtype=np.float32).reshape(frames, 17) % 5
-    animator.generate(crops[:2], targets[:2])  # warm-up
+    face = detect_faces(read_image(EXAMPLE))[0]
+    lms = np.repeat(normalised_landmarks(face.landmarks, align(face.landmarks, s), s)[None], frames, 0)
+    own = np.zeros_like(targets)
+    b = animator.batch_size
+    animator.generate(crops[:2], targets[:2], lms[:2], own[:2])  # warm-up
     t = time.perf_counter()
-    for i in range(0, frames, animator.batch_size):
-        animator.generate(crops[i:i + animator.batch_size], targets[i:i + animator.batch_size])
+    for i in range(0, frames, b):
+        animator.generate(crops[i:i + b], targets[i:i + b], lms[i:i + b], own[i:i + b])
     batched = (time.perf_counter() - t) / frames * 1000
     t = time.perf_counter()
     for i in range(frames):
-        animator.generate(crops[i:i + 1], targets[i:i + 1])
+        animator.generate(crops[i:i + 1], targets[i:i + 1], lms[i:i + 1], own[i:i + 1])
     single = (time.perf_counter() - t) / frames * 1000
     return batched, single
 
@@ -112,7 +118,7 @@ def end_to_end(photo: Path, weights: Path, frames: int, out: Path) -> tuple[floa
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=30)
-    ap.add_argument("--presets", default="paper,small")
+    ap.add_argument("--presets", default="medium,small,paper")
     ap.add_argument("--batch-size", type=int, default=16)
     args = ap.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
@@ -136,10 +142,11 @@ def main() -> None:
                 non_gen = st["decode"] + st["detect"] + st["landmarks"] + st["blend"] + st["encode"]
                 row = "  ".join(f"{k} {v:.3f}s" for k, v in st.items())
                 print(f"{label:>16}: {row}  | non-generator share {non_gen / total:.0%}")
-        weights, kind = weights_for("small", tmp)
-        wall, peak = end_to_end(photos["12 MP"], weights, args.frames, tmp / "e2e.mp4")
-        print(f"\nend to end, 12 MP photo, small preset ({kind}), {args.frames} frames to MP4: "
-              f"{wall:.2f} s wall (process start included), peak RSS {peak:.0f} MB")
+        for preset in ("medium", "small"):
+            weights, kind = weights_for(preset, tmp)
+            wall, peak = end_to_end(photos["12 MP"], weights, args.frames, tmp / "e2e.mp4")
+            print(f"\nend to end, 12 MP photo, {preset} preset ({kind}), {args.frames} frames to MP4: "
+                  f"{wall:.2f} s wall (process start included), peak RSS {peak:.0f} MB")
 
 
 if __name__ == "__main__":
