@@ -9,8 +9,8 @@ frames and track in between, batched generator, streaming encode) is timed per
 stage against a naive loop measured in the same run (detect + landmarks on every
 frame, one generator pass per frame). Resident memory is sampled during each
 pipeline run: flat means the same RSS half-way as at the end.
-Random small-preset weights are used when weights/ holds none (speed does not
-depend on the values; the output says which).
+The shipped weights of --preset (medium by default) are used; random ones of the
+same preset when weights/ holds none (speed does not depend on the values).
 """
 from __future__ import annotations
 
@@ -33,7 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gan_anim import aus  # noqa: E402
-from gan_anim.animate import Animator, find_weights  # noqa: E402
+from gan_anim.animate import Animator  # noqa: E402
+from gan_anim.estimator import estimate_from_landmarks  # noqa: E402
+from gan_anim.motion import normalised_landmarks  # noqa: E402
 from gan_anim.blend import FaceBlender  # noqa: E402
 from gan_anim.faces import align, crop, detect_faces  # noqa: E402
 from gan_anim.media import FrameWriter  # noqa: E402
@@ -71,15 +73,12 @@ def make_clip(path: Path, size, frames: int, fps: int = 30) -> Path:
     return path
 
 
-def small_generator() -> tuple[Generator, str]:
-    try:
-        gen = load_generator(find_weights())
-        if gen.cfg.image_size == PRESETS["small"].image_size:
-            return gen, "trained weights from weights/"
-    except Exception:
-        pass
+def shipped_generator(preset: str) -> tuple[Generator, str]:
+    path = ROOT / "weights" / f"gan-anim-{preset}.pt"
+    if path.is_file():
+        return load_generator(path), f"trained weights {path.name}"
     torch.manual_seed(0)
-    return Generator(PRESETS["small"]).eval(), "RANDOM small-preset weights (no trained weights in weights/)"
+    return Generator(PRESETS[preset]).eval(), f"RANDOM {preset}-preset weights (none in weights/)"
 
 
 def rss_mb() -> float:
@@ -135,16 +134,17 @@ def run_naive(animator: Animator, clip: Path, out: Path) -> dict:
                 break
             t = time.perf_counter()
             faces = detect_faces(frame)
-            jobs = [(m, crop(frame, m, size)) for m in (align(f.landmarks, size) for f in faces)]
+            jobs = [(m, crop(frame, m, size), normalised_landmarks(f.landmarks, m, size),
+                     estimate_from_landmarks(f.landmarks))
+                    for f, m in ((f, align(f.landmarks, size)) for f in faces)]
             tm["track"] += time.perf_counter() - t
-            frame = frame.copy()
-            for m, c in jobs:
+            source, frame = frame, frame.copy()
+            for m, c, lm, own in jobs:
                 t = time.perf_counter()
-                color, attention, flow = animator.generate(c[None], target)
+                edits = animator.generate(c[None], target, lm[None], np.asarray(own, np.float32)[None])
                 tm["generate"] += time.perf_counter() - t
                 t = time.perf_counter()
-                FaceBlender(frame.shape, m, size).blend(frame, color[0], attention[0],
-                                                        None if flow is None else flow[0])
+                FaceBlender(frame.shape, m, size).blend(frame, edits[0], source=source)
                 tm["blend"] += time.perf_counter() - t
             t = time.perf_counter()
             writer.write(frame)
@@ -166,9 +166,11 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=60, help="frames per clip (30 fps)")
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--preset", default="medium", choices=["medium", "small"],
+                    help="which shipped weights (weights/gan-anim-PRESET.pt)")
     args = ap.parse_args()
 
-    gen, source = small_generator()
+    gen, source = shipped_generator(args.preset)
     animator = Animator(device=args.device, batch_size=args.batch_size, generator=gen)
     with generator_threads(animator.device):
         threads = torch.get_num_threads()

@@ -75,7 +75,6 @@ class FaceBlender:
         self.map_v = (self.m[1, 0] * xs + self.m[1, 1] * ys + self.m[1, 2]).astype(np.float32)
         self.feather = self._to_grid(border_feather(size, feather), border=0.0)
         self._lin = invert(self.m)[:, :2].astype(np.float32)  # crop -> frame displacements
-        self._grid = None  # full-resolution pixel grid, built on first use of a flow
         self._wide = None  # sampling maps for wide (extended) flow grids, built on first use
 
     @property
@@ -112,18 +111,31 @@ class FaceBlender:
 
     def _warped(self, source: np.ndarray, d_grid: np.ndarray) -> np.ndarray:
         """The region of ``source`` backward-warped by a grid displacement (crop pixels)."""
-        d = self._full(np.ascontiguousarray(d_grid @ self._lin.T))
-        # pixels that barely move are copied, not resampled (resampling softens them)
+        # pixels that barely move are copied, not resampled (resampling softens them);
+        # only the bounding box of the moving pixels is resampled
+        d_grid = np.ascontiguousarray(d_grid @ self._lin.T)
+        moving = (np.abs(d_grid) >= 0.05).any(-1).astype(np.uint8)
+        sy, sx = self.slices
+        base = source[sy, sx].copy()
+        gx, gy, gw, gh = cv2.boundingRect(moving)
+        if gw == 0:
+            return base
+        # the box on the full-resolution region (a grid sample covers sy x sx pixels)
+        fy, fx = self.shape[0] / d_grid.shape[0], self.shape[1] / d_grid.shape[1]
+        y0, x0 = max(0, int((gy - 1) * fy)), max(0, int((gx - 1) * fx))
+        y1, x1 = min(self.shape[0], int(np.ceil((gy + gh + 1) * fy))), min(self.shape[1], int(np.ceil((gx + gw + 1) * fx)))
+        d = self._full(d_grid)[y0:y1, x0:x1]
         d[np.abs(d) < 0.05] = 0.0
-        if self._grid is None:
-            x0, y0, x1, y1 = self.roi
-            self._grid = np.meshgrid(np.arange(x0, x1, dtype=np.float32),
-                                     np.arange(y0, y1, dtype=np.float32))
-        map_x = cv2.add(self._grid[0], np.ascontiguousarray(d[..., 0]))
-        map_y = cv2.add(self._grid[1], np.ascontiguousarray(d[..., 1]))
-        # remap from the whole frame so the warp can pull pixels from outside the region
+        rx0, ry0 = self.roi[:2]
+        gxs, gys = np.meshgrid(np.arange(rx0 + x0, rx0 + x1, dtype=np.float32),
+                               np.arange(ry0 + y0, ry0 + y1, dtype=np.float32))
+        map_x = cv2.add(gxs, np.ascontiguousarray(d[..., 0]))
+        map_y = cv2.add(gys, np.ascontiguousarray(d[..., 1]))
+        # remap from the whole frame so the warp can pull pixels from outside the region;
         # cubic: bilinear resampling at sub-pixel offsets blurs the photo (sharpness -10 %)
-        return cv2.remap(source, map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REPLICATE)
+        base[y0:y1, x0:x1] = cv2.remap(source, map_x, map_y, cv2.INTER_CUBIC,
+                                       borderMode=cv2.BORDER_REPLICATE)
+        return base
 
     def blend(self, out: np.ndarray, edit, source: np.ndarray | None = None) -> None:
         """Composite one generated face (a ``FaceEdits`` item) into ``out`` (H,W,3 uint8) in place.
@@ -154,12 +166,23 @@ class FaceBlender:
         paint = self._to_grid(np.ascontiguousarray(edit.paint, np.float32), border=0.0)
         d_luma = paint[..., 0] * self.feather
         fade = (1.0 - paint[..., 1]) * self.feather          # how much chroma is removed
-        changed = self._full(((np.abs(d_luma) > 1e-3) | (fade > 1e-4)).astype(np.uint8))
-        d_luma, fade = self._full(d_luma), self._full(fade)
+        painted = ((np.abs(d_luma) > 1e-3) | (fade > 1e-4)).astype(np.uint8)
+        region = out[sy, sx]
+        region[...] = base
+        gx, gy, gw, gh = cv2.boundingRect(painted)
+        if gw == 0:
+            return
+        # only the bounding box of the painted pixels is converted and composited
+        fy, fx = self.shape[0] / painted.shape[0], self.shape[1] / painted.shape[1]
+        y0, x0 = max(0, int((gy - 1) * fy)), max(0, int((gx - 1) * fx))
+        y1, x1 = min(self.shape[0], int(np.ceil((gy + gh + 1) * fy))), min(self.shape[1], int(np.ceil((gx + gw + 1) * fx)))
+        changed = self._full(painted)[y0:y1, x0:x1]
+        d_luma, fade = self._full(d_luma)[y0:y1, x0:x1], self._full(fade)[y0:y1, x0:x1]
+        box = base[y0:y1, x0:x1]
         # float YCrCb in OpenCV: 0..1, chroma centred on 0.5
-        ycc = cv2.cvtColor(base.astype(np.float32) * (1 / 255), cv2.COLOR_RGB2YCrCb)
+        ycc = cv2.cvtColor(box.astype(np.float32) * (1 / 255), cv2.COLOR_RGB2YCrCb)
         ycc[..., 0] += d_luma * (1 / 255)
         ycc[..., 1:] = 0.5 + (ycc[..., 1:] - 0.5) * (1.0 - fade)[..., None]
         rgb = cv2.cvtColor(ycc, cv2.COLOR_YCrCb2RGB)
         new = np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8)
-        out[sy, sx] = np.where(changed[..., None] > 0, new, base)
+        region[y0:y1, x0:x1] = np.where(changed[..., None] > 0, new, box)

@@ -58,7 +58,7 @@ def main():
 @click.option("--loop", is_flag=True, help="Add the way back, for a seamless looping GIF.")
 @click.option("--face", "face", default="all", show_default=True, help="all, largest or N (1 = largest).")
 @click.option("--detector", type=click.Choice(["hog", "cnn"]), default="hog", show_default=True)
-@click.option("--weights", default=None, help="Weights file (default: weights/gan-anim-medium.pt; weights/gan-anim-small.pt is 4x faster).")
+@click.option("--weights", default=None, help="Weights file (default: weights/gan-anim-medium.pt; weights/gan-anim-small.pt: 4.5x faster, softer).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--batch-size", default=16, show_default=True, type=int, help="Face-frames per generator pass.")
 @click.option("--crf", default=18, show_default=True, type=int, help="MP4 quality (lower is better).")
@@ -195,7 +195,7 @@ def export(checkpoint, output, half):
 @click.option("--face", "face", default="largest", show_default=True, help="largest or N (1 = largest).")
 @click.option("--from", "start", default=None, help="Start expression. Default: the face's own, estimated.")
 @click.option("--cell", default=128, show_default=True, type=int, help="Cell size in pixels.")
-@click.option("--weights", default=None, help="Weights file (default: weights/gan-anim-medium.pt; weights/gan-anim-small.pt is 4x faster).")
+@click.option("--weights", default=None, help="Weights file (default: weights/gan-anim-medium.pt; weights/gan-anim-small.pt: 4.5x faster, softer).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 def grid(photo, output, face, start, cell, weights, device):
     """Single-AU control grid: rows of AUs, columns of intensities 0, .33, .66, 1.
@@ -328,7 +328,7 @@ def prepare_command(sources, output, size, pad, workers, detector, openface, tes
               help="A track shorter than the clip holds its last row or loops.")
 @click.option("--detector", type=click.Choice(["hog", "cnn"]), default="hog", show_default=True)
 @click.option("--crf", default=18, show_default=True, type=int, help="H.264 quality (lower is better).")
-@click.option("--weights", default=None, help="Weights file (default: weights/gan-anim-medium.pt; weights/gan-anim-small.pt is 4x faster).")
+@click.option("--weights", default=None, help="Weights file (default: weights/gan-anim-medium.pt; weights/gan-anim-small.pt: 4.5x faster, softer).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--batch-size", default=16, show_default=True, type=int, help="Face crops per generator pass.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
@@ -357,7 +357,7 @@ def video_command(clip, aus, output, detect_every, strength, relative, track_end
 
 # ---------------------------------------------------------------------- info
 @main.command()
-@click.option("--weights", default=None, help="Weights file (default: weights/gan-anim-medium.pt; weights/gan-anim-small.pt is 4x faster).")
+@click.option("--weights", default=None, help="Weights file (default: weights/gan-anim-medium.pt; weights/gan-anim-small.pt: 4.5x faster, softer).")
 def info(weights):
     """Show the weights file in use: model config, AU list, parameter count.
 
