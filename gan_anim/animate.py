@@ -58,6 +58,7 @@ def resolve_device(device: str = "auto") -> torch.device:
 # paints dark strokes that only fool its critic (weights/README.md). Override with
 # $GAN_ANIM_PAINTED_AUS (comma-separated AU names).
 PAINTED_AUS = ("AU12", "AU25", "AU26", "AU45")
+PAINT_RAMP = 0.1  # = 0.5 on the 0..5 scale
 
 
 @dataclass
@@ -166,6 +167,14 @@ class Animator:
                 luma, _, _ = to_ycbcr(x)
                 paint = (1 - attention) * (color[:, :1] - luma) * 127.5       # luma change, 0..255 units
                 keep = attention + (1 - attention) * color[:, 1:2]            # chroma scale
+                if motion is not None and landmarks is not None:
+                    # no change of a painted AU, no paint: the paint fades in over the first
+                    # PAINT_RAMP (0..1 scale) of change, so an edit to the face's own AUs is exact
+                    change = (y - y0).abs()
+                    if self.painted is not None:
+                        change = change * self.painted
+                    fade = (change.amax(1) / PAINT_RAMP).clamp(max=1.0).view(-1, 1, 1, 1)
+                    paint, keep = paint * fade, 1 - fade * (1 - keep)
                 paint = torch.cat([paint, keep], 1).permute(0, 2, 3, 1).float()
             else:
                 paint = color.add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)

@@ -185,3 +185,15 @@ def test_luma_blend_is_exact_where_nothing_changes():
     c0 = cv2.cvtColor(image, cv2.COLOR_RGB2YCrCb).astype(int)[changed][:, 1:] - 128
     c1 = cv2.cvtColor(out, cv2.COLOR_RGB2YCrCb).astype(int)[changed][:, 1:] - 128
     assert (np.abs(c1) <= np.abs(c0) + 2).all()
+
+
+def test_shipped_model_leaves_a_face_at_its_own_expression_untouched(shipped):
+    """Targets equal to the face's own AUs: no motion and no paint, the photo comes back."""
+    from gan_anim.faces import detect_faces
+    from gan_anim.media import read_image
+
+    image = read_image(EXAMPLE)
+    jobs = shipped.face_jobs(image, detect_faces(image), None, None)
+    assert np.array_equal(jobs[0].goal, jobs[0].own)
+    out = next(shipped.render(image, jobs, np.array([0.0, 1.0])))
+    assert np.array_equal(out, image)
