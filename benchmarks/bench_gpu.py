@@ -158,12 +158,8 @@ def inference_rows(args, dev, peak, deadline, landmarks_fn, log) -> list[dict]:
                     x = inputs(b)
                     sec, n = time_call(lambda: call(*x, dtype), dev, args.min_time, args.warmup)
                     fps = b / sec
-                    row.update(ms_per_batch=round(sec * 1e3, 3), calls=n, faces_per_s=round(fps, 1),
-                               tflops=round(fps * flops / 1e12, 2))
-                    if peak:
-                        row["peak_fraction"] = round(fps * flops / 1e12 / peak, 4)
-                    if dev.type == "cuda":
-                        row["max_mem_gib"] = round(torch.cuda.max_memory_allocated(dev) / 2 ** 30, 2)
+                    row.update(ms_per_batch=round(sec * 1e3, 3), calls=n, faces_per_s=round(fps, 1))
+                    add_throughput(row, fps * flops, peak, dev)
                 except torch.cuda.OutOfMemoryError:
                     row["error"] = "out of memory"
                     torch.cuda.empty_cache()
@@ -171,6 +167,15 @@ def inference_rows(args, dev, peak, deadline, landmarks_fn, log) -> list[dict]:
                 log(row)
         del G
     return rows
+
+
+def add_throughput(row: dict, flop_per_s: float, peak, dev) -> None:
+    """Achieved TFLOP/s, its share of the card's peak, and the peak GPU memory, into ``row``."""
+    row["tflops"] = round(flop_per_s / 1e12, 2)
+    if peak:
+        row["peak_fraction"] = round(flop_per_s / 1e12 / peak, 4)
+    if dev.type == "cuda":
+        row["max_mem_gib"] = round(torch.cuda.max_memory_allocated(dev) / 2 ** 30, 2)
 
 
 def training_rows(args, dev, peak, deadline, landmarks_fn, log) -> list[dict]:
@@ -219,12 +224,8 @@ def training_rows(args, dev, peak, deadline, landmarks_fn, log) -> list[dict]:
             if flops_per_image is None:  # counted once, over one full cycle of step kinds
                 flops_per_image = count_flops(lambda: steps(args.train_steps)) / (args.train_steps * b)
             row.update(steps=args.train_steps, ms_per_step=round(sec / args.train_steps * 1e3, 2),
-                       images_per_s=round(ips, 1), gflop_per_image=round(flops_per_image / 1e9, 3),
-                       tflops=round(ips * flops_per_image / 1e12, 2))
-            if peak:
-                row["peak_fraction"] = round(ips * flops_per_image / 1e12 / peak, 4)
-            if dev.type == "cuda":
-                row["max_mem_gib"] = round(torch.cuda.max_memory_allocated(dev) / 2 ** 30, 2)
+                       images_per_s=round(ips, 1), gflop_per_image=round(flops_per_image / 1e9, 3))
+            add_throughput(row, ips * flops_per_image, peak, dev)
             del trainer, ds
         except torch.cuda.OutOfMemoryError:
             row["error"] = "out of memory"
@@ -275,15 +276,16 @@ def main(argv=None) -> int:
         save()
 
     def save():  # after every row: a benchmark stopped by a timeout keeps what it measured
+        out["wall_s"] = round(time.perf_counter() - t0, 1)
         if args.json:
-            out["wall_s"] = round(time.perf_counter() - t0, 1)
             Path(args.json).write_text(json.dumps(out, indent=1))
 
-    out.update({"device": name, "torch": torch.__version__, "peak_bf16_tflops": peak, "peak_assumption": assumption,
-           "settings": {"channels_last": True, "inference_mode": True,
-                        "cudnn_tf32": bool(torch.backends.cudnn.allow_tf32),
-                        "matmul_tf32": bool(torch.backends.cuda.matmul.allow_tf32),
-                        "min_time_s": args.min_time, "warmup": args.warmup}})
+    out.update({"device": name, "torch": torch.__version__, "peak_bf16_tflops": peak,
+                "peak_assumption": assumption,
+                "settings": {"channels_last": True, "inference_mode": True,
+                             "cudnn_tf32": bool(torch.backends.cudnn.allow_tf32),
+                             "matmul_tf32": bool(torch.backends.cuda.matmul.allow_tf32),
+                             "min_time_s": args.min_time, "warmup": args.warmup}})
     out["inference"] = inference_rows(args, dev, peak, deadline, kit.synthetic_landmarks, log)
     out["training"] = training_rows(args, dev, peak, deadline, kit.synthetic_landmarks, log) \
         if args.train_batches else []

@@ -123,8 +123,7 @@ class Animator:
         names = os.environ.get("GAN_ANIM_PAINTED_AUS")
         names = PAINTED_AUS if names is None else tuple(
             au.canonical_au(n.strip()) for n in names.split(",") if n.strip())
-        self.painted = None if names == tuple(au.AU_NAMES) else torch.tensor(
-            [n in names for n in au.AU_NAMES], device=self.device)
+        self.painted = torch.tensor([n in names for n in au.AU_NAMES], device=self.device)
         self.size = generator.cfg.image_size
         if batch_size < 1:
             raise GanAnimError(f"--batch-size must be at least 1, got {batch_size}")
@@ -144,36 +143,31 @@ class Animator:
             x = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
             y = torch.from_numpy(np.asarray(targets, np.float32) / au.AU_SCALE).to(self.device).clamp(0, 1)
             flow = wide = None
-            motion = getattr(g, "motion", None)
-            if motion is not None and landmarks is not None:
-                from .motion import EXTENT, landmark_flow
+            moving = g.motion is not None and landmarks is not None
+            if moving:
+                from .motion import EXTENT
 
                 src = torch.from_numpy(np.asarray(landmarks, np.float32)).to(self.device)
                 y0 = torch.from_numpy(np.asarray(own, np.float32) / au.AU_SCALE).to(self.device).clamp(0, 1)
-                dst = src + motion.displacement(y - y0)
+                spline, _ = g.motion.spline(src, y0, y)
                 # the spline on a grid a quarter of the crop's side, upsampled: 10x faster,
                 # landmarks land within 0.6 px (99th percentile) of the full evaluation
-                flow = landmark_flow(src, dst, self.size, resolution=max(32, self.size // 4))
+                flow = spline.flow(self.size, resolution=max(32, self.size // 4))
                 x = warp(x, flow)
                 side = round(self.size * (EXTENT[1] - EXTENT[0]))
-                wide = landmark_flow(src, dst, side, extent=EXTENT, resolution=max(32, side // 4))
-            if motion is not None and landmarks is not None and self.painted is not None:
+                wide = spline.flow(side, EXTENT, resolution=max(32, side // 4))
                 y = torch.where(self.painted, y, y0)  # see PAINTED_AUS
             color, attention, head_flow = g(x, y)
             if head_flow is not None:
                 flow = head_flow
-            luma_mode = getattr(g, "luma", False)
-            if luma_mode:
+            if g.luma:
                 luma, _, _ = to_ycbcr(x)
                 paint = (1 - attention) * (color[:, :1] - luma) * 127.5       # luma change, 0..255 units
                 keep = attention + (1 - attention) * color[:, 1:2]            # chroma scale
-                if motion is not None and landmarks is not None:
+                if moving:
                     # no change of a painted AU, no paint: the paint fades in over the first
                     # PAINT_RAMP (0..1 scale) of change, so an edit to the face's own AUs is exact
-                    change = (y - y0).abs()
-                    if self.painted is not None:
-                        change = change * self.painted
-                    fade = (change.amax(1) / PAINT_RAMP).clamp(max=1.0).view(-1, 1, 1, 1)
+                    fade = ((y - y0).abs().amax(1) / PAINT_RAMP).clamp(max=1.0).view(-1, 1, 1, 1)
                     paint, keep = paint * fade, 1 - fade * (1 - keep)
                 paint = torch.cat([paint, keep], 1).permute(0, 2, 3, 1).float()
             else:
@@ -185,7 +179,7 @@ class Animator:
                 attention=attention[:, 0].float().cpu().numpy(),
                 flow=None if flow is None else (flow.float() * to_px).permute(0, 2, 3, 1).contiguous().cpu().numpy(),
                 wide_flow=None if wide is None else (wide.float() * to_px).permute(0, 2, 3, 1).contiguous().cpu().numpy(),
-                luma=luma_mode)
+                luma=g.luma)
         return edits
 
     def face_jobs(self, image: np.ndarray, faces: list[Face], to: str | None,

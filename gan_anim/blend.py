@@ -109,6 +109,16 @@ class FaceBlender:
             return grid_array
         return cv2.resize(grid_array, self.shape[::-1], interpolation=cv2.INTER_LINEAR)
 
+    def _box(self, grid_mask: np.ndarray):
+        """(y0, y1, x0, x1) on the full-resolution region covering the nonzero samples of a
+        (coarse) grid mask, one sample of margin; None if it is empty."""
+        gx, gy, gw, gh = cv2.boundingRect(grid_mask)
+        if gw == 0:
+            return None
+        fy, fx = self.shape[0] / grid_mask.shape[0], self.shape[1] / grid_mask.shape[1]
+        return (max(0, int((gy - 1) * fy)), min(self.shape[0], int(np.ceil((gy + gh + 1) * fy))),
+                max(0, int((gx - 1) * fx)), min(self.shape[1], int(np.ceil((gx + gw + 1) * fx))))
+
     def _warped(self, source: np.ndarray, d_grid: np.ndarray) -> np.ndarray:
         """The region of ``source`` backward-warped by a grid displacement (crop pixels)."""
         # pixels that barely move are copied, not resampled (resampling softens them);
@@ -117,13 +127,10 @@ class FaceBlender:
         moving = (np.abs(d_grid) >= 0.05).any(-1).astype(np.uint8)
         sy, sx = self.slices
         base = source[sy, sx].copy()
-        gx, gy, gw, gh = cv2.boundingRect(moving)
-        if gw == 0:
+        box = self._box(moving)
+        if box is None:
             return base
-        # the box on the full-resolution region (a grid sample covers sy x sx pixels)
-        fy, fx = self.shape[0] / d_grid.shape[0], self.shape[1] / d_grid.shape[1]
-        y0, x0 = max(0, int((gy - 1) * fy)), max(0, int((gx - 1) * fx))
-        y1, x1 = min(self.shape[0], int(np.ceil((gy + gh + 1) * fy))), min(self.shape[1], int(np.ceil((gx + gw + 1) * fx)))
+        y0, y1, x0, x1 = box
         d = self._full(d_grid)[y0:y1, x0:x1]
         d[np.abs(d) < 0.05] = 0.0
         rx0, ry0 = self.roi[:2]
@@ -169,20 +176,17 @@ class FaceBlender:
         painted = ((np.abs(d_luma) > 1e-3) | (fade > 1e-4)).astype(np.uint8)
         region = out[sy, sx]
         region[...] = base
-        gx, gy, gw, gh = cv2.boundingRect(painted)
-        if gw == 0:
+        box = self._box(painted)  # only the painted pixels' box is converted and composited
+        if box is None:
             return
-        # only the bounding box of the painted pixels is converted and composited
-        fy, fx = self.shape[0] / painted.shape[0], self.shape[1] / painted.shape[1]
-        y0, x0 = max(0, int((gy - 1) * fy)), max(0, int((gx - 1) * fx))
-        y1, x1 = min(self.shape[0], int(np.ceil((gy + gh + 1) * fy))), min(self.shape[1], int(np.ceil((gx + gw + 1) * fx)))
+        y0, y1, x0, x1 = box
         changed = self._full(painted)[y0:y1, x0:x1]
         d_luma, fade = self._full(d_luma)[y0:y1, x0:x1], self._full(fade)[y0:y1, x0:x1]
-        box = base[y0:y1, x0:x1]
+        patch = base[y0:y1, x0:x1]
         # float YCrCb in OpenCV: 0..1, chroma centred on 0.5
-        ycc = cv2.cvtColor(box.astype(np.float32) * (1 / 255), cv2.COLOR_RGB2YCrCb)
+        ycc = cv2.cvtColor(patch.astype(np.float32) * (1 / 255), cv2.COLOR_RGB2YCrCb)
         ycc[..., 0] += d_luma * (1 / 255)
         ycc[..., 1:] = 0.5 + (ycc[..., 1:] - 0.5) * (1.0 - fade)[..., None]
         rgb = cv2.cvtColor(ycc, cv2.COLOR_YCrCb2RGB)
         new = np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8)
-        region[y0:y1, x0:x1] = np.where(changed[..., None] > 0, new, box)
+        region[y0:y1, x0:x1] = np.where(changed[..., None] > 0, new, patch)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .model import compose, motion_flow
+from .model import compose, warp
 
 
 @dataclass(frozen=True)
@@ -98,15 +98,10 @@ def generate(generator, image: torch.Tensor, aus: torch.Tensor, landmarks=None, 
     """
     g = generator.module if hasattr(generator, "module") else generator
     if g.motion is not None and landmarks is not None:
-        flow, moved = motion_flow(g, landmarks, source_aus, aus, image.shape[-1])
-        image = warp_image(image, flow)
+        spline, moved = g.motion.spline(landmarks, source_aus, aus)
+        image = warp(image, spline.flow(image.shape[-1]).to(image.dtype))
     else:
         moved = landmarks
     color, attn, flow = generator(image, aus)
     return compose(image, color, attn, flow), attn, color, moved
 
-
-def warp_image(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-    from .model import warp
-
-    return warp(image, flow.to(image.dtype))

@@ -129,7 +129,7 @@ class Generator(nn.Module):
         Returns (C, A, flow): C (B,3,H,W) in [-1,1] (luma mode: (B,2,H,W), luminance
         in [-1,1] and saturation factor in [0,1]), A (B,1,H,W) in [0,1], flow
         (B,2,H,W) in grid units (x, y; [-1,1] spans the crop) or None. With ``motion``
-        the caller warps ``image`` first (``motion_flow``); G sees the warped face.
+        the caller warps ``image`` first (``motion.LandmarkMotion.spline``); G sees the warped face.
         """
         feat = self.body[1:](self._input_conv(image, aus))
         # the three 7x7 heads as one convolution (one pass over the widest feature map)
@@ -213,14 +213,6 @@ def compose(image: torch.Tensor, color: torch.Tensor, attention: torch.Tensor,
     keep_chroma = attention + (1 - attention) * color[:, 1:2]
     out = from_ycbcr((1 - attention) * color[:, :1] + attention * y, cb * keep_chroma, cr * keep_chroma)
     return out.clamp(-1, 1)
-
-
-def motion_flow(generator: "Generator", landmarks: torch.Tensor, source_aus: torch.Tensor,
-                target_aus: torch.Tensor, size: int | None = None):
-    """(flow, moved landmarks) of the AU change source -> target, or (None, landmarks)."""
-    if generator.motion is None or landmarks is None:
-        return None, landmarks
-    return generator.motion.flow(landmarks, source_aus, target_aus, size or generator.cfg.image_size)
 
 
 class Critic(nn.Module):

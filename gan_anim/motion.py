@@ -107,45 +107,56 @@ def _tps_kernel(d2: torch.Tensor) -> torch.Tensor:
 EXTENT = (-_RING, 1 + _RING)
 
 
-def landmark_flow(src: torch.Tensor, dst: torch.Tensor, size: int,
-                  smoothing: float = 1e-5, extent: tuple[float, float] = (0.0, 1.0),
-                  resolution: int | None = None) -> torch.Tensor:
-    """Backward flow (B, 2, size, size) that moves ``src`` landmarks onto ``dst``.
+class ThinPlate:
+    """The thin-plate spline that moves ``src`` landmarks onto ``dst`` (both (B, 68, 2),
+    crop-side units), fitted once and evaluated on any grid.
 
-    ``src``/``dst``: (B, 68, 2) in crop-side units. The output pixel at ``dst[i]`` samples
-    the input at ``src[i]``; a thin-plate spline interpolates between the landmarks and the
-    fixed anchor ring. The grid covers ``extent`` (crop-side units; default the crop) and
-    the flow is in grid units of the crop (2 = one crop side). Computed in float64 whatever
-    the autocast or TF32 state: the spline's coefficients are large and cancel, so float32
-    is off by 0.1 px and TF32 by tens of pixels. Returns float32. ``resolution``: evaluate
-    the spline on a coarser grid and upsample it bilinearly (the spline is smooth).
+    Backward: the output pixel at ``dst[i]`` samples the input at ``src[i]``; between the
+    landmarks and the fixed anchor ring the spline interpolates. Fitted and evaluated in
+    float64 whatever the autocast or TF32 state: its coefficients are large and cancel, so
+    float32 is off by 0.1 px and TF32 by tens of pixels.
     """
-    if resolution is not None and resolution < size:
-        coarse = landmark_flow(src, dst, resolution, smoothing, extent)
-        return F.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
-    with torch.autocast(src.device.type, enabled=False):
-        src, dst = src.double(), dst.double()
-        b = src.shape[0]
-        anchors = torch.as_tensor(anchor_points(), device=src.device, dtype=src.dtype).expand(b, -1, -1)
-        ctrl = torch.cat([dst, anchors], 1)                                  # (B, K, 2)
-        vals = torch.cat([src - dst, torch.zeros_like(anchors)], 1)          # (B, K, 2)
-        k = ctrl.shape[1]
-        kern = _tps_kernel(torch.cdist(ctrl, ctrl).square())
-        kern = kern + smoothing * torch.eye(k, device=src.device, dtype=src.dtype)
-        p = torch.cat([torch.ones_like(ctrl[..., :1]), ctrl], -1)           # (B, K, 3)
-        top = torch.cat([kern, p], 2)
-        bottom = torch.cat([p.transpose(1, 2), p.new_zeros(b, 3, 3)], 2)
-        system = torch.cat([top, bottom], 1)                                 # (B, K+3, K+3)
-        rhs = torch.cat([vals, vals.new_zeros(b, 3, 2)], 1)
-        coef = torch.linalg.solve(system, rhs)                               # (B, K+3, 2)
-        lo, hi = extent
-        c = lo + (hi - lo) * (torch.arange(size, device=src.device, dtype=src.dtype) + 0.5) / size
-        gy, gx = torch.meshgrid(c, c, indexing="ij")
-        grid = torch.stack([gx, gy], -1).reshape(1, -1, 2).expand(b, -1, -1)  # (B, S*S, 2)
-        u = _tps_kernel(torch.cdist(grid, ctrl).square())                    # (B, S*S, K)
-        gp = torch.cat([torch.ones_like(grid[..., :1]), grid], -1)
-        disp = u @ coef[:, :k] + gp @ coef[:, k:]                            # (B, S*S, 2)
-        return (2.0 * disp).float().transpose(1, 2).reshape(b, 2, size, size)
+
+    def __init__(self, src: torch.Tensor, dst: torch.Tensor, smoothing: float = 1e-5):
+        with torch.autocast(src.device.type, enabled=False):
+            src, dst = src.double(), dst.double()
+            b = src.shape[0]
+            anchors = torch.as_tensor(anchor_points(), device=src.device, dtype=src.dtype).expand(b, -1, -1)
+            self.ctrl = torch.cat([dst, anchors], 1)                             # (B, K, 2)
+            vals = torch.cat([src - dst, torch.zeros_like(anchors)], 1)          # (B, K, 2)
+            k = self.ctrl.shape[1]
+            kern = _tps_kernel(torch.cdist(self.ctrl, self.ctrl).square())
+            kern = kern + smoothing * torch.eye(k, device=src.device, dtype=src.dtype)
+            p = torch.cat([torch.ones_like(self.ctrl[..., :1]), self.ctrl], -1)  # (B, K, 3)
+            top = torch.cat([kern, p], 2)
+            bottom = torch.cat([p.transpose(1, 2), p.new_zeros(b, 3, 3)], 2)
+            rhs = torch.cat([vals, vals.new_zeros(b, 3, 2)], 1)
+            self.coef = torch.linalg.solve(torch.cat([top, bottom], 1), rhs)     # (B, K+3, 2)
+
+    def flow(self, size: int, extent: tuple[float, float] = (0.0, 1.0),
+             resolution: int | None = None) -> torch.Tensor:
+        """Backward flow (B, 2, size, size), float32, on a grid covering ``extent``
+        (crop-side units; default the crop), in grid units of the crop (2 = one crop side).
+        ``resolution``: evaluate on that coarser grid and upsample bilinearly (it is smooth)."""
+        if resolution is not None and resolution < size:
+            coarse = self.flow(resolution, extent)
+            return F.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
+        ctrl, coef = self.ctrl, self.coef
+        b, k = ctrl.shape[:2]
+        with torch.autocast(ctrl.device.type, enabled=False):
+            lo, hi = extent
+            c = lo + (hi - lo) * (torch.arange(size, device=ctrl.device, dtype=ctrl.dtype) + 0.5) / size
+            gy, gx = torch.meshgrid(c, c, indexing="ij")
+            grid = torch.stack([gx, gy], -1).reshape(1, -1, 2).expand(b, -1, -1)  # (B, S*S, 2)
+            u = _tps_kernel(torch.cdist(grid, ctrl).square())                    # (B, S*S, K)
+            gp = torch.cat([torch.ones_like(grid[..., :1]), grid], -1)
+            disp = u @ coef[:, :k] + gp @ coef[:, k:]                            # (B, S*S, 2)
+            return (2.0 * disp).float().transpose(1, 2).reshape(b, 2, size, size)
+
+
+def landmark_flow(src: torch.Tensor, dst: torch.Tensor, size: int, **grid) -> torch.Tensor:
+    """``ThinPlate(src, dst).flow(size, **grid)``: the backward flow that moves ``src`` onto ``dst``."""
+    return ThinPlate(src, dst).flow(size, **grid)
 
 
 class LandmarkMotion(torch.nn.Module):
@@ -163,8 +174,9 @@ class LandmarkMotion(torch.nn.Module):
         """(B, 17) AU change on 0..1 -> (B, 68, 2) landmark displacement (crop-side units)."""
         return (delta_aus.float() @ self.basis.flatten(1)).view(-1, N_LANDMARKS, 2)
 
-    def flow(self, landmarks: torch.Tensor, source_aus: torch.Tensor, target_aus: torch.Tensor,
-             size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(flow (B,2,size,size) grid units, moved landmarks (B,68,2)) for an AU change."""
+    def spline(self, landmarks: torch.Tensor, source_aus: torch.Tensor,
+               target_aus: torch.Tensor) -> tuple[ThinPlate, torch.Tensor]:
+        """(the warp's spline, moved landmarks (B,68,2)) for an AU change of faces whose
+        aligned landmarks are ``landmarks``."""
         moved = landmarks.float() + self.displacement(target_aus - source_aus)
-        return landmark_flow(landmarks, moved, size), moved
+        return ThinPlate(landmarks, moved), moved

@@ -2,7 +2,7 @@
 """The GPU kit's logic (issue 11). ``tools/gpu_run.sh`` calls these subcommands:
 
     python tools/gpu_kit.py env --device cuda --pack gpu-pack/faces128.pack --json W/env.json
-    python tools/gpu_kit.py gan-anim train ...   # the gan-anim CLI, dlib blocked, matmul TF32 off
+    python tools/gpu_kit.py gan-anim train ...   # the gan-anim CLI, dlib blocked
     python tools/gpu_kit.py train --pack P --run W/run --seconds 360 --report W/train.json
     python tools/gpu_kit.py collect --work W --run W/run --out OUT
 
@@ -60,35 +60,6 @@ def block_dlib() -> None:
     """Make ``import dlib`` fail, as on the GPU machine (no dlib there)."""
     if not any(isinstance(f, _Blocker) for f in sys.meta_path):
         sys.meta_path.insert(0, _Blocker())
-
-
-def matmul_tf32_guard() -> None:
-    """Keep float32 matmuls in full precision during training.
-
-    ``train.setup_runtime`` turns on TF32 for CUDA matmuls; the landmark warp's thin-plate
-    spline (``motion.landmark_flow``) sums coefficients in the thousands with
-    cancellation: rounding its matmul inputs to TF32 (10-bit mantissa) moved the flow by up
-    to ~0.4 grid units (25 px at 128 px) in an emulation on real faces. Convolutions keep
-    TF32/bf16; only matmul TF32 is off.
-    GPU_KIT_TF32_MATMUL=1 leaves train's setting alone.
-    """
-    if os.environ.get("GPU_KIT_TF32_MATMUL") == "1":
-        return
-    import torch
-
-    import gan_anim.train as T
-
-    if getattr(T.setup_runtime, "_kit_guard", False):
-        return
-    original = T.setup_runtime
-
-    def setup_runtime(*args, **kwargs):
-        rt = original(*args, **kwargs)
-        torch.backends.cuda.matmul.allow_tf32 = False
-        return rt
-
-    setup_runtime._kit_guard = True
-    T.setup_runtime = setup_runtime
 
 
 # ----------------------------------------------------------------- landmarks
@@ -304,9 +275,8 @@ def cmd_env(a) -> int:
 
 
 def cmd_cli(argv: list[str]) -> int:
-    """The gan-anim command line with dlib blocked and the matmul TF32 guard."""
+    """The gan-anim command line with dlib blocked."""
     block_dlib()
-    matmul_tf32_guard()
     from gan_anim.cli import main
 
     main(args=argv, prog_name="gan-anim")

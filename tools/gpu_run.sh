@@ -26,7 +26,7 @@
 #   GPU_KIT_CALIB_S=45    GPU_KIT_TOTAL_S=530   GPU_KIT_PYTEST=1   GPU_KIT_BENCH_S=60
 #   GPU_KIT_BENCH_ARGS=   extra bench_gpu.py options   GPU_KIT_WORK=runs/gpu-kit
 #   (a second call on the same still-warm machine finds WORK/run and resumes from it)
-#   GPU_KIT_PYTHON=python3   GPU_KIT_TF32_MATMUL=0 (1: leave train's matmul TF32 on)
+#   GPU_KIT_PYTHON=python3
 set -u
 
 if [ $# -lt 1 ] || [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
