@@ -15,12 +15,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import SHARED_DATA
 from gan_anim.aus import AU_NAMES
 from gan_anim.data import batch_indices, load_dataset, make_batch
 from gan_anim.errors import GanAnimError
 from gan_anim.model import PRESETS, Critic, Generator, ModelConfig, load_generator
 
-SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "utkface_crop_part1" / "images"
+SHARED = SHARED_DATA / "utkface_crop_part1" / "images"
 TINY = ModelConfig(image_size=64, channels=8, res_blocks=1, critic_channels=8, critic_layers=3,
                    motion=True, color="luma")
 
