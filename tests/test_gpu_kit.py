@@ -169,7 +169,7 @@ def test_gpu_run_rehearsal_on_cpu(tiny_pack, tmp_path):
                GPU_KIT_RESUME=str(tmp_path / "no-resume"), GPU_KIT_PYTHON=sys.executable,
                GPU_KIT_BATCH="2", GPU_KIT_STEPS="1", GPU_KIT_TOTAL_S="300", GPU_KIT_BENCH_S="30",
                GPU_KIT_BENCH_ARGS="--presets small --batches 1 --min-time 0.01 --warmup 1 --train-batches=",
-               GPU_KIT_ARM_B="--lambda-au 40")
+               GPU_KIT_ARM_B="--lambda-au 40", GPU_KIT_TRAIN_ARGS="--lambda-attention 0.2")
     proc = subprocess.run(["bash", str(ROOT / "tools" / "gpu_run.sh"), str(out), "0.5"], env=env,
                           capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
@@ -200,6 +200,7 @@ def test_gpu_run_rehearsal_on_cpu(tiny_pack, tmp_path):
     # the checkpoint that came back resumes: join + expand
     resumed = kit.find_resume(out)
     assert resumed is not None and resumed[0]["step"] == 1
+    assert resumed[0]["options"]["weights"]["attention"] == 0.2  # GPU_KIT_TRAIN_ARGS reached the main run
 
 
 # ------------------------------------------------------ CUDA (the GPU machine)

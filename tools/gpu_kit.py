@@ -30,6 +30,7 @@ import json
 import math
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -393,7 +394,7 @@ def cmd_train(a) -> int:
         return [sys.executable, str(Path(__file__).resolve()), "gan-anim", "train",
                 "--data", a.pack, "--out", str(run), "--preset", a.preset, "--device", a.device,
                 "--batch-size", str(b), "--lr", f"{a.lr:g}", "--gp-every", str(a.gp_every),
-                "--keep", "2", "--seed", "0"]
+                "--keep", "2", "--seed", "0", *shlex.split(a.train_args)]
 
     def left() -> float:
         return a.seconds - (time.time() - t_start)
@@ -671,6 +672,7 @@ def main(argv=None) -> int:
                    help="plan this many times the measured speed's steps (the budget stop ends it)")
     t.add_argument("--resume-dir", default=None)
     t.add_argument("--report", default=None)
+    t.add_argument("--train-args", default="", help="extra `gan-anim train` options, e.g. loss weights")
     c = sub.add_parser("collect", help="assemble OUT: <= 8 files of <= 16 MiB, figures.json")
     c.add_argument("--work", required=True)
     c.add_argument("--run", required=True)

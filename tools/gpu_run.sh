@@ -24,6 +24,7 @@
 #   GPU_KIT_PRESET=medium GPU_KIT_BATCH=128  GPU_KIT_LR=2e-4  GPU_KIT_GP_EVERY=4
 #   GPU_KIT_STEPS=        fixed steps (skips the calibration)   GPU_KIT_EXPECTED_IPS=1500
 #   GPU_KIT_CALIB_S=45    GPU_KIT_TOTAL_S=530   GPU_KIT_PYTEST=1   GPU_KIT_BENCH_S=60
+#   GPU_KIT_TRAIN_ARGS=   extra `gan-anim train` options of the main run (e.g. loss weights)
 #   GPU_KIT_BENCH_ARGS=   extra bench_gpu.py options   GPU_KIT_WORK=runs/gpu-kit
 #   (a second call on the same still-warm machine finds WORK/run and resumes from it)
 #   GPU_KIT_PYTHON=python3
@@ -133,7 +134,8 @@ stage train $(( TRAIN_S + 120 )) "$PY" tools/gpu_kit.py train --pack "$PACK" --r
     --seconds "$TRAIN_S" --preset "$PRESET" --device "$DEV" --batch "${GPU_KIT_BATCH:-128}" \
     --lr "${GPU_KIT_LR:-2e-4}" --gp-every "${GPU_KIT_GP_EVERY:-4}" \
     --expected-ips "${GPU_KIT_EXPECTED_IPS:-1500}" --calib-s "${GPU_KIT_CALIB_S:-45}" \
-    --resume-dir "$RESUME" --report "$WORK/train.json" ${STEPS_ARGS[@]+"${STEPS_ARGS[@]}"}
+    --resume-dir "$RESUME" --report "$WORK/train.json" --train-args "${GPU_KIT_TRAIN_ARGS:-}" \
+    ${STEPS_ARGS[@]+"${STEPS_ARGS[@]}"}
 
 # 4. fp16 weights of the newest checkpoint (even after a failed training stage)
 if ls "$RUN"/checkpoint-*.pt >/dev/null 2>&1; then
