@@ -8,22 +8,11 @@ so the weight does not change with the batch size.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 
 from .model import compose, warp
-
-
-@dataclass(frozen=True)
-class LossWeights:
-    gp: float = 10.0          # WGAN-GP gradient penalty
-    au: float = 160.0         # AU regression (plain MSE on 0..1); official 4000 / batch 25
-    cycle: float = 10.0       # identity L1 of G(G(x|y_f)|y_o) against x
-    attention: float = 0.1    # mean of A, both passes
-    attention_tv: float = 1e-5  # total variation of A (sum of squared neighbour differences)
-    adversarial: float = 1.0  # generator's WGAN term
+from .train_options import LossWeights  # noqa: F401 (defaults live there)
 
 
 def total_variation(a: torch.Tensor) -> torch.Tensor:

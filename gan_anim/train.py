@@ -25,35 +25,13 @@ import torch
 from .aus import AU_NAMES, AU_SCALE, PRESETS as EXPRESSIONS, au_dict_to_vector
 from .data import FaceDataset, _generator, fixed_samples, load_dataset, make_batch
 from .errors import GanAnimError
-from .losses import LossWeights, critic_loss, generate, generator_loss
+from .losses import critic_loss, generate, generator_loss
 from .media import atomic_output
 from .model import PRESETS, Critic, Generator, ModelConfig, generator_state
+from .train_options import LossWeights, RunOptions, TrainOptions
 
 CHECKPOINT_FORMAT = "gan-anim-checkpoint-v1"
 GRID_EXPRESSIONS = ("happy", "surprise", "sad", "anger")
-
-
-@dataclass
-class TrainOptions:
-    """Everything that defines a run besides the data (stored in each checkpoint)."""
-
-    steps: int = 20000
-    batch_size: int = 16
-    lr: float = 1e-4
-    betas: tuple = (0.5, 0.999)
-    critic_steps: int = 5            # generator updated every this many steps
-    decay_start: int | None = None   # linear LR decay to 0 from here; default 2/3 of steps
-    gp_every: int = 1                # gradient penalty every k steps (weighted k times)
-    seed: int = 0
-    flip: bool = True
-    target_noise: float = 0.1        # +- uniform noise on sampled target AUs (0..1 scale)
-    weights: LossWeights = dataclasses.field(default_factory=LossWeights)
-
-    def lr_at(self, step: int) -> float:
-        start = self.decay_start if self.decay_start is not None else (2 * self.steps) // 3
-        if step < start or self.steps <= start:
-            return self.lr
-        return self.lr * max(0.0, (self.steps - step) / (self.steps - start))
 
 
 @dataclass
@@ -325,22 +303,27 @@ class _StopFlag:
             signal.signal(sig, handler)
 
 
-def train(data_dir, out_dir, preset: str | ModelConfig = "small", steps: int = 20000, batch_size: int = 16,
-          lr: float = 1e-4, betas=(0.5, 0.999), critic_steps: int = 5,
-          decay_start: int | None = None, checkpoint_every: int = 500, keep: int = 3,
-          resume: bool = False, device: str = "auto", seed: int = 0, gp_every: int = 1,
-          weights: LossWeights | None = None, flow: bool | None = None,
-          target_noise: float = 0.1, sample_count: int = 6, channels_last: bool | None = None,
-          max_minutes: float | None = None, progress: bool = True, log=None) -> Path | None:
+def train(data_dir, out_dir, options: TrainOptions | None = None, run: RunOptions | None = None, *,
+          sample_count: int = 6, channels_last: bool | None = None, progress: bool = True,
+          log=None, **overrides) -> Path | None:
     """Train G and D on ``data_dir``; checkpoints, grids and log.jsonl go to ``out_dir``.
 
-    ``preset`` is a name from ``model.PRESETS`` or a ``ModelConfig``.
+    ``options`` (``TrainOptions``) and ``run`` (``RunOptions``) default to their
+    dataclass defaults; keyword ``overrides`` replace any of their fields
+    (``steps=4, preset="medium"``). ``preset`` is a name from ``model.PRESETS`` or a
+    ``ModelConfig``.
 
     ``resume`` continues from the newest checkpoint in ``out_dir`` (same seed, batch
     size and model; ``steps``, schedule and loss weights may change). Returns the
     last checkpoint written (None on ranks other than 0).
     """
-    rt = setup_runtime(device, channels_last)
+    opts, ro = _with_overrides(options or TrainOptions(), run or RunOptions(), overrides)
+    opts.betas = tuple(opts.betas)
+    if opts.weights is None:
+        opts.weights = LossWeights()
+    steps, seed, batch_size, preset = opts.steps, opts.seed, opts.batch_size, ro.preset
+    checkpoint_every, keep, max_minutes = ro.checkpoint_every, ro.keep, ro.max_minutes
+    rt = setup_runtime(ro.device, channels_last)
     say = (log or (lambda m: print(m, file=sys.stderr, flush=True))) if rt.main else (lambda m: None)
     out = Path(out_dir)
     if isinstance(preset, ModelConfig):
@@ -349,15 +332,13 @@ def train(data_dir, out_dir, preset: str | ModelConfig = "small", steps: int = 2
         cfg = PRESETS[preset]
     else:
         raise GanAnimError(f"unknown preset {preset!r}: use {', '.join(PRESETS)}")
-    for name, v in (("steps", steps), ("batch-size", batch_size), ("critic-steps", critic_steps),
-                    ("checkpoint-every", checkpoint_every), ("keep", keep), ("gp-every", gp_every)):
+    for name, v in (("steps", steps), ("batch-size", batch_size), ("critic-steps", opts.critic_steps),
+                    ("checkpoint-every", checkpoint_every), ("keep", keep), ("gp-every", opts.gp_every)):
         if v < 1:
             raise GanAnimError(f"--{name} must be at least 1, got {v}")
-    if flow is not None:
-        cfg = dataclasses.replace(cfg, flow=flow)
-    opts = TrainOptions(steps=steps, batch_size=batch_size, lr=lr, betas=tuple(betas),
-                        critic_steps=critic_steps, decay_start=decay_start, gp_every=gp_every,
-                        seed=seed, target_noise=target_noise, weights=weights or LossWeights())
+    if ro.flow is not None:
+        cfg = dataclasses.replace(cfg, flow=ro.flow)
+    resume = ro.resume
 
     blob, start, wall_before = None, 0, 0.0
     if resume:
@@ -481,6 +462,16 @@ def train(data_dir, out_dir, preset: str | ModelConfig = "small", steps: int = 2
                 if dist.is_initialized():
                     dist.destroy_process_group()
     return last_ckpt if rt.main else None
+
+
+def _with_overrides(opts: TrainOptions, run: RunOptions, overrides: dict):
+    """Copies of ``opts`` and ``run`` with the named fields replaced (unknown names: TypeError)."""
+    names = {f.name for f in dataclasses.fields(TrainOptions)}, {f.name for f in dataclasses.fields(RunOptions)}
+    unknown = set(overrides) - names[0] - names[1]
+    if unknown:
+        raise TypeError(f"train() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
+    pick = lambda keys: {k: v for k, v in overrides.items() if k in keys}  # noqa: E731
+    return dataclasses.replace(opts, **pick(names[0])), dataclasses.replace(run, **pick(names[1]))
 
 
 def fit_motion_into(generator: Generator, ds: FaceDataset) -> str:
