@@ -2,17 +2,51 @@
 
     import gan_anim
     gan_anim.animate("photo.jpg", "smile.gif", to="happy", frames=30)
-"""
-from .animate import Animator, animate  # the function shadows the submodule name on the package
-from .aus import AU_NAMES, PRESETS
-from .errors import GanAnimError
-from .estimator import estimate_aus, estimate_from_landmarks
-from .faces import Face, detect_faces
-from .media import read_image
-from .model import Critic, Generator, ModelConfig, load_generator
-from .video import animate_video
 
-__all__ = ["AU_NAMES", "PRESETS", "GanAnimError", "Face", "detect_faces", "read_image",
-           "Critic", "Generator", "ModelConfig", "load_generator"]
-__all__ += ["estimate_aus", "estimate_from_landmarks"]
-__all__ += ["animate_video", "animate", "Animator"]
+Names are imported on first use, so ``import gan_anim`` (and the command line's
+help, presets and input checks) does not load torch, OpenCV or dlib.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+
+_LAZY = {
+    "Animator": "animate", "animate": "animate",
+    "animate_photos": "batch", "PhotoResult": "batch",
+    "AU_NAMES": "aus", "PRESETS": "aus",
+    "GanAnimError": "errors",
+    "estimate_aus": "estimator", "estimate_from_landmarks": "estimator",
+    "Face": "faces", "detect_faces": "faces",
+    "read_image": "media",
+    "Critic": "model", "Generator": "model", "ModelConfig": "model", "load_generator": "model",
+    "animate_video": "video",
+}
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
+
+
+class _Package(types.ModuleType):
+    """Keeps ``gan_anim.animate`` the function: importing the submodule of the same
+    name would otherwise replace it on the package (the submodule stays importable
+    as ``gan_anim.animate`` in sys.modules / ``from gan_anim.animate import ...``)."""
+
+    def __setattr__(self, name, value):
+        if name == "animate" and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -19,6 +19,7 @@ from .errors import GanAnimError
 from .faces import Face, align, crop, detect_faces, select_faces
 from .media import FrameWriter, check_output_path, output_kind, read_image
 from .model import Generator, load_generator, to_ycbcr, warp
+from .paths import default_output
 from .progress import Reporter
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
@@ -285,14 +286,6 @@ class Animator:
             rep.summary(f"{len(faces)} face(s), {len(alphas)} frames {w}x{h} -> {out_path} "
                         f"in {seconds:.1f} s")
         return AnimationResult(out_path, len(alphas), len(faces), (w, h), seconds, timings)
-
-
-def default_output(photo, to: str | None, ext: str = ".gif") -> Path:
-    """``<photo stem>-<target>.gif`` in the current folder (never the photo itself)."""
-    target = to or "animated"
-    name = Path(target).stem if target.lower().endswith(".json") else target
-    name = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)[:40] or "animated"
-    return Path(f"{Path(photo).stem}-{name}{ext}")
 
 
 def animate(photo, output=None, to: str = "happy", start: str | None = None, *,

@@ -1,28 +1,52 @@
 """The ``gan-anim`` command line: a thin layer over the Python API.
 
 Every command parses options, calls one API function, and reports. Errors of
-the user's making (GanAnimError) become one line on stderr and exit status 1.
+the user's making (GanAnimError, usage errors) become one line on stderr and
+exit status 1. Only click is imported here: torch, OpenCV, dlib and imageio load
+inside the commands that need them, after their inputs are checked, so help,
+presets and input errors are instant.
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 import click
 
 from .errors import GanAnimError
+from .train_options import LossWeights, RunOptions, TrainOptions
+
+
+def _fail(message: str, code: int = 1):
+    click.echo(f"gan-anim: error: {message}", err=True)
+    sys.exit(code)
 
 
 class _Group(click.Group):
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        """Usage errors as one line (``gan-anim: error: ... (see ... --help)``), exit 1."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            where = exc.ctx.command_path if exc.ctx else "gan-anim"
+            _fail(f"{exc.format_message()} (see {where} --help)")
+        except click.ClickException as exc:
+            _fail(exc.format_message())
+        except click.Abort:
+            click.echo("gan-anim: interrupted", err=True)
+            sys.exit(130)
+        sys.exit(code if isinstance(code, int) else 0)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except GanAnimError as exc:
-            click.echo(f"gan-anim: error: {exc}", err=True)
-            sys.exit(1)
+            _fail(str(exc))
         except OSError as exc:  # unwritable output, full disk...
             where = f": {exc.filename}" if exc.filename else ""
-            click.echo(f"gan-anim: error: {exc.strerror or exc}{where}", err=True)
-            sys.exit(1)
+            _fail(f"{exc.strerror or exc}{where}")
         except KeyboardInterrupt:
             click.echo("gan-anim: interrupted", err=True)
             sys.exit(130)
@@ -35,6 +59,7 @@ def main():
 
     \b
     gan-anim animate photo.jpg --to happy -o smile.gif
+    gan-anim animate photos/ more.jpg --to surprise -o out/
     gan-anim video clip.mp4 --aus aus.csv -o out.mp4
     gan-anim train --data data/mydataset --out runs/mine
     """
@@ -45,13 +70,14 @@ def main():
 
 # ------------------------------------------------------------------- animate
 @main.command()
-@click.argument("photo", type=click.Path(dir_okay=False, path_type=str))
+@click.argument("photos", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--to", "to", default="happy", show_default=True,
               help="Target expression: preset name, JSON file or AU12=3,AU06=2.")
 @click.option("--from", "start", default=None,
               help="Start expression (same forms). Default: each face's own, as estimated.")
 @click.option("-o", "--output", default=None,
-              help="Output .gif, .mp4 or folder of PNGs. Default: <photo>-<target>.gif here.")
+              help="Output .gif, .mp4 or folder of PNGs; with several photos or a folder, the folder "
+                   "for their GIFs (created if needed). Default: <photo>-<target>.gif here.")
 @click.option("--frames", default=30, show_default=True, type=int, help="Frames from start to target.")
 @click.option("--fps", default=15.0, show_default=True, type=float)
 @click.option("--ease", type=click.Choice(["linear", "smooth"]), default="linear", show_default=True)
@@ -63,9 +89,14 @@ def main():
 @click.option("--batch-size", default=16, show_default=True, type=int, help="Face-frames per generator pass.")
 @click.option("--crf", default=18, show_default=True, type=int, help="MP4 quality (lower is better).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary.")
-def animate(photo, to, start, output, frames, fps, ease, loop, face, detector, weights, device,
+def animate(photos, to, start, output, frames, fps, ease, loop, face, detector, weights, device,
             batch_size, crf, quiet):
-    """Animate every face in PHOTO from one expression to another.
+    """Animate every face in each of PHOTOS from one expression to another.
+
+    PHOTOS: one photo, or several and/or folders (their photos, sorted by name).
+    Several are animated in one process with the model loaded once; each prints
+    one line (stdout: photo -> output; stderr: its error), and one bad photo
+    does not stop the others (exit status 1 if any failed).
 
     \b
     Examples:
@@ -73,14 +104,27 @@ def animate(photo, to, start, output, frames, fps, ease, loop, face, detector, w
       gan-anim animate photo.jpg --from neutral --to surprise --frames 30 --loop -o wow.gif
       gan-anim animate photo.jpg --from examples/neutral.json --to examples/smile.json -o smile.mp4
       gan-anim animate group.jpg --to AU12=4,AU06=3 --face largest -o frames/
+      gan-anim animate holiday/ portrait.jpg --to laugh -o animated/
     """
-    from .animate import Animator
+    from .batch import animate_photos
+    from .paths import is_batch
 
-    if frames < 1:
-        raise GanAnimError(f"--frames must be at least 1, got {frames}")
-    Animator(weights, device, batch_size).animate(
-        photo, output, to=to, start=start, frames=frames, fps=fps, ease=ease, loop=loop,
-        face=face, detector=detector, crf=crf, quiet=quiet)
+    several = is_batch(photos)
+
+    def report(res):
+        if res.ok:
+            r = res.result
+            click.echo(f"{res.photo} -> {res.output} ({r.faces} face(s), {r.frames} frames, "
+                       f"{r.seconds:.1f} s)")
+        else:
+            click.echo(f"gan-anim: error: {res.error}", err=True)
+
+    results = animate_photos(photos, output, to, start, weights=weights, device=device,
+                             batch_size=batch_size, frames=frames, fps=fps, ease=ease, loop=loop,
+                             face=face, detector=detector, crf=crf, quiet=quiet,
+                             on_result=report if several else None)
+    if not all(r.ok for r in results):
+        sys.exit(1)
 
 
 @main.command()
@@ -99,45 +143,74 @@ def presets():
         click.echo(f"{name:<9} {desc}")
 
 
+# --------------------------------------------------------------------- train
+# The train command's options come from the dataclasses in train_options.py: one
+# place for each default and its help. Each entry: (option parameter, where it goes).
+
+def _field_options(cls, target: str) -> list[tuple[click.Option, tuple]]:
+    out = []
+    for f in dataclasses.fields(cls):
+        meta, default = f.metadata, f.default
+        names = meta.get("cli", "--" + f.name.replace("_", "-"))
+        if names is None or default is dataclasses.MISSING:
+            continue
+        kind = meta.get("type")
+        if isinstance(names, tuple):  # one option per element of a tuple field
+            for i, (name, value) in enumerate(zip(names, default)):
+                param = f"{f.name}_{i}"
+                out.append((click.Option([name, param], type=type(value), default=value,
+                                         show_default=True, help=f"{meta['help']} ({i + 1} of {len(names)})"),
+                            (target, f.name, i)))
+            continue
+        if isinstance(kind, tuple):
+            kw = {"type": click.Choice(kind)}
+        elif "/" in names:
+            kw = {}
+        elif isinstance(default, bool):
+            kw = {"is_flag": True}
+        else:
+            kw = {"type": kind or type(default)}
+        out.append((click.Option([names, f.name if target != "weights" else f"lambda_{f.name}"],
+                                 default=default, show_default=default is not None, help=meta["help"],
+                                 **kw),
+                    (target, f.name, None)))
+    return out
+
+
+TRAIN_OPTIONS = (_field_options(RunOptions, "run") + _field_options(TrainOptions, "options")
+                 + _field_options(LossWeights, "weights"))
+
+
+def train_options_from(params: dict) -> tuple[TrainOptions, RunOptions]:
+    """The dataclasses filled from the train command's parsed options."""
+    values = {"run": {}, "options": {}, "weights": {}}
+    for opt, (target, name, index) in TRAIN_OPTIONS:
+        if index is None:
+            values[target][name] = params[opt.name]
+        else:
+            values[target].setdefault(name, {})[index] = params[opt.name]
+    opts = values["options"]
+    for name, parts in list(opts.items()):
+        if isinstance(parts, dict):
+            opts[name] = tuple(parts[i] for i in sorted(parts))
+    return (TrainOptions(**opts, weights=LossWeights(**values["weights"])),
+            RunOptions(**values["run"]))
+
+
+def _train_command(f):
+    for opt, _ in reversed(TRAIN_OPTIONS):
+        f.__click_params__ = getattr(f, "__click_params__", []) + [opt]
+    return f
+
+
 @main.command()
 @click.option("--data", "data_dir", required=True, type=click.Path(),
-              help="Training set: images/ + aus.csv (gan-anim prepare) or imgs/ + aus_openface.pkl (official).")
+              help="Training set: images/ + aus.csv (gan-anim prepare), a .pack (GPU kit) or imgs/ + aus_openface.pkl (official).")
 @click.option("--out", "out_dir", required=True, type=click.Path(),
               help="Run folder: checkpoints, samples/*.png, log.jsonl.")
-@click.option("--preset", type=click.Choice(["small", "medium", "paper"]), default="small",
-              show_default=True,
-              help="small: 64 px, CPU; medium: 128 px, GPU; paper: the paper's 128 px networks.")
-@click.option("--steps", type=int, default=20000, show_default=True, help="Total steps (one batch each).")
-@click.option("--batch-size", type=int, default=16, show_default=True, help="Images per step per process.")
-@click.option("--lr", type=float, default=1e-4, show_default=True)
-@click.option("--beta1", type=float, default=0.5, show_default=True)
-@click.option("--beta2", type=float, default=0.999, show_default=True)
-@click.option("--critic-steps", type=int, default=5, show_default=True,
-              help="Generator updated once every this many critic steps.")
-@click.option("--decay-start", type=int, default=None,
-              help="Step where the LR starts its linear decay to 0 [default: 2/3 of --steps].")
-@click.option("--checkpoint-every", type=int, default=500, show_default=True)
-@click.option("--keep", type=int, default=3, show_default=True, help="Checkpoints kept.")
-@click.option("--resume", is_flag=True, help="Continue from the newest checkpoint in --out.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--gp-every", type=int, default=1, show_default=True,
-              help="Gradient penalty every k steps, weighted k times (lazy regularisation).")
-@click.option("--lambda-gp", type=float, default=10.0, show_default=True)
-@click.option("--lambda-au", type=float, default=160.0, show_default=True,
-              help="AU regression weight on plain MSE (official: 4000 / batch 25).")
-@click.option("--lambda-cycle", type=float, default=10.0, show_default=True)
-@click.option("--lambda-attention", type=float, default=0.1, show_default=True, help="Mean of A.")
-@click.option("--lambda-tv", type=float, default=1e-5, show_default=True, help="Total variation of A.")
-@click.option("--flow/--no-flow", default=None, help="Force the flow head on/off [default: the preset's].")
-@click.option("--target-noise", type=float, default=0.1, show_default=True,
-              help="Uniform noise on sampled target AUs (0..1 scale).")
-@click.option("--max-minutes", type=float, default=None,
-              help="Wall-clock budget: stop cleanly (checkpoint, resumable) after this many minutes.")
+@_train_command
 @click.option("-q", "--quiet", is_flag=True, help="No progress display.")
-def train(data_dir, out_dir, preset, steps, batch_size, lr, beta1, beta2, critic_steps, decay_start,
-          checkpoint_every, keep, resume, device, seed, gp_every, lambda_gp, lambda_au, lambda_cycle,
-          lambda_attention, lambda_tv, flow, target_noise, max_minutes, quiet):
+def train(data_dir, out_dir, quiet, **params):
     """Train the GANimation generator and critic.
 
     Writes checkpoints (atomically, every --checkpoint-every steps and on
@@ -152,16 +225,10 @@ def train(data_dir, out_dir, preset, steps, batch_size, lr, beta1, beta2, critic
       torchrun --nproc-per-node 8 -m gan_anim train --data data/faces --out runs/paper --preset paper
       gan-anim export runs/small -o weights/small.pt
     """
-    from .losses import LossWeights
     from .train import train as run_training
 
-    weights = LossWeights(gp=lambda_gp, au=lambda_au, cycle=lambda_cycle,
-                          attention=lambda_attention, attention_tv=lambda_tv)
-    last = run_training(data_dir, out_dir, preset=preset, steps=steps, batch_size=batch_size, lr=lr,
-                        betas=(beta1, beta2), critic_steps=critic_steps, decay_start=decay_start,
-                        checkpoint_every=checkpoint_every, keep=keep, resume=resume, device=device,
-                        seed=seed, gp_every=gp_every, weights=weights, flow=flow,
-                        target_noise=target_noise, max_minutes=max_minutes, progress=not quiet)
+    options, run = train_options_from(params)
+    last = run_training(data_dir, out_dir, options, run, progress=not quiet)
     if last is not None:
         click.echo(f"last checkpoint: {last}")
 

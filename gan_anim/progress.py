@@ -1,12 +1,15 @@
-"""Rich progress bars for long work; silent when ``quiet``."""
+"""Progress for long work: bars on a terminal only, one summary line at the end.
+
+When stderr is not a terminal (scripts, CI logs, ``2>err.txt``) nothing is printed
+while the work runs: warnings and the summary come at the end, and only if the work
+succeeded, so a failing command leaves exactly its one error line. ``quiet``: nothing.
+"""
 from __future__ import annotations
 
 import contextlib
-import sys
 
 from rich.console import Console
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                           TimeElapsedColumn, TimeRemainingColumn)
+from rich.markup import escape
 
 console = Console(stderr=True)
 
@@ -16,25 +19,37 @@ class Reporter:
 
     def __init__(self, quiet: bool = False):
         self.quiet = quiet
-        self._progress: Progress | None = None
+        self._progress = None
+        self._entered = False
         self._summary: str | None = None
+        self._warnings: list[str] = []
 
     def __enter__(self):
-        if not self.quiet:
+        self._entered = True
+        if not self.quiet and console.is_terminal:
+            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                       TimeElapsedColumn, TimeRemainingColumn)
+
             self._progress = Progress(
                 TextColumn("[bold]{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
                 TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"),
-                TimeRemainingColumn(), console=console, transient=False,
-                disable=not console.is_terminal and "pytest" in sys.modules)
+                TimeRemainingColumn(), console=console)
             self._progress.__enter__()
         return self
 
     def __exit__(self, *exc):
+        failed = exc[0] is not None
         if self._progress is not None:
+            self._progress.live.transient = failed  # a failure leaves only its error line
             self._progress.__exit__(*exc)
             self._progress = None
-        if self._summary and exc[0] is None:
-            console.print(self._summary, highlight=False)
+        self._entered = False
+        if not failed:
+            for msg in self._warnings:
+                _print_warning(msg)
+            if self._summary:
+                console.print(self._summary, highlight=False, markup=False, soft_wrap=True)
+        self._warnings.clear()
         return False
 
     @contextlib.contextmanager
@@ -54,14 +69,23 @@ class Reporter:
             self._progress.update(task, total=t.completed or 1, completed=t.completed or 1)
 
     def warn(self, msg: str) -> None:
-        if not self.quiet:
-            console.print(f"[yellow]warning:[/] {msg}")
-
-    def summary(self, msg: str) -> None:
-        """The one-line summary, printed after the progress bars close."""
+        """A warning: shown now on a terminal, otherwise at the end if the work succeeds."""
         if self.quiet:
             return
-        if self._progress is None:
-            console.print(msg, highlight=False)
+        if self._progress is not None or not self._entered:
+            _print_warning(msg)
         else:
+            self._warnings.append(msg)
+
+    def summary(self, msg: str) -> None:
+        """The one-line summary, printed after the work (and its bars) ended well."""
+        if self.quiet:
+            return
+        if self._entered:
             self._summary = msg
+        else:
+            console.print(msg, highlight=False, markup=False, soft_wrap=True)
+
+
+def _print_warning(msg: str) -> None:
+    console.print(f"[yellow]warning:[/] {escape(msg)}", highlight=False, soft_wrap=True)

@@ -1,0 +1,117 @@
+"""Animate several photos in one process: the model loads once, each photo succeeds or
+fails on its own.
+
+    from gan_anim import animate_photos
+    for r in animate_photos(["a.jpg", "photos/"], "out/", to="happy"):
+        print(r.photo, r.output if r.ok else r.error)
+
+Everything that needs no model (expressions, options, output paths, missing or empty
+files) is checked before torch is imported, so those errors come back at once.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import aus as au
+from .errors import GanAnimError
+from .media import check_input_file, check_output_path, output_kind
+from .paths import expand_photos, plan_outputs
+
+
+@dataclass
+class PhotoResult:
+    """One photo's outcome: its output and ``AnimationResult``, or the error message."""
+
+    photo: Path
+    output: Path
+    error: str | None = None
+    result: object = None  # animate.AnimationResult on success
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def check_request(to: str | None, start: str | None, frames: int, ease: str, loop: bool,
+                  batch_size: int) -> None:
+    """Raise GanAnimError for a bad expression or option (no model, no photo needed)."""
+    au.interpolation_weights(frames, ease, loop)
+    if to:
+        au.parse_expression(to)
+    if start:
+        au.parse_expression(start)
+    if batch_size < 1:
+        raise GanAnimError(f"--batch-size must be at least 1, got {batch_size}")
+
+
+def _message(photo: Path, exc: BaseException) -> str:
+    if isinstance(exc, OSError) and not isinstance(exc, GanAnimError):
+        text = f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+    else:
+        text = str(exc)
+    return text if str(photo) in text else f"{photo}: {text}"
+
+
+def animate_photos(photos, output=None, to: str = "happy", start: str | None = None, *,
+                   weights=None, device: str = "auto", batch_size: int = 16, frames: int = 30,
+                   fps: float = 15.0, ease: str = "linear", loop: bool = False, face: str = "all",
+                   detector: str = "hog", crf: int = 18, quiet: bool = True, animator=None,
+                   on_result=None) -> list[PhotoResult]:
+    """Animate each photo of ``photos`` (files and/or folders) with one loaded model.
+
+    One photo: ``output`` is its output (default ``<stem>-<target>.gif`` here) and any
+    problem raises GanAnimError. Several photos or a folder: ``output`` is a folder
+    (created if needed; default: the current folder) and each photo gets a
+    ``PhotoResult``, with its error message if it failed; ``on_result(result)`` is called
+    as each one finishes. A bad request (expression, option, output folder, weights)
+    raises GanAnimError before any photo is rendered. ``animator``: an ``Animator`` to use
+    instead of loading ``weights``.
+    """
+    check_request(to, start, frames, ease, loop, batch_size)
+    paths, several = expand_photos(photos)
+    outs = plan_outputs(paths, several, output, to)
+    inputs = {p.absolute() for p in paths}
+    for out in outs:
+        if out.absolute() in inputs:
+            raise GanAnimError(f"output {out} is the input file; choose another -o")
+        output_kind(out)
+    results, todo = [], []
+    for photo, out in zip(paths, outs):
+        try:
+            if not several:
+                check_output_path(out, [photo])
+            check_input_file(photo, "photo")
+            todo.append(len(results))
+        except GanAnimError as exc:
+            if not several:
+                raise
+            results.append(PhotoResult(photo, out, _message(photo, exc)))
+            continue
+        results.append(PhotoResult(photo, out))
+    if several and todo:
+        if output:
+            try:
+                Path(output).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise GanAnimError(f"cannot create output folder {output}: {exc.strerror or exc}") from None
+        check_output_path(outs[todo[0]])
+    if todo and animator is None:
+        from .animate import Animator
+
+        animator = Animator(weights, device, batch_size)
+    pending = set(todo)
+    for k, res in enumerate(results):
+        if k in pending:
+            try:
+                res.result = animator.animate(res.photo, res.output, to=to, start=start,
+                                              frames=frames, fps=fps, ease=ease, loop=loop,
+                                              face=face, detector=detector, crf=crf,
+                                              quiet=quiet or several)
+            except (GanAnimError, OSError) as exc:
+                if not several:
+                    raise
+                res.error = _message(res.photo, exc)
+        if on_result is not None:
+            on_result(res)
+    return results
