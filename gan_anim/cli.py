@@ -274,6 +274,10 @@ def grid(photo, output, face, start, cell, weights, device):
     Example:
       gan-anim grid examples/astronaut.jpg -o grid.png
     """
+    from .media import check_input_file, check_output_path
+
+    check_input_file(photo, "photo")  # before the model loads
+    check_output_path(output, [photo])
     from .animate import Animator
     from .grid import au_grid
 
@@ -415,6 +419,11 @@ def video_command(clip, aus, output, detect_every, strength, relative, track_end
       gan-anim aus driver.mp4 -o driver.csv
       gan-anim video clip.mp4 --aus driver.csv --relative --track-end loop -o out.mp4
     """
+    from .media import check_input_file, check_output_path
+
+    check_input_file(clip, "video")  # before torch and OpenCV load
+    if output:
+        check_output_path(output, [clip])
     from .video import animate_video
 
     animate_video(clip, output, aus=aus, weights=weights, device=device, batch_size=batch_size,
