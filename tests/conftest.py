@@ -1,4 +1,8 @@
-"""Shared fixtures: paths to the real photos in ../shared/data, random test weights."""
+"""Shared fixtures: paths to the real photos in ../shared/data, random test weights.
+
+Without the shared photos their tests skip, except under CI=true, where a missing
+folder fails the session (a CI run must not pass by skipping them).
+"""
 from __future__ import annotations
 
 import os
@@ -14,7 +18,8 @@ SHARED_DATA = Path(os.environ.get("GAN_ANIM_SHARED", ROOT.parent / "shared")) / 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """../shared/data (real face photos); tests that need it skip when it is absent."""
+    """../shared/data (real face photos); tests that need it skip when it is absent
+    (under CI=true the session has already failed, see pytest_collection_modifyitems)."""
     if not SHARED_DATA.is_dir():
         pytest.skip(f"shared data not found at {SHARED_DATA} (set GAN_ANIM_SHARED)")
     return SHARED_DATA
@@ -45,9 +50,23 @@ def random_weights_noflow(tmp_path_factory) -> Path:
     return path
 
 
+def _ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _needs_shared_data(item) -> bool:
+    module = getattr(item, "module", None)
+    return "shared_data" in getattr(item, "fixturenames", ()) or hasattr(module, "SHARED_DATA")
+
+
 def pytest_collection_modifyitems(config, items):
-    """Tests marked ``cuda`` skip where torch sees no CUDA GPU (GPU_KIT_TEST_DEVICE=cpu
-    dry-runs them on the CPU)."""
+    """Under CI=true, a missing shared data folder fails the session when any collected test
+    needs it. Tests marked ``cuda`` skip where torch sees no CUDA GPU
+    (GPU_KIT_TEST_DEVICE=cpu dry-runs them on the CPU)."""
+    if _ci() and not SHARED_DATA.is_dir() and any(_needs_shared_data(i) for i in items):
+        raise pytest.UsageError(
+            f"CI=true but the shared data folder {SHARED_DATA} is missing: the tests on real "
+            "photos would be skipped. Put the data at ../shared/data or set GAN_ANIM_SHARED.")
     if torch.cuda.is_available() or os.environ.get("GPU_KIT_TEST_DEVICE") == "cpu":
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU (run on the GPU machine: pytest -m cuda)")
