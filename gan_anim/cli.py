@@ -379,7 +379,7 @@ def prepare_command(sources, output, size, pad, workers, detector, openface, tes
 
     summary = prepare_dataset(list(sources), output, size=size, pad=pad, detector=detector,
                               workers=workers, openface=openface, test_fraction=test_fraction,
-                              seed=seed, progress=not quiet)
+                              seed=seed, progress=not quiet and sys.stderr.isatty())  # bar on a TTY only
     click.echo(format_summary(summary))
 
 
