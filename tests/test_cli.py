@@ -309,3 +309,43 @@ def test_missing_shared_data_fails_under_ci_and_skips_otherwise(tmp_path):
     assert ci.returncode != 0, ci.stdout
     text = ci.stdout + ci.stderr
     assert "CI=true" in text and str(tmp_path / "nowhere" / "data") in text, text
+
+
+def test_progress_bars_on_a_terminal_only_while_working(tmp_path):
+    """On a TTY the bars are drawn (and the summary follows); a failure clears them."""
+    import pty
+    import threading
+
+    def on_tty(args):
+        master, slave = pty.openpty()
+        chunks = []
+        reader = threading.Thread(target=lambda: _drain(master, chunks))
+        reader.start()
+        proc = subprocess.run([sys.executable, "-m", "gan_anim", *map(str, args)], stderr=slave,
+                              stdout=subprocess.DEVNULL, cwd=tmp_path, timeout=300,
+                              env={**os.environ, "COLUMNS": "100", "TERM": "xterm"})
+        os.close(slave)
+        reader.join(timeout=10)
+        os.close(master)
+        return proc.returncode, b"".join(chunks).decode("utf-8", "replace")
+
+    code, text = on_tty(["animate", EXAMPLE, "--weights", SMALL_WEIGHTS, "--frames", "2", "-o", "a.gif"])
+    assert code == 0 and "render" in text and "2/2" in text and "-> a.gif" in text
+    (tmp_path / "bad.png").write_text("not a picture\n")
+    code, text = on_tty(["animate", "bad.png", "--weights", SMALL_WEIGHTS, "-o", "b.gif"])
+    assert code == 1 and "not an image" in text
+    # the bar drawn before the error was erased (cursor up + erase line) before the error line
+    assert text.rstrip().splitlines()[-1].endswith("gan-anim: error: bad.png: not an image "
+                                                    "(unrecognised format)")
+    assert "\x1b[2K" in text.split("gan-anim: error")[0][-40:]
+
+
+def _drain(fd, chunks):
+    while True:
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            return
+        if not data:
+            return
+        chunks.append(data)
