@@ -15,7 +15,6 @@ from pathlib import Path
 
 from . import aus as au
 from .errors import GanAnimError
-from .media import check_input_file, check_output_path, output_kind
 from .paths import expand_photos, plan_outputs
 
 
@@ -69,6 +68,8 @@ def animate_photos(photos, output=None, to: str = "happy", start: str | None = N
     instead of loading ``weights``.
     """
     check_request(to, start, frames, ease, loop, batch_size)
+    from .media import check_input_file, check_output_path, output_kind  # PIL: after the cheap checks
+
     paths, several = expand_photos(photos)
     outs = plan_outputs(paths, several, output, to)
     inputs = {p.absolute() for p in paths}
