@@ -419,9 +419,16 @@ def video_command(clip, aus, output, detect_every, strength, relative, track_end
       gan-anim aus driver.mp4 -o driver.csv
       gan-anim video clip.mp4 --aus driver.csv --relative --track-end loop -o out.mp4
     """
-    from .media import check_input_file, check_output_path
+    from pathlib import Path
+
+    from .aus import parse_expression
+    from .media import VIDEO_EXTS, check_input_file, check_output_path
 
     check_input_file(clip, "video")  # before torch and OpenCV load
+    if Path(aus).suffix.lower() in {".csv", *VIDEO_EXTS}:
+        check_input_file(aus, "AU track")
+    else:
+        parse_expression(aus)  # a constant expression
     if output:
         check_output_path(output, [clip])
     from .video import animate_video

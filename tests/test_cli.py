@@ -55,7 +55,8 @@ def test_importing_the_cli_and_package_loads_no_heavy_module():
     ["animate", "missing.jpg"], ["animate", str(EXAMPLE), "--to", "AU99=3"],
     ["animate", str(EXAMPLE), "--to", "AU12=9"], ["animate", str(EXAMPLE), "-o", str(EXAMPLE)],
     ["animate", str(EXAMPLE), "-o", "/no/such/dir/x.gif"], ["grid", "missing.jpg"],
-    ["video", "missing.mp4", "--aus", "happy"],
+    ["video", "missing.mp4", "--aus", "happy"], ["video", str(EXAMPLE), "--aus", "AU99=2"],
+    ["video", str(EXAMPLE), "--aus", "missing.csv"],
 ])
 def test_help_presets_and_input_errors_load_no_heavy_module(args, tmp_path):
     """What needs no model never imports torch, OpenCV, dlib or imageio (so it is instant)."""
