@@ -56,9 +56,11 @@ def resolve_device(device: str = "auto") -> torch.device:
 # Motion models: the AUs whose change the generator is asked to paint. The others are
 # rendered by the landmark warp alone, and G sees them unchanged: their training labels
 # carry no texture signal (see the estimator table in README.md), and asked for them G
-# paints dark strokes that only fool its critic (weights/README.md). Override with
-# $GAN_ANIM_PAINTED_AUS (comma-separated AU names).
-PAINTED_AUS = ("AU12", "AU25", "AU26", "AU45")
+# paints dark strokes that only fool its critic (weights/README.md). AU12 is warped only
+# too: its paint smudged the chin when a smile was taken back. Each painted AU's paint is
+# confined to its own region (motion.region_masks). Override with $GAN_ANIM_PAINTED_AUS
+# (comma-separated AU names).
+PAINTED_AUS = ("AU25", "AU26", "AU45")
 PAINT_RAMP = 0.1  # = 0.5 on the 0..5 scale
 
 
@@ -150,7 +152,7 @@ class Animator:
 
                 src = torch.from_numpy(np.asarray(landmarks, np.float32)).to(self.device)
                 y0 = torch.from_numpy(np.asarray(own, np.float32) / au.AU_SCALE).to(self.device).clamp(0, 1)
-                spline, _ = g.motion.spline(src, y0, y)
+                spline, moved = g.motion.spline(src, y0, y)
                 # the spline on a grid a quarter of the crop's side, upsampled: 10x faster,
                 # landmarks land within 0.6 px (99th percentile) of the full evaluation
                 flow = spline.flow(self.size, resolution=max(32, self.size // 4))
@@ -166,9 +168,16 @@ class Animator:
                 paint = (1 - attention) * (color[:, :1] - luma) * 127.5       # luma change, 0..255 units
                 keep = attention + (1 - attention) * color[:, 1:2]            # chroma scale
                 if moving:
-                    # no change of a painted AU, no paint: the paint fades in over the first
-                    # PAINT_RAMP (0..1 scale) of change, so an edit to the face's own AUs is exact
-                    fade = ((y - y0).abs().amax(1) / PAINT_RAMP).clamp(max=1.0).view(-1, 1, 1, 1)
+                    # paint only where a painted AU changed: each AU's paint fades in over the
+                    # first PAINT_RAMP (0..1 scale) of its change, inside its own region (the
+                    # moved landmarks' hull), so an edit to the face's own AUs is exact and a
+                    # mouth edit cannot touch the brows
+                    from .motion import region_masks
+
+                    change = ((y - y0).abs()[:, self.painted] / PAINT_RAMP).clamp(max=1.0)
+                    names = [n for n, p in zip(au.AU_NAMES, self.painted.tolist()) if p]
+                    masks = torch.from_numpy(region_masks(moved.cpu().numpy(), names, self.size))
+                    fade = (masks.to(self.device) * change[:, :, None, None]).amax(1, keepdim=True)
                     paint, keep = paint * fade, 1 - fade * (1 - keep)
                 paint = torch.cat([paint, keep], 1).permute(0, 2, 3, 1).float()
             else:

@@ -48,6 +48,30 @@ AU_REGIONS = {
 _RING = 0.25
 
 
+PAINT_MARGIN = 0.06  # crop-side units around a region's landmarks that its paint may reach
+
+
+def region_masks(points: np.ndarray, au_names, size: int, margin: float = PAINT_MARGIN) -> np.ndarray:
+    """Where each AU may be painted: (B,68,2) crop-unit landmarks -> (B,len(au_names),size,size)
+    float32 in 0..1, the convex hull of the AU's region (``AU_REGIONS``) grown by ``margin``
+    and feathered over as much again."""
+    import cv2
+
+    pts = np.asarray(points, np.float32) * size
+    grow = max(1, round(margin * size))
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))
+    out = np.zeros((len(pts), len(au_names), size, size), np.float32)
+    for k, name in enumerate(au_names):
+        region = AU_REGIONS[name]
+        for b in range(len(pts)):
+            hull = cv2.convexHull(np.round(pts[b, region] * 16).astype(np.int32))
+            m = np.zeros((size, size), np.uint8)
+            cv2.fillConvexPoly(m, hull, 255, cv2.LINE_AA, shift=4)
+            m = cv2.dilate(m, disc)
+            out[b, k] = cv2.GaussianBlur(m, (0, 0), grow / 2).astype(np.float32) / 255
+    return out
+
+
 def anchor_points(per_side: int = 5) -> np.ndarray:
     t = np.linspace(-_RING, 1 + _RING, per_side + 1)[:-1]
     lo, hi = -_RING, 1 + _RING

@@ -197,3 +197,35 @@ def test_shipped_model_leaves_a_face_at_its_own_expression_untouched(shipped):
     assert np.array_equal(jobs[0].goal, jobs[0].own)
     out = next(shipped.render(image, jobs, np.array([0.0, 1.0])))
     assert np.array_equal(out, image)
+
+
+def test_region_masks_cover_their_region_only():
+    from gan_anim.faces import align, detect_faces
+    from gan_anim.media import read_image
+    from gan_anim.motion import normalised_landmarks, region_masks
+
+    face = detect_faces(read_image(EXAMPLE))[0]
+    lm = normalised_landmarks(face.landmarks, align(face.landmarks, 64), 64)[None]
+    masks = region_masks(lm, ["AU25", "AU01"], 64)
+    assert masks.shape == (1, 2, 64, 64) and masks.min() >= 0 and masks.max() <= 1
+    mouth = np.round(lm[0, [62, 66]].mean(0) * 64).astype(int)     # inside the lips
+    brow = np.round(lm[0, 17:22].mean(0) * 64).astype(int)
+    assert masks[0, 0, mouth[1], mouth[0]] > 0.99 and masks[0, 0, brow[1], brow[0]] == 0
+    assert masks[0, 1, brow[1], brow[0]] > 0.99 and masks[0, 1, mouth[1], mouth[0]] == 0
+
+
+def test_shipped_model_paints_a_mouth_edit_only_around_the_mouth(shipped):
+    """Opening the mouth (AU25 + AU26 at 5, the rest the face's own) leaves the eyes and
+    brows exactly as they were: no warp there and no paint outside the mouth's region."""
+    from gan_anim.faces import detect_faces
+    from gan_anim.media import read_image
+
+    image = read_image(EXAMPLE)
+    face = detect_faces(image)[0]
+    out = _edit(shipped, image, face, "AU25=5,AU26=5")
+    lm = face.landmarks
+    upper = np.r_[17:27, 36:48]                                   # brows and eyes
+    (l, t), (r, b) = lm[upper].min(0).astype(int), lm[upper].max(0).astype(int)
+    assert np.array_equal(out[t:b, l:r], image[t:b, l:r])
+    (l, t), (r, b) = lm[48:68].min(0).astype(int), lm[48:68].max(0).astype(int)
+    assert np.abs(out[t:b, l:r].astype(int) - image[t:b, l:r]).mean() > 5
