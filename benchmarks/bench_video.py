@@ -40,7 +40,8 @@ from gan_anim.blend import FaceBlender  # noqa: E402
 from gan_anim.faces import align, crop, detect_faces  # noqa: E402
 from gan_anim.media import FrameWriter  # noqa: E402
 from gan_anim.model import PRESETS, Generator, load_generator  # noqa: E402
-from gan_anim.video import VideoReader, animate_video, generator_threads  # noqa: E402
+from gan_anim.video import animate_video, generator_threads  # noqa: E402
+from gan_anim.video_io import VideoReader  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "astronaut.jpg"
 SIZES = {720: (1280, 720), 1080: (1920, 1080)}

@@ -14,7 +14,6 @@ import numpy as np
 import torch
 
 from . import aus as au
-from .blend import FaceBlender
 from .errors import GanAnimError
 from .faces import Face, align, crop, detect_faces, select_faces
 from .media import FrameWriter, check_output_path, output_kind, read_image
@@ -202,42 +201,19 @@ class Animator:
 
     def render(self, image: np.ndarray, jobs: list[FaceJob], alphas: np.ndarray,
                timings: dict | None = None):
-        """Yield one full-resolution frame per alpha (the same buffer, overwritten each time).
+        """Yield one full-resolution frame per alpha (the same buffer, overwritten each time):
+        every face at ``alpha * goal + (1 - alpha) * start``, through ``render.Renderer``.
 
         ``timings`` (optional) accumulates seconds spent in "generate" and "blend".
         """
-        timings = {} if timings is None else timings
-        timings.setdefault("generate", 0.0)
-        timings.setdefault("blend", 0.0)
-        blenders = [FaceBlender(image.shape, j.transform, self.size) for j in jobs]
-        out = image.copy()
-        per_batch = max(1, self.batch_size // max(1, len(jobs)))
-        crops = np.stack([j.crop for j in jobs]) if jobs else None
-        lms = np.stack([j.landmarks for j in jobs]) if jobs else None
-        owns = np.stack([j.own for j in jobs]) if jobs else None
-        for i in range(0, len(alphas), per_batch):
-            chunk = alphas[i:i + per_batch]
-            if not jobs:
-                for _ in chunk:
-                    yield out
-                continue
-            a = chunk[:, None, None]
-            starts = np.stack([j.start for j in jobs])[None]
-            goals = np.stack([j.goal for j in jobs])[None]
-            targets = (a * goals + (1 - a) * starts).reshape(-1, len(au.AU_NAMES))
-            t = time.perf_counter()
-            n_rep = (len(chunk), 1, 1, 1)
-            edits = self.generate(np.tile(crops, n_rep), targets, np.tile(lms, n_rep[:3]),
-                                  np.tile(owns, (len(chunk), 1)))
-            timings["generate"] += time.perf_counter() - t
-            for f in range(len(chunk)):
-                t = time.perf_counter()
-                for b in blenders:  # restore every face region before blending anew
-                    out[b.slices] = image[b.slices]
-                for k, b in enumerate(blenders):
-                    b.blend(out, edits[f * len(jobs) + k], source=image)
-                timings["blend"] += time.perf_counter() - t
-                yield out
+        from .render import FaceRender, FrameRender, Renderer
+
+        def frames():
+            for a in alphas:
+                yield FrameRender(image, [FaceRender(j.transform, j.crop, a * j.goal + (1 - a) * j.start,
+                                                     j.landmarks, j.own) for j in jobs])
+
+        return Renderer(self, timings).render(frames())
 
     # --------------------------------------------------------------- the job
     def animate(self, photo, output=None, to: str = "happy", start: str | None = None,

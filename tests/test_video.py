@@ -17,8 +17,10 @@ from gan_anim.blend import FaceBlender
 from gan_anim.cli import main
 from gan_anim.errors import GanAnimError
 from gan_anim.media import FrameWriter, read_image
-from gan_anim.video import (ConstantTrack, CsvTrack, FaceTracker, VideoReader, animate_video,
-                            face_target, transform_params)
+from gan_anim.au_timeline import ConstantTimeline, CsvTimeline, face_target
+from gan_anim.face_tracking import FaceTracker, transform_params
+from gan_anim.video import animate_video
+from gan_anim.video_io import VideoReader
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 FPS = 25
@@ -183,7 +185,7 @@ def test_driving_video_relative(clip, animator, tmp_path):
                     "-an", "-c:v", "libx264", "-crf", "20", str(driver)], check=True)
     out = tmp_path / "driven.mp4"
     res = animate_video(clip, out, aus=str(driver), animator=animator, relative=True,
-                        strength=2.0, track_end="loop")
+                        strength=2.0, timeline_end="loop")
     assert res.frames == len(decode(out)) == FACE_FRAMES + BLANK_FRAMES
     assert res.timings["driver"] > 0
 
@@ -209,13 +211,13 @@ def test_reader_keeps_vfr_frames_and_applies_rotation(clip, tmp_path):
 def test_csv_track_matching_hold_loop_and_failed_rows(tmp_path):
     rows = [[k + 1, k / FPS, int(k != 2)] + [float(k)] * 17 for k in range(4)]
     path = full_csv(tmp_path / "t.csv", rows)
-    hold, loop = CsvTrack(path, FPS, "hold"), CsvTrack(path, FPS, "loop")
+    hold, loop = CsvTimeline(path, FPS, "hold"), CsvTimeline(path, FPS, "loop")
     assert [hold.at(i, i / FPS)[0] for i in range(7)] == [0, 1, 1, 3, 3, 3, 3]  # row 3 failed
     assert [loop.at(i, i / FPS)[0] for i in range(7)] == [0, 1, 1, 3, 0, 1, 1]
     # timestamps only, at 10 rows/s: clip frames at 25 fps pick the row in force
     header = ["timestamp", "AU12_r"]
     path = full_csv(tmp_path / "ts.csv", [[k / 10, k / 2] for k in range(5)], header)
-    t = CsvTrack(path, FPS, "hold")
+    t = CsvTimeline(path, FPS, "hold")
     assert t.unit == "time" and t.partial
     assert [t.at(i, i / FPS)[au.AU_INDEX["AU12"]] for i in (0, 2, 3, 5, 12, 99)] == [0, 0.5, 0.5, 1, 2, 2]
     assert np.isnan(t.at(0, 0)[0])  # absent AU columns stay NaN: faces keep their own
@@ -231,7 +233,7 @@ def test_face_target_strength_relative_and_missing_aus():
     t = face_target(own, row, first, strength=1.0, relative=True)
     assert t[0] == 1.0 and t[1] == 2.0                     # own + (3 - 2)
     assert face_target(own, row * 2, first, strength=3.0).max() == au.AU_SCALE
-    assert ConstantTrack("AU12=3").partial and not ConstantTrack("happy").partial
+    assert ConstantTimeline("AU12=3").partial and not ConstantTimeline("happy").partial
 
 
 # ------------------------------------------------------------------- bad input
@@ -308,7 +310,7 @@ def test_bad_videos_fail_cleanly(clip, noface_clip, random_weights, tmp_path):
 
 def test_api_rejects_bad_options(clip, animator, tmp_path):
     for kwargs, needle in [({"strength": -1.0}, "--strength"), ({"detect_every": 0}, "--detect-every"),
-                           ({"track_end": "bounce"}, "--track-end")]:
+                           ({"timeline_end": "bounce"}, "--track-end")]:
         with pytest.raises(GanAnimError, match=needle):
             animate_video(clip, tmp_path / "o.mp4", aus="happy", animator=animator, **kwargs)
     assert not (tmp_path / "o.mp4").exists()
