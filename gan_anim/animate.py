@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -200,11 +201,12 @@ class Animator:
         return jobs
 
     def render(self, image: np.ndarray, jobs: list[FaceJob], alphas: np.ndarray,
-               timings: dict | None = None):
+               timings: dict | None = None, overlap: bool = True):
         """Yield one full-resolution frame per alpha (the same buffer, overwritten each time):
         every face at ``alpha * goal + (1 - alpha) * start``, through ``render.Renderer``.
 
-        ``timings`` (optional) accumulates seconds spent in "generate" and "blend".
+        ``timings`` (optional) accumulates seconds spent in "generate" and "blend";
+        ``overlap``: generate the next frames while blending these (see ``Renderer``).
         """
         from .render import FaceRender, FrameRender, Renderer
 
@@ -213,14 +215,17 @@ class Animator:
                 yield FrameRender(image, [FaceRender(j.transform, j.crop, a * j.goal + (1 - a) * j.start,
                                                      j.landmarks, j.own) for j in jobs])
 
-        return Renderer(self, timings).render(frames())
+        return Renderer(self, timings, overlap=overlap).render(frames())
 
     # --------------------------------------------------------------- the job
     def animate(self, photo, output=None, to: str = "happy", start: str | None = None,
                 frames: int = 30, fps: float = 15.0, ease: str = "linear", loop: bool = False,
                 face: str = "all", detector: str = "hog", crf: int = 18,
-                quiet: bool = True) -> AnimationResult:
-        """Animate every selected face of ``photo`` from ``start`` to ``to`` into ``output``."""
+                quiet: bool = True, overlap: bool = True) -> AnimationResult:
+        """Animate every selected face of ``photo`` from ``start`` to ``to`` into ``output``.
+
+        ``overlap``: generate, blend and encode side by side (threads); False runs them one
+        after the other (the serial baseline of the benchmarks)."""
         t0 = time.perf_counter()
         timings = {}
         alphas = au.interpolation_weights(frames, ease, loop)
@@ -248,8 +253,9 @@ class Animator:
             timings["align"] = time.perf_counter() - t
             timings["encode"] = 0.0
             with rep.stage("render", total=len(alphas)) as advance, \
-                    FrameWriter(out_path, fps=fps, crf=crf, loop=True) as writer:
-                for frame in self.render(image, jobs, alphas, timings):
+                    FrameWriter(out_path, fps=fps, crf=crf, loop=True, background=overlap) as writer, \
+                    contextlib.closing(self.render(image, jobs, alphas, timings, overlap)) as frames:
+                for frame in frames:
                     t = time.perf_counter()
                     writer.write(frame)
                     timings["encode"] += time.perf_counter() - t

@@ -19,6 +19,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from .blend import FaceBlender
+from .overlap import prefetch
 
 
 @dataclass
@@ -47,39 +48,56 @@ class Renderer:
 
     ``render`` yields one frame per item, in order: the source itself where there is no
     face, else an output buffer that is valid until the next frame is requested (copy it
-    to keep it). ``timings`` accumulates seconds in "generate" and "blend".
+    to keep it). ``timings`` accumulates seconds in "generate" and "blend". With
+    ``overlap`` the generator runs in a background thread, one batch ahead of the blend
+    (``overlap=False``: one stage after the other).
     """
 
-    def __init__(self, animator, timings: dict | None = None, max_frames: int = 16):
+    def __init__(self, animator, timings: dict | None = None, max_frames: int = 16,
+                 overlap: bool = True):
         self.animator = animator
         self.timings = {} if timings is None else timings
         self.timings.setdefault("generate", 0.0)
         self.timings.setdefault("blend", 0.0)
         self.max_frames = max(1, max_frames)
+        self.overlap = overlap
         self._source = self._out = None
         self._blenders: dict = {}
 
     def render(self, frames: Iterable[FrameRender]) -> Iterator[np.ndarray]:
+        batches = self._generated(self._batches(frames))
+        if self.overlap:  # the next batch is generated while this one is blended
+            batches = prefetch(batches, 1)
+        for pending, edits in batches:
+            yield from self._blended(pending, edits)
+
+    def _batches(self, frames: Iterable[FrameRender]) -> Iterator[list[FrameRender]]:
         pending, n_faces = [], 0
-        batch = self.animator.batch_size
         for item in frames:
             pending.append(item)
             n_faces += len(item.faces)
-            if n_faces >= batch or len(pending) >= self.max_frames:
-                yield from self._flush(pending)
+            if n_faces >= self.animator.batch_size or len(pending) >= self.max_frames:
+                yield pending
                 pending, n_faces = [], 0
-        yield from self._flush(pending)
+        if pending:
+            yield pending
 
-    def _flush(self, pending: list[FrameRender]) -> Iterator[np.ndarray]:
-        faces = [f for p in pending for f in p.faces]
-        if faces:
-            t = time.perf_counter()
-            moving = all(f.landmarks is not None and f.own is not None for f in faces)
-            edits = self.animator.generate(
-                np.stack([f.crop for f in faces]), np.stack([f.target for f in faces]),
-                np.stack([f.landmarks for f in faces]) if moving else None,
-                np.stack([f.own for f in faces]) if moving else None)
-            self.timings["generate"] += time.perf_counter() - t
+    def _generated(self, batches: Iterable[list[FrameRender]]):
+        """(frames, their faces' edits in order, or None) for each batch."""
+        for pending in batches:
+            faces = [f for p in pending for f in p.faces]
+            edits = None
+            if faces:
+                t = time.perf_counter()
+                moving = all(f.landmarks is not None and f.own is not None for f in faces)
+                edits = self.animator.generate(
+                    np.stack([f.crop for f in faces]), np.stack([f.target for f in faces]),
+                    np.stack([f.landmarks for f in faces]) if moving else None,
+                    np.stack([f.own for f in faces]) if moving else None)
+                self.timings["generate"] += time.perf_counter() - t
+            yield pending, edits
+
+    def _blended(self, pending: list[FrameRender], edits) -> Iterator[np.ndarray]:
         n = 0
         for p in pending:
             if not p.faces:

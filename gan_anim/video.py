@@ -26,6 +26,7 @@ from .face_tracking import FaceTracker, OneEuroFilter
 from .faces import crop
 from .media import FrameWriter, check_output_path, output_kind
 from .motion import normalised_landmarks
+from .overlap import prefetch
 from .progress import Reporter
 from .render import FaceRender, FrameRender, Renderer
 from .video_io import MP4_AUDIO, VideoReader
@@ -78,7 +79,7 @@ def animate_video(video, output=None, *, aus: str, weights=None, device: str = "
                   batch_size: int = 16, detect_every: int = 10, strength: float = 1.0,
                   relative: bool = False, timeline_end: str = "hold", crf: int = 18,
                   detector: str = "hog", smooth: bool = True, quiet: bool = True,
-                  animator=None, keep_targets: bool = False) -> VideoResult:
+                  animator=None, keep_targets: bool = False, overlap: bool = True) -> VideoResult:
     """Re-render every face of ``video`` so its expression follows ``aus``; write ``output``.
 
     ``aus``: an OpenFace-format CSV, a driving video, or a preset / JSON / inline
@@ -86,6 +87,7 @@ def animate_video(video, output=None, *, aus: str, weights=None, device: str = "
     and audio. ``timeline_end``: "hold" or "loop" a timeline shorter than the clip.
     ``animator``: an ``animate.Animator`` to reuse (else one is loaded).
     ``keep_targets``: record each frame's {face track id: target AUs} in ``targets``.
+    ``overlap=False`` runs the stages one after the other, in one thread (the baseline).
     """
     from .animate import Animator
 
@@ -122,7 +124,8 @@ def animate_video(video, output=None, *, aus: str, weights=None, device: str = "
             from .estimator import estimate_from_landmarks as estimate
         audio = video if info.audio_codec and kind == "mp4" else None
         writer = FrameWriter(out_path, fps=info.fps, crf=crf, audio_from=audio,
-                             audio_codec="copy" if info.audio_codec in MP4_AUDIO else "aac")
+                             audio_codec="copy" if info.audio_codec in MP4_AUDIO else "aac",
+                             background=overlap)
         stats = {"frames": 0, "with_faces": 0}
         targets = [] if keep_targets else None
 
@@ -158,12 +161,17 @@ def animate_video(video, output=None, *, aus: str, weights=None, device: str = "
 
         with Reporter(quiet) as rep, writer, rep.stage("video", info.frames_estimate) as advance, \
                 generator_threads(animator.device):
-            for out in Renderer(animator, timings).render(frames()):
-                t = time.perf_counter()
-                writer.write(out)
-                timings["encode"] += time.perf_counter() - t
-                stats["frames"] += 1
-                advance(rate=f"{stats['frames'] / (time.perf_counter() - t0):.1f} frames/s")
+            # decode + track, generate, blend and encode each run in their own thread,
+            # joined by short queues
+            rendered = Renderer(animator, timings, overlap=overlap).render(
+                prefetch(frames(), 4) if overlap else frames())
+            with contextlib.closing(rendered):
+                for out in rendered:
+                    t = time.perf_counter()
+                    writer.write(out)
+                    timings["encode"] += time.perf_counter() - t
+                    stats["frames"] += 1
+                    advance(rate=f"{stats['frames'] / (time.perf_counter() - t0):.1f} frames/s")
             if stats["with_faces"] == 0:
                 raise GanAnimError(f"{video}: no face found in any of its {stats['frames']} frames")
             t = time.perf_counter()
