@@ -194,8 +194,8 @@ class FaceBlender:
         # In YCrCb (OpenCV's float conversion): Y += d_luma, chroma scaled by 1 - fade. Both
         # conversions are linear, so in RGB: Y + d_luma + (1 - fade) * CHROMA @ rgb.
         f = patch.astype(np.float32)
-        new = cv2.transform(f, CHROMA)
-        new *= (1.0 - fade)[..., None]
-        new += (cv2.transform(f, LUMA) + d_luma)[..., None]
-        new = cv2.add(new, 0.0, dtype=cv2.CV_8U)  # rounded and saturated, as np.rint + clip
-        np.copyto(patch, new, where=changed[..., None] > 0)
+        keep = 1.0 - fade
+        new = cv2.multiply(cv2.transform(f, CHROMA), cv2.merge([keep, keep, keep]))
+        luma = cv2.transform(f, LUMA) + d_luma
+        new = cv2.add(new, cv2.merge([luma, luma, luma]), dtype=cv2.CV_8U)  # rounded, saturated
+        cv2.copyTo(new, changed, patch)  # in place: ``patch`` is a view of ``out``

@@ -122,12 +122,12 @@ class FrameWriter:
 
     def __init__(self, path, fps: float = 15.0, crf: int = 18, preset: str = ENCODER_PRESET,
                  loop: bool = True, audio_from=None, audio_codec: str = "copy",
-                 background: bool = True):
+                 background: bool = True, threads: int | None = None):
         self.path = Path(path)
         self.kind = output_kind(path)
         self.fps, self.crf, self.preset, self.loop = fps, crf, preset, loop
         self.audio_from, self.audio_codec = audio_from, audio_codec
-        self.background = background
+        self.background, self.threads = background, threads
         self.count = 0
         self._written = 0
         self._gif_frames: list[Image.Image] = []
@@ -173,6 +173,8 @@ class FrameWriter:
         import imageio_ffmpeg
 
         params = ["-crf", str(self.crf), "-preset", self.preset]
+        if self.threads:
+            params += ["-threads", str(self.threads)]
         if w % 2 or h % 2:
             params += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]
         audio = None
