@@ -25,7 +25,10 @@ import threading
 import time
 from pathlib import Path
 
-import cv2
+# as `gan-anim` runs (gan_anim.animate sets it before importing torch; torch is imported first here)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import cv2  # noqa: E402
 import imageio_ffmpeg
 import numpy as np
 import torch
