@@ -274,3 +274,29 @@ def test_presets_command():
     assert result.exit_code == 0
     for name in ("neutral", "happy", "sad", "surprise", "fear", "anger", "disgust", "contempt"):
         assert name in result.output
+
+
+def test_overlapped_render_equals_serial_and_gif_palette(random_weights, tmp_path):
+    """Generate, blend and encode in their own threads give the frames of the serial run."""
+    animator = Animator(random_weights, device="cpu", batch_size=4)
+    for overlap in (True, False):
+        animator.animate(EXAMPLE, tmp_path / f"f{overlap}", to="surprise", start="neutral",
+                         frames=7, overlap=overlap)
+        animator.animate(EXAMPLE, tmp_path / f"g{overlap}.gif", to="surprise", start="neutral",
+                         frames=7, overlap=overlap)
+    a, b = png_frames(tmp_path / "fTrue"), png_frames(tmp_path / "fFalse")
+    assert len(a) == len(b) == 7 and all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert np.abs(a[-1].astype(int) - a[0]).max() > 20
+    assert sha(tmp_path / "gTrue.gif") == sha(tmp_path / "gFalse.gif")
+
+
+def test_gif_palette_of_a_large_frame_matches_the_full_one(tmp_path):
+    from gan_anim.media import gif_palette
+
+    big = Image.fromarray(np.asarray(Image.open(EXAMPLE).convert("RGB").resize((2048, 2048))))
+    full = big.quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    small = gif_palette(big)
+    truth = np.asarray(big).astype(float)
+    err = [np.abs(np.asarray(big.quantize(palette=p, dither=Image.Dither.NONE).convert("RGB")) - truth).mean()
+           for p in (full, small)]
+    assert err[1] < 1.1 * err[0], err

@@ -10,6 +10,7 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from PIL import Image
 
 from gan_anim import aus as au
 from gan_anim.animate import Animator
@@ -360,3 +361,25 @@ def test_api_rejects_bad_options(clip, animator, tmp_path):
         with pytest.raises(GanAnimError, match=needle):
             animate_video(clip, tmp_path / "o.mp4", aus="happy", animator=animator, **kwargs)
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_overlapped_pipeline_equals_serial(clip, animator, tmp_path):
+    for overlap in (True, False):
+        res = animate_video(clip, tmp_path / f"v{overlap}", aus="AU12=4,AU26=2", animator=animator,
+                            overlap=overlap, keep_targets=True)
+        assert res.frames == FACE_FRAMES + BLANK_FRAMES
+    a = [np.asarray(Image.open(p)) for p in sorted((tmp_path / "vTrue").glob("*.png"))]
+    b = [np.asarray(Image.open(p)) for p in sorted((tmp_path / "vFalse").glob("*.png"))]
+    assert len(a) == len(b) == FACE_FRAMES + BLANK_FRAMES
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_encoder_thread_error_reaches_the_caller_and_leaves_no_output(tmp_path):
+    out = tmp_path / "frames"
+    with pytest.raises(TypeError):
+        with FrameWriter(out, fps=FPS) as w:  # PNG frames, written by the encoder thread
+            w.write(np.zeros((64, 64, 3), np.uint8))
+            w.write(np.zeros((64, 64, 3), np.float64))  # PIL cannot write this: fails in the thread
+            for _ in range(50):
+                w.write(np.zeros((64, 64, 3), np.uint8))
+    assert not out.exists() and not list(tmp_path.iterdir())
