@@ -111,7 +111,7 @@ def animate_video(video, output=None, *, aus: str, weights=None, device: str = "
         fps = float(info.fps)
         timeline = open_timeline(aus, fps, timeline_end, detect_every, detector)
         if relative and timeline.constant:
-            raise GanAnimError("--relative needs a CSV track or a driving video "
+            raise GanAnimError("--relative needs an AU CSV or a driving video "
                                "(a constant expression has no change)")
         if animator is None:
             animator = Animator(weights, device, batch_size)
