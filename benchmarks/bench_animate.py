@@ -5,8 +5,11 @@
 
 For each photo and preset: decode, detect, landmarks, generate, blend, encode for
 N frames to MP4; the generator batched versus one pass per frame (the naive
-baseline) in the same run; and an end-to-end run of the CLI on a 12-megapixel
-photo (wall time and peak memory of that process). Random weights are used for
+baseline) in the same run; each photo with the stages overlapped (generate, blend
+and encode in their own threads, as shipped) and one after the other (overlap=False,
+the serial baseline) in the same run; and an end-to-end run of the CLI on a
+12-megapixel photo (wall time and peak memory of that process) against the same
+in one process with serial stages. Random weights are used for
 a preset without trained weights: speed does not depend on the values.
 """
 from __future__ import annotations
@@ -14,14 +17,16 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import cv2
+# as `gan-anim` runs (gan_anim.animate sets it before importing torch; torch is imported first here)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import cv2  # noqa: E402
 import numpy as np
 import torch
 from PIL import Image
@@ -59,7 +64,7 @@ def weights_for(preset: str, folder: Path) -> tuple[Path, str]:
     return path, "random"
 
 
-def time_stages(animator: Animator, photo: Path, frames: int, out: Path) -> dict:
+def time_stages(animator: Animator, photo: Path, frames: int, out: Path, overlap: bool = True) -> dict:
     from gan_anim.media import read_image
 
     image = read_image(photo)
@@ -70,7 +75,8 @@ def time_stages(animator: Animator, photo: Path, frames: int, out: Path) -> dict
     for box, _ in boxes:
         landmarks(image, box)
     t_lm = time.perf_counter() - t
-    res = animator.animate(photo, out, to="happy", start="neutral", frames=frames, quiet=True)
+    res = animator.animate(photo, out, to="happy", start="neutral", frames=frames, quiet=True,
+                           overlap=overlap)
     tm = res.timings
     stages = {"decode": tm["decode"], "detect": t_detect, "landmarks": t_lm,
               "generate": tm["generate"], "blend": tm["blend"], "encode": tm["encode"]}
@@ -104,15 +110,22 @@ def generator_ratio(animator: Animator, frames: int) -> tuple[float, float]:
     return batched, single
 
 
-def end_to_end(photo: Path, weights: Path, frames: int, out: Path) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one `gan-anim animate` process."""
-    cmd = [sys.executable, "-m", "gan_anim", "animate", str(photo), "--from", "neutral", "--to", "happy",
-           "--frames", str(frames), "--weights", str(weights), "-o", str(out), "-q"]
+def end_to_end(photo: Path, weights: Path, frames: int, out: Path, overlap: bool = True) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one process animating ``photo``: `gan-anim animate`,
+    or with overlap=False the same through the API with the stages one after the other."""
+    if overlap:
+        cmd = [sys.executable, "-m", "gan_anim", "animate", str(photo), "--from", "neutral", "--to",
+               "happy", "--frames", str(frames), "--weights", str(weights), "-o", str(out), "-q"]
+    else:
+        cmd = [sys.executable, "-c", "import gan_anim; gan_anim.animate(%r, %r, to='happy', start='neutral', "
+               "frames=%d, weights=%r, overlap=False)" % (str(photo), str(out), frames, str(weights))]
     t = time.perf_counter()
-    subprocess.run(cmd, check=True, cwd=ROOT)
+    proc = subprocess.Popen(cmd, cwd=ROOT)
+    _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return wall, peak
+    if status:
+        raise SystemExit(f"{cmd} failed")
+    return wall, usage.ru_maxrss / 1024
 
 
 def main() -> None:
@@ -137,16 +150,24 @@ def main() -> None:
             print(f"generator: {b:.1f} ms/face-frame batched ({args.batch_size}), {s:.1f} ms one pass "
                   f"per frame (naive): {s / b:.2f}x")
             for label, photo in photos.items():
-                st = time_stages(animator, photo, args.frames, tmp / "out.mp4")
-                total = st["total (pipeline)"]
-                non_gen = st["decode"] + st["detect"] + st["landmarks"] + st["blend"] + st["encode"]
-                row = "  ".join(f"{k} {v:.3f}s" for k, v in st.items())
-                print(f"{label:>16}: {row}  | non-generator share {non_gen / total:.0%}")
+                for overlap in (True, False):
+                    st = time_stages(animator, photo, args.frames, tmp / "out.mp4", overlap)
+                    total = st["total (pipeline)"]
+                    row = "  ".join(f"{k} {v:.3f}s" for k, v in st.items())
+                    if overlap:
+                        print(f"{label:>16}: {row}")
+                        fast = total
+                    else:
+                        print(f"{'serial':>16}: {row}  | overlapped vs serial {total / fast:.2f}x")
         for preset in ("medium", "small"):
             weights, kind = weights_for(preset, tmp)
-            wall, peak = end_to_end(photos["12 MP"], weights, args.frames, tmp / "e2e.mp4")
-            print(f"\nend to end, 12 MP photo, {preset} preset ({kind}), {args.frames} frames to MP4: "
-                  f"{wall:.2f} s wall (process start included), peak RSS {peak:.0f} MB")
+            walls = {}
+            for overlap in (True, False):
+                walls[overlap] = end_to_end(photos["12 MP"], weights, args.frames, tmp / "e2e.mp4", overlap)
+            print(f"\nend to end, 12 MP photo, {preset} preset ({kind}), {args.frames} frames to MP4 "
+                  f"(process start included): {walls[True][0]:.2f} s wall, peak RSS {walls[True][1]:.0f} MB; "
+                  f"serial stages {walls[False][0]:.2f} s: {walls[False][0] / walls[True][0]:.2f}x")
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

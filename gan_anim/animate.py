@@ -5,16 +5,21 @@
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
+
+# PyTorch's OpenMP threads otherwise spin for a while after every layer, taking the cores
+# from the blend, the encoder and the other pipeline threads (a blend right after a
+# generator pass took twice as long). Only effective if torch is not imported yet.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import torch  # noqa: E402
 
 from . import aus as au
-from .blend import FaceBlender
 from .errors import GanAnimError
 from .faces import Face, align, crop, detect_faces, select_faces
 from .media import FrameWriter, check_output_path, output_kind, read_image
@@ -211,50 +216,31 @@ class Animator:
         return jobs
 
     def render(self, image: np.ndarray, jobs: list[FaceJob], alphas: np.ndarray,
-               timings: dict | None = None):
-        """Yield one full-resolution frame per alpha (the same buffer, overwritten each time).
+               timings: dict | None = None, overlap: bool = True):
+        """Yield one full-resolution frame per alpha (the same buffer, overwritten each time):
+        every face at ``alpha * goal + (1 - alpha) * start``, through ``render.Renderer``.
 
-        ``timings`` (optional) accumulates seconds spent in "generate" and "blend".
+        ``timings`` (optional) accumulates seconds spent in "generate" and "blend";
+        ``overlap``: generate the next frames while blending these (see ``Renderer``).
         """
-        timings = {} if timings is None else timings
-        timings.setdefault("generate", 0.0)
-        timings.setdefault("blend", 0.0)
-        blenders = [FaceBlender(image.shape, j.transform, self.size) for j in jobs]
-        out = image.copy()
-        per_batch = max(1, self.batch_size // max(1, len(jobs)))
-        crops = np.stack([j.crop for j in jobs]) if jobs else None
-        lms = np.stack([j.landmarks for j in jobs]) if jobs else None
-        owns = np.stack([j.own for j in jobs]) if jobs else None
-        for i in range(0, len(alphas), per_batch):
-            chunk = alphas[i:i + per_batch]
-            if not jobs:
-                for _ in chunk:
-                    yield out
-                continue
-            a = chunk[:, None, None]
-            starts = np.stack([j.start for j in jobs])[None]
-            goals = np.stack([j.goal for j in jobs])[None]
-            targets = (a * goals + (1 - a) * starts).reshape(-1, len(au.AU_NAMES))
-            t = time.perf_counter()
-            n_rep = (len(chunk), 1, 1, 1)
-            edits = self.generate(np.tile(crops, n_rep), targets, np.tile(lms, n_rep[:3]),
-                                  np.tile(owns, (len(chunk), 1)))
-            timings["generate"] += time.perf_counter() - t
-            for f in range(len(chunk)):
-                t = time.perf_counter()
-                for b in blenders:  # restore every face region before blending anew
-                    out[b.slices] = image[b.slices]
-                for k, b in enumerate(blenders):
-                    b.blend(out, edits[f * len(jobs) + k], source=image)
-                timings["blend"] += time.perf_counter() - t
-                yield out
+        from .render import FaceRender, FrameRender, Renderer
+
+        def frames():
+            for a in alphas:
+                yield FrameRender(image, [FaceRender(j.transform, j.crop, a * j.goal + (1 - a) * j.start,
+                                                     j.landmarks, j.own) for j in jobs])
+
+        return Renderer(self, timings, overlap=overlap).render(frames())
 
     # --------------------------------------------------------------- the job
     def animate(self, photo, output=None, to: str = "happy", start: str | None = None,
                 frames: int = 30, fps: float = 15.0, ease: str = "linear", loop: bool = False,
                 face: str = "all", detector: str = "hog", crf: int = 18,
-                quiet: bool = True) -> AnimationResult:
-        """Animate every selected face of ``photo`` from ``start`` to ``to`` into ``output``."""
+                quiet: bool = True, overlap: bool = True) -> AnimationResult:
+        """Animate every selected face of ``photo`` from ``start`` to ``to`` into ``output``.
+
+        ``overlap``: generate, blend and encode side by side (threads); False runs them one
+        after the other (the serial baseline of the benchmarks)."""
         t0 = time.perf_counter()
         timings = {}
         alphas = au.interpolation_weights(frames, ease, loop)
@@ -282,8 +268,9 @@ class Animator:
             timings["align"] = time.perf_counter() - t
             timings["encode"] = 0.0
             with rep.stage("render", total=len(alphas)) as advance, \
-                    FrameWriter(out_path, fps=fps, crf=crf, loop=True) as writer:
-                for frame in self.render(image, jobs, alphas, timings):
+                    FrameWriter(out_path, fps=fps, crf=crf, loop=True, background=overlap) as writer, \
+                    contextlib.closing(self.render(image, jobs, alphas, timings, overlap)) as frames:
+                for frame in frames:
                     t = time.perf_counter()
                     writer.write(frame)
                     timings["encode"] += time.perf_counter() - t

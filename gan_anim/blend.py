@@ -24,6 +24,14 @@ import numpy as np
 from .faces import invert
 
 
+# OpenCV's float RGB <-> YCrCb: Y = LUMA @ rgb; the chroma's round trip back to RGB
+# (Cr = 0.713 (R - Y), Cb = 0.564 (B - Y); R = Y + 1.403 Cr, G = Y - 0.714 Cr - 0.344 Cb,
+# B = Y + 1.773 Cb) is CHROMA @ rgb.
+LUMA = np.array([[0.299, 0.587, 0.114]], np.float32)
+_CR, _CB = 0.713 * (np.eye(3)[0] - LUMA[0]), 0.564 * (np.eye(3)[2] - LUMA[0])
+CHROMA = np.stack([1.403 * _CR, -0.714 * _CR - 0.344 * _CB, 1.773 * _CB]).astype(np.float32)
+
+
 def border_feather(size: int, width: float = 0.08) -> np.ndarray:
     """(size, size) float32: 1 inside, smooth ramp to 0 over ``width`` of the side at each border."""
     ramp = max(1.0, width * size)
@@ -131,13 +139,12 @@ class FaceBlender:
         if box is None:
             return base
         y0, y1, x0, x1 = box
-        d = self._full(d_grid)[y0:y1, x0:x1]
-        d[np.abs(d) < 0.05] = 0.0
+        dx, dy = cv2.split(np.ascontiguousarray(self._full(d_grid)[y0:y1, x0:x1]))
+        dx[np.abs(dx) < 0.05] = 0.0
+        dy[np.abs(dy) < 0.05] = 0.0
         rx0, ry0 = self.roi[:2]
-        gxs, gys = np.meshgrid(np.arange(rx0 + x0, rx0 + x1, dtype=np.float32),
-                               np.arange(ry0 + y0, ry0 + y1, dtype=np.float32))
-        map_x = cv2.add(gxs, np.ascontiguousarray(d[..., 0]))
-        map_y = cv2.add(gys, np.ascontiguousarray(d[..., 1]))
+        map_x = dx + np.arange(rx0 + x0, rx0 + x1, dtype=np.float32)[None, :]
+        map_y = dy + np.arange(ry0 + y0, ry0 + y1, dtype=np.float32)[:, None]
         # remap from the whole frame so the warp can pull pixels from outside the region;
         # cubic: bilinear resampling at sub-pixel offsets blurs the photo (sharpness -10 %)
         base[y0:y1, x0:x1] = cv2.remap(source, map_x, map_y, cv2.INTER_CUBIC,
@@ -171,9 +178,10 @@ class FaceBlender:
     def _blend_luma(self, out: np.ndarray, base: np.ndarray, edit) -> None:
         sy, sx = self.slices
         paint = self._to_grid(np.ascontiguousarray(edit.paint, np.float32), border=0.0)
-        d_luma = paint[..., 0] * self.feather
-        fade = (1.0 - paint[..., 1]) * self.feather          # how much chroma is removed
-        painted = ((np.abs(d_luma) > 1e-3) | (fade > 1e-4)).astype(np.uint8)
+        change = np.empty(paint.shape, np.float32)   # luma change, chroma removed
+        change[..., 0] = paint[..., 0] * self.feather
+        change[..., 1] = (1.0 - paint[..., 1]) * self.feather
+        painted = ((np.abs(change[..., 0]) > 1e-3) | (change[..., 1] > 1e-4)).astype(np.uint8)
         region = out[sy, sx]
         region[...] = base
         box = self._box(painted)  # only the painted pixels' box is converted and composited
@@ -181,12 +189,13 @@ class FaceBlender:
             return
         y0, y1, x0, x1 = box
         changed = self._full(painted)[y0:y1, x0:x1]
-        d_luma, fade = self._full(d_luma)[y0:y1, x0:x1], self._full(fade)[y0:y1, x0:x1]
-        patch = base[y0:y1, x0:x1]
-        # float YCrCb in OpenCV: 0..1, chroma centred on 0.5
-        ycc = cv2.cvtColor(patch.astype(np.float32) * (1 / 255), cv2.COLOR_RGB2YCrCb)
-        ycc[..., 0] += d_luma * (1 / 255)
-        ycc[..., 1:] = 0.5 + (ycc[..., 1:] - 0.5) * (1.0 - fade)[..., None]
-        rgb = cv2.cvtColor(ycc, cv2.COLOR_YCrCb2RGB)
-        new = np.clip(np.rint(rgb * 255), 0, 255).astype(np.uint8)
-        region[y0:y1, x0:x1] = np.where(changed[..., None] > 0, new, patch)
+        d_luma, fade = cv2.split(np.ascontiguousarray(self._full(change)[y0:y1, x0:x1]))
+        patch = region[y0:y1, x0:x1]
+        # In YCrCb (OpenCV's float conversion): Y += d_luma, chroma scaled by 1 - fade. Both
+        # conversions are linear, so in RGB: Y + d_luma + (1 - fade) * CHROMA @ rgb.
+        f = patch.astype(np.float32)
+        keep = 1.0 - fade
+        new = cv2.multiply(cv2.transform(f, CHROMA), cv2.merge([keep, keep, keep]))
+        luma = cv2.transform(f, LUMA) + d_luma
+        new = cv2.add(new, cv2.merge([luma, luma, luma]), dtype=cv2.CV_8U)  # rounded, saturated
+        cv2.copyTo(new, changed, patch)  # in place: ``patch`` is a view of ``out``

@@ -311,7 +311,8 @@ def aus_command(media, output, detector, detect_side):
     from pathlib import Path
 
     from .aus import AU_NAMES, write_openface_csv
-    from .estimator import estimate_aus_file, estimate_video
+    from .au_timeline import estimate_video
+    from .estimator import estimate_aus_file
     from .media import VIDEO_EXTS, atomic_output, check_output_path
 
     is_video = Path(media).suffix.lower() in VIDEO_EXTS
@@ -323,7 +324,7 @@ def aus_command(media, output, detector, detect_side):
     if is_video:
         if kind != ".csv":
             raise GanAnimError("a video gives a per-frame CSV: add -o aus.csv")
-        rows = estimate_video(media, detector, detect_side)
+        rows = estimate_video(media, detector)
         write_openface_csv(output, rows)
         found = sum(r[3] for r in rows)
         click.echo(f"wrote {output}: {len(rows)} frames, a face in {found}", err=True)
@@ -435,7 +436,7 @@ def video_command(clip, aus, output, detect_every, strength, relative, track_end
 
     animate_video(clip, output, aus=aus, weights=weights, device=device, batch_size=batch_size,
                   detect_every=detect_every, strength=strength, relative=relative,
-                  track_end=track_end, crf=crf, detector=detector, quiet=quiet)
+                  timeline_end=track_end, crf=crf, detector=detector, quiet=quiet)
 
 
 # ---------------------------------------------------------------------- info

@@ -11,10 +11,10 @@ from PIL import Image, ImageDraw
 
 from . import aus as au
 from .animate import Animator, FaceJob
-from .blend import FaceBlender
 from .errors import GanAnimError
 from .faces import align, crop, detect_faces, select_faces
 from .media import atomic_output, check_output_path, read_image
+from .render import FaceRender, FrameRender, Renderer
 
 GRID_AUS = ("AU01", "AU02", "AU04", "AU05", "AU06", "AU09", "AU12", "AU15", "AU20", "AU25", "AU26", "AU45")
 GRID_LEVELS = (0.0, 0.33, 0.66, 1.0)
@@ -34,19 +34,10 @@ def grid_targets(start: np.ndarray, names=GRID_AUS, levels=GRID_LEVELS) -> np.nd
 def render_cells(animator: Animator, image: np.ndarray, job: FaceJob, targets: np.ndarray,
                  cell: int) -> np.ndarray:
     """Blend each target into the full photo and cut the face out at ``cell`` px: (N, cell, cell, 3)."""
-    blender = FaceBlender(image.shape, job.transform, animator.size)
     view = align(job.face.landmarks, cell)
-    cells, out = [], image.copy()
-    for i in range(0, len(targets), animator.batch_size):
-        t = targets[i:i + animator.batch_size]
-        rep = (len(t), 1, 1, 1)
-        edits = animator.generate(np.tile(job.crop[None], rep), t, np.tile(job.landmarks[None], rep[:3]),
-                                  np.tile(job.own[None], (len(t), 1)))
-        for n in range(len(t)):
-            out[blender.slices] = image[blender.slices]
-            blender.blend(out, edits[n], source=image)
-            cells.append(crop(out, view, cell))
-    return np.stack(cells)
+    frames = (FrameRender(image, [FaceRender(job.transform, job.crop, t, job.landmarks, job.own)])
+              for t in targets)
+    return np.stack([crop(out, view, cell) for out in Renderer(animator).render(frames)])
 
 
 def au_grid(animator: Animator, photo, output, face: str = "largest", cell: int = 128,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
 import tempfile
@@ -13,6 +14,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import GanAnimError
 
 VIDEO_EXTS = {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi"}
+# x264 preset of MP4 output (benchmarks/bench_encode.py: speed, size and quality per preset)
+ENCODER_PRESET = "veryfast"
 
 
 def check_input_file(path, kind: str) -> Path:
@@ -104,54 +107,87 @@ def output_kind(path) -> str:
     raise GanAnimError(f"{path}: unsupported output type {suffix!r}: use .gif, .mp4 or a folder name")
 
 
+GIF_PALETTE_PIXELS = 1_000_000
+
+
+def gif_palette(im: Image.Image) -> Image.Image:
+    """A 256-colour median-cut palette of ``im``, taken from a copy of at most about
+    ``GIF_PALETTE_PIXELS`` pixels (box-reduced): on a 12 MP frame the full-size median cut
+    takes over a second, and a palette needs only the colour distribution."""
+    k = math.ceil(math.sqrt(im.width * im.height / GIF_PALETTE_PIXELS))
+    small = im.reduce(k) if k > 1 else im
+    return small.quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+
+
 class FrameWriter:
     """Streams RGB uint8 frames to a GIF, an H.264 MP4 or a folder of PNGs.
 
     MP4 frames go straight to ffmpeg (no picture resizing; odd sizes padded by
     one pixel); PNG frames are written as they come; GIF frames share one
-    palette taken from the first frame so unchanged areas do not flicker.
+    palette taken from the first frame (``gif_palette``) so unchanged areas do not flicker.
     Use as a context manager: the file appears only when everything succeeded.
+    Frames are encoded by a background thread (``background=True``), so the caller
+    renders the next frame meanwhile; at most two frames wait.
     ``audio_from``: a file whose first audio stream (it must have one) is muxed
     into an MP4, copied as is or re-encoded with ``audio_codec`` (e.g. "aac").
     ``fps`` may be a ``fractions.Fraction`` (30000/1001).
     """
 
-    def __init__(self, path, fps: float = 15.0, crf: int = 18, preset: str = "veryfast",
-                 loop: bool = True, audio_from=None, audio_codec: str = "copy"):
+    def __init__(self, path, fps: float = 15.0, crf: int = 18, preset: str = ENCODER_PRESET,
+                 loop: bool = True, audio_from=None, audio_codec: str = "copy",
+                 background: bool = True, threads: int | None = None):
         self.path = Path(path)
         self.kind = output_kind(path)
         self.fps, self.crf, self.preset, self.loop = fps, crf, preset, loop
         self.audio_from, self.audio_codec = audio_from, audio_codec
+        self.background, self.threads = background, threads
         self.count = 0
+        self._written = 0
         self._gif_frames: list[Image.Image] = []
         self._palette = None
         self._ffmpeg = None
+        self._encoder = None
 
     def __enter__(self):
         self._atomic = atomic_output(self.path)
         self.tmp = self._atomic.__enter__()
         if self.kind == "frames":
             self.tmp.mkdir()
+        if self.background:
+            from .overlap import Consumer
+
+            self._encoder = Consumer(self._write, size=2, name="gan-anim-encoder")
         return self
 
     def write(self, frame: np.ndarray) -> None:
+        """Queue one frame (copied: the caller may reuse its buffer) for the encoder thread,
+        or write it now with ``background=False``."""
+        if self._encoder is None:
+            self._write(frame)
+        else:
+            self._encoder.put(np.array(frame))
+        self.count += 1
+
+    def _write(self, frame: np.ndarray) -> None:
         if self.kind == "frames":
-            Image.fromarray(frame).save(self.tmp / f"frame_{self.count:05d}.png", compress_level=1)
+            Image.fromarray(frame).save(self.tmp / f"frame_{self._written:05d}.png", compress_level=1)
         elif self.kind == "gif":
             im = Image.fromarray(frame)
             if self._palette is None:
-                self._palette = im.quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+                self._palette = gif_palette(im)
             self._gif_frames.append(im.quantize(palette=self._palette, dither=Image.Dither.NONE))
         else:
             if self._ffmpeg is None:
                 self._start_ffmpeg(frame.shape[1], frame.shape[0])
             self._ffmpeg.send(np.ascontiguousarray(frame))
-        self.count += 1
+        self._written += 1
 
     def _start_ffmpeg(self, w: int, h: int) -> None:
         import imageio_ffmpeg
 
         params = ["-crf", str(self.crf), "-preset", self.preset]
+        if self.threads:
+            params += ["-threads", str(self.threads)]
         if w % 2 or h % 2:
             params += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]
         audio = None
@@ -166,13 +202,22 @@ class FrameWriter:
     def __exit__(self, exc_type, exc, tb):
         try:
             if exc_type is None:
+                if self._encoder is not None:
+                    self._encoder.finish()  # every queued frame written (or its error raised)
                 self._finish()
         except BaseException as err:
+            self._stop_encoder()
             self._close_ffmpeg()
             self._atomic.__exit__(type(err), err, err.__traceback__)
             raise
+        self._stop_encoder()
         self._close_ffmpeg()
         return self._atomic.__exit__(exc_type, exc, tb)
+
+    def _stop_encoder(self):
+        if self._encoder is not None:
+            self._encoder.abort()
+            self._encoder = None
 
     def _finish(self) -> None:
         if self.count == 0:

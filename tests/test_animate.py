@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+import cv2
 import imageio_ffmpeg
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from gan_anim import aus
 from gan_anim.animate import Animator, default_output
 from gan_anim.blend import FaceBlender
 from gan_anim.cli import main
-from gan_anim.faces import detect_faces
+from gan_anim.faces import detect_faces, select_faces
 from gan_anim.media import read_image
 
 
@@ -47,6 +48,44 @@ def two_faces(shared_data, tmp_path_factory):
     path = tmp_path_factory.mktemp("group") / "group.png"
     Image.fromarray(group).save(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def big_and_small(shared_data, tmp_path_factory):
+    """Two real photos side by side, the left one 1.6x larger: a group with a clear largest face."""
+    d = shared_data / "facial_expressions" / "images"
+    big = cv2.resize(read_image(d / "AJ_Cook_0001.jpg"), None, fx=1.6, fy=1.6, interpolation=cv2.INTER_CUBIC)
+    small = read_image(d / "Aaron_Eckhart_0001.jpg")
+    top = (big.shape[0] - small.shape[0]) // 2
+    small = np.pad(small, ((top, big.shape[0] - small.shape[0] - top), (200, 40), (0, 0)), mode="edge")
+    big = np.pad(big, ((0, 0), (40, 200), (0, 0)), mode="edge")
+    path = tmp_path_factory.mktemp("group") / "big-small.png"
+    Image.fromarray(np.concatenate([big, small], axis=1)).save(path)
+    return path
+
+
+def test_face_selection_largest_is_1_and_2_is_the_other(random_weights, big_and_small, tmp_path):
+    image = read_image(big_and_small)
+    faces = detect_faces(image)
+    assert len(faces) == 2
+    largest = max(faces, key=lambda f: f.area)
+    assert largest.box[0] < image.shape[1] // 2 < min(f.box[0] for f in faces if f is not largest)
+    assert select_faces(faces, "largest") == select_faces(faces, "1") == [largest]
+    assert select_faces(faces, "2") == [f for f in faces if f is not largest]
+    # animate edits the selected face, and nothing outside its blend region (so not the other)
+    animator = Animator(random_weights, device="cpu")
+    for choice, chosen in (("largest", largest), ("1", largest), ("2", faces[1 - faces.index(largest)])):
+        res = animator.animate(big_and_small, tmp_path / choice, to="happy", start="neutral",
+                               frames=2, face=choice)
+        last = png_frames(tmp_path / choice)[-1].astype(int)
+        assert res.faces == 1
+        inside = ~outside_mask(image, animator, [chosen])
+        l, t, r, b = chosen.box
+        assert np.abs(last[t:b, l:r] - image[t:b, l:r]).max() > 20
+        assert np.array_equal(last[~inside], image[~inside])
+        (other,) = [f for f in faces if f is not chosen]
+        l, t, r, b = other.box
+        assert (~inside[t:b, l:r]).mean() > 0.5  # most of the other face is left as it was
 
 
 def test_png_frames_keep_size_and_outside_pixels(random_weights, tmp_path):
@@ -235,3 +274,29 @@ def test_presets_command():
     assert result.exit_code == 0
     for name in ("neutral", "happy", "sad", "surprise", "fear", "anger", "disgust", "contempt"):
         assert name in result.output
+
+
+def test_overlapped_render_equals_serial_and_gif_palette(random_weights, tmp_path):
+    """Generate, blend and encode in their own threads give the frames of the serial run."""
+    animator = Animator(random_weights, device="cpu", batch_size=4)
+    for overlap in (True, False):
+        animator.animate(EXAMPLE, tmp_path / f"f{overlap}", to="surprise", start="neutral",
+                         frames=7, overlap=overlap)
+        animator.animate(EXAMPLE, tmp_path / f"g{overlap}.gif", to="surprise", start="neutral",
+                         frames=7, overlap=overlap)
+    a, b = png_frames(tmp_path / "fTrue"), png_frames(tmp_path / "fFalse")
+    assert len(a) == len(b) == 7 and all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert np.abs(a[-1].astype(int) - a[0]).max() > 20
+    assert sha(tmp_path / "gTrue.gif") == sha(tmp_path / "gFalse.gif")
+
+
+def test_gif_palette_of_a_large_frame_matches_the_full_one(tmp_path):
+    from gan_anim.media import gif_palette
+
+    big = Image.fromarray(np.asarray(Image.open(EXAMPLE).convert("RGB").resize((2048, 2048))))
+    full = big.quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+    small = gif_palette(big)
+    truth = np.asarray(big).astype(float)
+    err = [np.abs(np.asarray(big.quantize(palette=p, dither=Image.Dither.NONE).convert("RGB")) - truth).mean()
+           for p in (full, small)]
+    assert err[1] < 1.1 * err[0], err

@@ -6,6 +6,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from conftest import EXAMPLE
+from gan_anim import aus as au
 from gan_anim.animate import Animator
 from gan_anim.cli import main
 from gan_anim.faces import align, crop, detect_faces
@@ -13,18 +14,46 @@ from gan_anim.grid import GRID_AUS, GRID_LEVELS, GRID_PRESETS, grid_targets, ren
 from gan_anim.media import read_image
 
 
-def test_grid_zero_column_stays_close_and_edits_grow():
+# The face region each AU's row must change most (AUs whose fitted motion is clear).
+AU_REGION = {"AU01": "brows", "AU02": "brows", "AU04": "brows", "AU09": "mouth", "AU15": "mouth",
+             "AU20": "mouth", "AU25": "mouth", "AU26": "mouth", "AU45": "eyes"}
+
+
+def test_grid_rows_move_their_au_and_columns_grow():
+    """Column 0 is the input face bit for bit; along each row the edit grows with the level;
+    each row changes the face where its AU acts (so the rows follow GRID_AUS)."""
     image = read_image(EXAMPLE)
     animator = Animator(device="cpu")
     face = detect_faces(image)[0]
     job = animator.face_jobs(image, [face], None, None)[0]
     targets = grid_targets(job.start)
     assert np.allclose(targets[:, 0], job.start)  # column 0 is the face's own expression
-    cells = render_cells(animator, image, job, targets.reshape(-1, 17), 96)
-    cells = cells.reshape(len(GRID_AUS), len(GRID_LEVELS), 96, 96, 3).astype(float)
-    original = crop(image, align(face.landmarks, 96), 96).astype(float)
-    diffs = [np.abs(cells[:, c] - original).mean() for c in range(len(GRID_LEVELS))]
-    assert diffs[0] < 3.0 and diffs[-1] > diffs[0]
+    cell = 96
+    cells = render_cells(animator, image, job, targets.reshape(-1, 17), cell)
+    cells = cells.reshape(len(GRID_AUS), len(GRID_LEVELS), cell, cell, 3).astype(float)
+    view = align(face.landmarks, cell)
+    original = crop(image, view, cell).astype(float)
+    assert np.array_equal(cells[:, 0], np.broadcast_to(original, cells[:, 0].shape))
+
+    lm = face.landmarks @ view[:, :2].T + view[:, 2]  # landmarks in cell pixels
+    yy, xx = np.mgrid[:cell, :cell]
+
+    def near(points, r=0.08 * cell):
+        return np.any([(xx - x) ** 2 + (yy - y) ** 2 < r * r for x, y in points], axis=0)
+
+    regions = {"brows": near(lm[17:27]), "eyes": near(lm[36:48]), "mouth": near(lm[48:68])}
+    checked = 0
+    for r, name in enumerate(GRID_AUS):
+        if au.AU_SCALE - job.start[au.AU_INDEX[name]] < 1.0:
+            continue  # already near 5 on this face (the astronaut smiles: AU12): nothing to raise
+        diff = [np.abs(cells[r, c] - cells[r, 0]).mean(2) for c in range(len(GRID_LEVELS))]
+        means = [d.mean() for d in diff]
+        assert all(b > a for a, b in zip(means, means[1:])), (name, means)
+        if name in AU_REGION:
+            where = {k: diff[-1][m].mean() for k, m in regions.items()}
+            assert max(where, key=where.get) == AU_REGION[name] and where[AU_REGION[name]] > 2, (name, where)
+            checked += 1
+    assert checked >= 7
 
 
 def test_grid_command_writes_png(tmp_path):

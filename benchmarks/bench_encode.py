@@ -1,0 +1,92 @@
+"""x264 preset and threads for MP4 output: encoding time, file size and quality (not a test).
+
+    python benchmarks/bench_encode.py                       # 12 MP photo, 12 frames
+    python benchmarks/bench_encode.py --size 1920x1080 --frames 30
+
+Renders the example portrait (scaled onto a canvas of the given size) from neutral to
+happy with the shipped weights, keeps the frames in memory, then encodes them with
+each preset at --crf (what ``FrameWriter`` does) and compares the decoded result with
+the rendered frames: PSNR over the whole frame and SSIM (luma, 7x7 Gaussian) on the
+face region. The slow preset is the quality reference.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_animate import make_photo  # noqa: E402
+from gan_anim.animate import Animator  # noqa: E402
+from gan_anim.faces import detect_faces  # noqa: E402
+from gan_anim.media import FrameWriter, read_image  # noqa: E402
+from gan_anim.video_io import VideoReader  # noqa: E402
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean SSIM of two grey images (Wang et al. 2004, Gaussian window sigma 1.5)."""
+    a, b = a.astype(np.float64), b.astype(np.float64)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    blur = lambda x: cv2.GaussianBlur(x, (7, 7), 1.5)  # noqa: E731
+    ma, mb = blur(a), blur(b)
+    va, vb, cov = blur(a * a) - ma * ma, blur(b * b) - mb * mb, blur(a * b) - ma * mb
+    s = ((2 * ma * mb + c1) * (2 * cov + c2)) / ((ma * ma + mb * mb + c1) * (va + vb + c2))
+    return float(s.mean())
+
+
+def encode(frames, path: Path, preset: str, threads: str | None, crf: int) -> float:
+    t = time.perf_counter()
+    with FrameWriter(path, fps=15, crf=crf, preset=preset, background=False,
+                     threads=int(threads) if threads else None) as w:
+        for f in frames:
+            w.write(f)
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", default="4000x3000")
+    ap.add_argument("--frames", type=int, default=12)
+    ap.add_argument("--crf", type=int, default=18)
+    ap.add_argument("--presets", default="ultrafast,superfast,veryfast,faster,medium,slow")
+    ap.add_argument("--threads", default="auto,2,1", help="x264 -threads values to try with veryfast")
+    args = ap.parse_args()
+    w, h = map(int, args.size.split("x"))
+    print(f"{w}x{h}, {args.frames} frames, crf {args.crf}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        photo = make_photo(tmp, "photo", w, h)
+        image = read_image(photo)
+        animator = Animator(device="cpu")
+        face = detect_faces(image)[0]
+        jobs = animator.face_jobs(image, [face], "happy", "neutral")
+        alphas = np.linspace(0, 1, args.frames)
+        frames = [f.copy() for f in animator.render(image, jobs, alphas)]
+        l, t, r, b = face.box
+        runs = [(p, None) for p in args.presets.split(",")]
+        runs += [("veryfast", th) for th in args.threads.split(",") if th != "auto"]
+        rows = []
+        for preset, threads in runs:
+            out = tmp / f"{preset}-{threads}.mp4"
+            seconds = encode(frames, out, preset, threads, args.crf)
+            dec = [f.copy() for f in VideoReader(out)]
+            mse = np.mean([np.mean((a.astype(np.float32) - d[:h, :w]) ** 2) for a, d in zip(frames, dec)])
+            grey = lambda x: cv2.cvtColor(np.ascontiguousarray(x[t:b, l:r]), cv2.COLOR_RGB2GRAY)  # noqa: E731
+            s = np.mean([ssim(grey(a), grey(d)) for a, d in zip(frames, dec)])
+            rows.append((preset, threads or "auto", seconds, out.stat().st_size, 10 * np.log10(255 ** 2 / mse), s))
+        print(f"{'preset':>10} {'threads':>7} {'ms/frame':>9} {'MB':>7} {'PSNR dB':>8} {'SSIM face':>9}")
+        for preset, threads, seconds, size, psnr, s in rows:
+            print(f"{preset:>10} {threads:>7} {seconds / args.frames * 1000:9.1f} {size / 1e6:7.2f} {psnr:8.2f} {s:9.4f}")
+
+
+if __name__ == "__main__":
+    main()
