@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import time
 from dataclasses import dataclass, field
@@ -21,7 +22,17 @@ from .media import FrameWriter, check_output_path, output_kind, read_image
 from .model import Generator, load_generator, to_ycbcr, warp
 from .progress import Reporter
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+def _shipped_weights_dir() -> Path:
+    """The default weights' folder: package data ``gan_anim.weights`` (a wheel; an editable
+    install maps it onto the checkout's weights/), else the checkout's weights/."""
+    spec = importlib.util.find_spec("gan_anim.weights")
+    if spec is not None and spec.origin:
+        return Path(spec.origin).parent
+    return Path(__file__).resolve().parent.parent / "weights"
+
+
+WEIGHTS_DIR = _shipped_weights_dir()
 DEFAULT_WEIGHTS = "gan-anim-medium.pt"
 
 
