@@ -143,3 +143,23 @@ def test_rgba_cutout_face_found_by_animate_and_aus(cutout, random_weights, tmp_p
     assert box[0] < ex < box[2] and box[1] < ey < box[3] and box[1] < 0   # reaches above the photo
     status, box2, lm = faces.find_face(image)                           # prepare's call
     assert status == "ok" and np.hypot(*(eyes_of(lm)[0] - (ex, ey))) < 0.25 * eyes_of(lm)[1]
+
+
+def test_merge_keeps_the_first_pass_box_and_distinct_faces():
+    first = [((100, 100, 200, 200), 0.5)]
+    later = [((105, 98, 203, 199), 2.0),      # the same face, higher score: dropped
+             ((120, 120, 170, 170), 1.0),     # inside the first box: the same face
+             ((300, 100, 340, 140), 0.3),     # another face
+             ((302, 101, 341, 139), 0.9)]     # its duplicate within the pass: higher score wins
+    assert faces.merge_boxes([first, later]) == [((100, 100, 200, 200), 0.5), ((302, 101, 341, 139), 0.9)]
+
+
+def test_landmarks_of_a_face_across_the_border_match_the_padded_photo(shared_data):
+    """A face cut by the border gets the landmarks it has on an edge-padded copy."""
+    image = read_image(shared_data / "utkface_crop_part1/images/26_1_0_20170103175557343.jpg.chip.jpg")
+    padded, p = faces.pad_image(image, 0.5)
+    (box, _), = faces.detect_boxes(padded)
+    ref = faces.landmarks(padded, box) - p
+    box = tuple(v - p for v in box)
+    assert min(box) < 0 or max(box[2:]) > image.shape[0]          # the box leaves the photo
+    np.testing.assert_allclose(faces.face_landmarks(image, box), ref, atol=1e-4)
