@@ -40,7 +40,7 @@ SMALL_FACE_PIXELS = 24e6
 # Tile side (px at the small-face scale) and edge padding of the first pass (a fraction of
 # the longer side: a face cut by the border is found on the padded copy).
 TILE_SIDE = 2048
-BORDER_PAD = 0.15   # 49/49 tight UTKFace chips found with 0.1 already; costs (1 + 2 x pad)^2
+BORDER_PAD = 0.3    # as prepare's --pad: the first pass gives the boxes prepare always had
 # Two detections overlapping more than this (IoU, or intersection over the smaller box
 # above 0.6) are one face: the earlier pass, then the higher score, wins.
 MERGE_IOU = 0.3
