@@ -5,7 +5,6 @@
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import time
 from dataclasses import dataclass, field
@@ -26,6 +25,8 @@ from .progress import Reporter
 def _shipped_weights_dir() -> Path:
     """The default weights' folder: package data ``gan_anim.weights`` (a wheel; an editable
     install maps it onto the checkout's weights/), else the checkout's weights/."""
+    import importlib.util
+
     spec = importlib.util.find_spec("gan_anim.weights")
     if spec is not None and spec.origin:
         return Path(spec.origin).parent
