@@ -40,7 +40,7 @@ SMALL_FACE_PIXELS = 24e6
 # Tile side (px at the small-face scale) and edge padding of the first pass (a fraction of
 # the longer side: a face cut by the border is found on the padded copy).
 TILE_SIDE = 2048
-BORDER_PAD = 0.3    # as prepare's --pad: the first pass gives the boxes prepare always had
+BORDER_PAD = 0.3    # as prepare's --pad
 # Two detections overlapping more than this (IoU, or intersection over the smaller box
 # above 0.6) are one face: the earlier pass, then the higher score, wins.
 MERGE_IOU = 0.3
@@ -269,40 +269,50 @@ def face_landmarks(image: np.ndarray, box, margin: float = 0.5) -> np.ndarray:
 def detect_faces(image: np.ndarray, detector: str = "hog", upsample: int = 0,
                  min_eye_distance: float = MIN_EYE_DISTANCE, warn=None, pad: float = BORDER_PAD,
                  max_side: int = DETECT_MAX_SIDE, pixel_scale: float = 1.0,
-                 small_face_pixels: float = SMALL_FACE_PIXELS, threads: int | None = None) -> list[Face]:
+                 small_face_pixels: float = SMALL_FACE_PIXELS, threads: int | None = None,
+                 padded_first: bool = False) -> list[Face]:
     """Every face of an RGB uint8 image, largest first, with 68 landmarks: the one
     detection cascade of every command (animate, grid, video, aus, prepare).
 
-    1. The photo shrunk to ``max_side`` and edge-padded by ``pad`` x its longer side
-       (faces cut by the border show whole), ``upsample`` doublings.
-    2. If that scale cannot see eyes ``min_eye_distance`` px apart: overlapping tiles of
+    1. The photo shrunk to ``max_side`` (``upsample`` doublings).
+    2. The same copy edge-padded by ``pad`` x its longer side: faces cut by the border.
+    3. If that scale cannot see eyes ``min_eye_distance`` px apart: overlapping tiles of
        the photo at one larger scale (at most ``small_face_pixels`` scanned, on ``threads``
        threads; default: the CPU count, at most 4).
-    3. Duplicates merged (``merge_boxes``: a face keeps its first pass's box); 68 landmarks on the full-resolution image;
-       faces with eyes closer than ``min_eye_distance`` skipped (``warn`` hears about each).
+    4. Duplicates merged (``merge_boxes``: a face keeps the box of the first pass that
+       found it); 68 landmarks on the full-resolution image (as the video tracker reads
+       them between detections); faces with eyes closer than ``min_eye_distance`` skipped
+       (``warn`` hears about each).
 
-    ``pixel_scale``: pixels of the original photo per pixel of ``image`` (an image decoded
-    at reduced size), so ``min_eye_distance`` stays in the original's pixels.
+    ``padded_first`` (prepare, the calibration): the padded copy only, in place of 1 and 2,
+    and landmarks on edge-padded surroundings (``face_landmarks``), as on a padded photo. ``pixel_scale``: pixels of the original
+    photo per pixel of ``image`` (decoded at reduced size); ``min_eye_distance`` stays in
+    the original's pixels.
     """
     _check_detector(detector)
     if max_side < 80:
         raise GanAnimError(f"detection size must be at least 80 px, got {max_side}")
     h, w = image.shape[:2]
     s0 = min(1.0, max_side / max(h, w))
-    shrunk, p = pad_image(_resized(image, s0), pad)
-    found = [(((b[0] - p) / s0, (b[1] - p) / s0, (b[2] - p) / s0, (b[3] - p) / s0), s)
-             for b, s in _run(np.ascontiguousarray(shrunk), detector, upsample)]
+    shrunk = _resized(image, s0)
+
+    def first_pass(pad_by: float) -> list:
+        copy, p = pad_image(shrunk, pad_by)
+        return [(((b[0] - p) / s0, (b[1] - p) / s0, (b[2] - p) / s0, (b[3] - p) / s0), s)
+                for b, s in _run(np.ascontiguousarray(copy), detector, upsample)]
+
+    passes = [first_pass(pad)] if padded_first else [first_pass(0.0)] + ([first_pass(pad)] if pad > 0 else [])
     min_eye = min_eye_distance / pixel_scale
     first_scale = s0 * 2 ** upsample
     s1 = small_face_scale(image.shape, detector, min_eye, first_scale, small_face_pixels)
-    passes = [found]
     if s1:
         threads = threads or min(4, os.cpu_count() or 1)
         passes.append(_small_faces(image, detector, s1, DETECTOR_MIN_EYE[detector] / first_scale, threads))
     faces = []
     for box, score in merge_boxes(passes):
         box = tuple(int(round(v)) for v in box)
-        face = Face(box=box, landmarks=face_landmarks(image, box), score=score)
+        lm = face_landmarks(image, box) if padded_first else landmarks(image, box)
+        face = Face(box=box, landmarks=lm, score=score)
         if face.eye_distance < min_eye:
             if warn:
                 warn(f"skipped a face at {box}: eyes {face.eye_distance * pixel_scale:.0f} px apart "
@@ -318,9 +328,11 @@ def find_face(image: np.ndarray, pad: float = BORDER_PAD, detector: str = "hog",
     'ok', 'no face' or 'too small' (eyes closer than MIN_EYE_DISTANCE; box and landmarks
     still given). The small-face pass runs only when the first pass finds nothing: it only
     adds faces smaller than those the first pass can see."""
-    found = detect_faces(image, detector, min_eye_distance=0.0, pad=pad, small_face_pixels=0)
+    found = detect_faces(image, detector, min_eye_distance=0.0, pad=pad, small_face_pixels=0,
+                         padded_first=True)
     if not found:
-        found = detect_faces(image, detector, min_eye_distance=0.0, pad=pad, threads=threads)
+        found = detect_faces(image, detector, min_eye_distance=0.0, pad=pad, threads=threads,
+                             padded_first=True)
     if not found:
         return "no face", None, None
     face = found[0]
