@@ -27,7 +27,19 @@ from .model import Generator, load_generator, to_ycbcr, warp
 from .paths import default_output
 from .progress import Reporter
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+def _shipped_weights_dir() -> Path:
+    """The default weights' folder: package data ``gan_anim.weights`` (a wheel; an editable
+    install maps it onto the checkout's weights/), else the checkout's weights/."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("gan_anim.weights")
+    if spec is not None and spec.origin:
+        return Path(spec.origin).parent
+    return Path(__file__).resolve().parent.parent / "weights"
+
+
+WEIGHTS_DIR = _shipped_weights_dir()
 DEFAULT_WEIGHTS = "gan-anim-medium.pt"
 
 

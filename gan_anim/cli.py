@@ -295,8 +295,9 @@ def grid(photo, output, face, start, cell, weights, device):
               help="out.json (photo) or out.csv (OpenFace format; required for videos). Default: JSON on stdout.")
 @click.option("--detector", type=click.Choice(["hog", "cnn"]), default="hog", show_default=True,
               help="dlib face detector (cnn: slower, finds turned faces).")
-@click.option("--detect-side", default=480, show_default=True,
-              help="Detect on a copy at most this many px (fast; raise it for small faces in group photos).")
+@click.option("--detect-side", default=1280, show_default=True,
+              help="First pass of the detection cascade on a copy at most this many px (as animate); "
+                   "tiles at a larger scale find the small faces.")
 def aus_command(media, output, detector, detect_side):
     """Estimate the 17 Action Unit intensities (0..5) of every face in a photo or video.
 

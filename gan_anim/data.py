@@ -29,6 +29,7 @@ import torch
 
 from .aus import AU_NAMES, AU_SCALE, canonical_au
 from .errors import GanAnimError
+from .packfile import SPLITS, _workers, decode_face, is_pack, read_pack
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
@@ -57,8 +58,6 @@ def detect_layout(data_dir) -> str:
     GanAnimError if none is there."""
     d = Path(data_dir)
     if d.is_file():
-        from .pack import is_pack
-
         if is_pack(d):
             return "pack"
         raise GanAnimError(f"{d}: not a training set: a file must be a pack (gan_anim.pack, "
@@ -82,8 +81,6 @@ def load_dataset(data_dir, image_size: int, split: str = "train", min_images: in
     d = Path(data_dir)
     layout = detect_layout(d)
     if layout == "pack":
-        from .pack import load_pack
-
         return load_pack(d, image_size, split, min_images, workers=None)
     notes: list[str] = []
     if layout == "project":
@@ -380,3 +377,44 @@ def make_batch(ds: FaceDataset, step: int, batch_size: int, seed: int, rank: int
 def fixed_samples(ds: FaceDataset, count: int) -> torch.Tensor:
     """The first ``count`` images as floats in [-1,1] (for sample grids)."""
     return ds.images[:count].float().cpu() / 127.5 - 1.0
+
+
+def load_pack(path, image_size: int, split: str = "train", min_images: int = 1,
+              workers: int | None = None):
+    """One split of a pack as a ``FaceDataset`` (images resized with INTER_AREA if needed)."""
+    import cv2
+
+    if split not in SPLITS:
+        raise GanAnimError(f"split must be train or test, not {split!r}")
+    arrays = read_pack(path)
+    idx = np.flatnonzero(arrays["split"] == SPLITS.index(split))
+    if len(idx) < max(1, min_images):
+        if len(idx) == 0:
+            raise GanAnimError(f"{path}: the {split} split lists no images")
+        raise GanAnimError(f"{path}: {len(idx)} {split} images, too few for one batch of "
+                           f"{min_images}; add images or lower --batch-size")
+    jpeg, offsets = arrays["jpeg"], arrays["offsets"]
+    stored = int(arrays["size"])
+    out = np.empty((len(idx), 3, image_size, image_size), np.uint8)
+
+    def load(k: int) -> None:
+        i = idx[k]
+        img = decode_face(jpeg[offsets[i]:offsets[i + 1]])
+        if img.shape[:2] != (image_size, image_size):
+            interp = cv2.INTER_AREA if min(img.shape[:2]) >= image_size else cv2.INTER_CUBIC
+            img = cv2.resize(img, (image_size, image_size), interpolation=interp)
+        out[k] = img[:, :, ::-1].transpose(2, 0, 1)  # BGR HWC -> RGB CHW
+
+    with ThreadPoolExecutor(_workers(workers)) as pool:
+        list(pool.map(load, range(len(idx)), chunksize=256))
+    notes = []
+    if stored != image_size:
+        notes.append(f"resized {len(idx)} {split} faces of the pack from {stored} to "
+                     f"{image_size}x{image_size} (INTER_AREA, once, in memory)")
+    aus = arrays["aus"][idx].astype(np.float32) / AU_SCALE
+    lms = None
+    if "landmarks" in arrays:
+        lms = torch.from_numpy(arrays["landmarks"][idx].astype(np.float32))
+    names = arrays["names"]
+    return FaceDataset(torch.from_numpy(out), torch.from_numpy(aus), [names[i] for i in idx],
+                       notes, lms)

@@ -9,7 +9,7 @@ is a clipped linear map of standardised measures:
     AU  = clip(gain * (sum_m w_m z_m - offset), 0, 5)
 
 ``neutral``/``spread`` are the median and robust spread of each measure over neutral
-faces; ``w``, ``gain`` and ``offset`` are fitted by ``python -m gan_anim.calibrate``
+faces; ``w``, ``gain`` and ``offset`` are fitted by ``python tools/calibrate.py``
 and stored in ``au_calibration.json``.
 """
 from __future__ import annotations
@@ -102,7 +102,7 @@ def load_calibration(path: str | None = None) -> dict:
     try:
         cal = json.loads(path.read_text())
     except FileNotFoundError:
-        raise GanAnimError(f"{path}: AU calibration missing; run python -m gan_anim.calibrate") from None
+        raise GanAnimError(f"{path}: AU calibration missing; run python tools/calibrate.py") from None
     except (OSError, json.JSONDecodeError) as exc:
         raise GanAnimError(f"{path}: cannot read the AU calibration ({exc})") from None
     return compile_calibration(cal)
@@ -146,83 +146,65 @@ def estimate_from_landmarks(landmarks: np.ndarray, calibration: dict | None = No
     return out[0] if lm.ndim == 2 else out
 
 
-# ``aus`` detects on a copy of at most this many pixels first (fast on big photos); when
-# that finds nothing it retries at faces.DETECT_MAX_SIDE, then on an edge-padded copy.
-AUS_DETECT_SIDE = 480
-# Photos are decoded at reduced size (JPEG DCT scaling) down to at least this longer side.
+# ``aus`` runs the detection cascade's first pass on a copy of at most this many pixels,
+# like every command (faces.DETECT_MAX_SIDE; the small-face pass covers the rest).
+AUS_DETECT_SIDE = 1280
+# Photos may be decoded at reduced size (JPEG DCT scaling), never below this longer side nor
+# below the resolution the cascade's small-face pass uses (``decode_side``).
 AUS_DECODE_SIDE = 960
 
 
-def _faces(image: np.ndarray, detector: str, max_side: int):
-    from . import faces
+def _faces(image: np.ndarray, detector: str, max_side: int, pixel_scale: float = 1.0):
+    """Every face, largest first: the detection cascade (``faces.detect_faces``)."""
+    from .faces import detect_faces
 
-    out = []
-    for box, _ in faces.detect_boxes(image, detector, max_side=max_side):
-        face = faces.Face(box=box, landmarks=faces.landmarks(image, box))
-        if face.eye_distance >= faces.MIN_EYE_DISTANCE:
-            out.append(face)
-    return sorted(out, key=lambda f: f.area, reverse=True)
+    return detect_faces(image, detector, max_side=max_side, pixel_scale=pixel_scale)
 
 
 def estimate_aus(image: np.ndarray, detector: str = "hog", detect_side: int = AUS_DETECT_SIDE,
-                 pad_retry: float = 0.3) -> list[dict]:
+                 pixel_scale: float = 1.0) -> list[dict]:
     """Every face of an RGB uint8 image, largest first: [{"box": (l, t, r, b), "aus": {name: 0..5}}].
 
-    Detection runs on a copy of at most ``detect_side`` px: fast, but a face smaller than
-    about 80/``detect_side`` of the photo's longer side is missed when a larger one is
-    present (raise it for group photos).
-    When nothing is found it retries at ``faces.DETECT_MAX_SIDE``, then on a copy
-    edge-padded by ``pad_retry`` (for tightly cropped faces).
+    Faces come from the detection cascade every command uses (``faces.detect_faces``),
+    its first pass on a copy of at most ``detect_side`` px. ``pixel_scale``: original
+    pixels per image pixel, for an image decoded at reduced size.
     """
-    from .faces import DETECT_MAX_SIDE
-    from .prepare import pad_image
-
     if detect_side < 80:
         raise GanAnimError(f"detection size must be at least 80 px, got {detect_side}")
-    found = _faces(image, detector, detect_side)
-    if not found and max(image.shape[:2]) > detect_side:
-        found = _faces(image, detector, max(detect_side, DETECT_MAX_SIDE))
-    shift = 0
-    if not found and pad_retry > 0:
-        padded, shift = pad_image(image, pad_retry)
-        found = _faces(padded, detector, max(detect_side, DETECT_MAX_SIDE))
+    found = _faces(image, detector, detect_side, pixel_scale)
     if not found:
         return []
-    lm = np.stack([f.landmarks for f in found]) - shift
-    aus = estimate_from_landmarks(lm)
-    return [{"box": tuple(int(v) - shift for v in f.box),
-             "aus": {n: round(float(v), 2) for n, v in zip(AU_NAMES, a)}}
+    aus = estimate_from_landmarks(np.stack([f.landmarks for f in found]))
+    return [{"box": f.box, "aus": {n: round(float(v), 2) for n, v in zip(AU_NAMES, a)}}
             for f, a in zip(found, aus)]
 
 
-def read_photo(path, min_side: int = AUS_DECODE_SIDE) -> tuple[np.ndarray, float]:
-    """Decode a photo for AU estimation: (RGB uint8 image, scale to original pixels).
+def decode_side(path, detector: str = "hog", detect_side: int = AUS_DETECT_SIDE) -> int | None:
+    """The smallest longer side a photo may be decoded at for ``estimate_aus`` without
+    losing a face the cascade finds at full size: the larger of its two passes' scales
+    (at least ``AUS_DECODE_SIDE``); None when the size cannot be read (the decoder reports)."""
+    from PIL import Image
 
-    Large JPEGs are decoded at 1/2, 1/4 or 1/8 size (DCT scaling, much faster) while
-    the longer side stays at least ``min_side``; other files go through media.read_image.
-    """
-    from PIL import Image, ImageOps
-
-    from .media import read_image, to_rgb
+    from .faces import MIN_EYE_DISTANCE, small_face_scale
 
     try:
         with Image.open(path) as im:
-            if im.format != "JPEG" or max(im.size) < 2 * min_side:
-                raise ValueError("not a large JPEG")
-            full = max(im.size)
-            k = max(f for f in (1, 2, 4, 8) if full / f >= min_side)
-            im.draft("RGB", (im.size[0] // k, im.size[1] // k))
-            im = ImageOps.exif_transpose(im)
-            im.load()
-            return to_rgb(im), full / max(im.size)
+            w, h = im.size
     except Exception:
-        return read_image(path), 1.0   # the one decoding path, with its clean errors
+        return None
+    s0 = min(1.0, detect_side / max(h, w))
+    scale = max(s0, small_face_scale((h, w), detector, MIN_EYE_DISTANCE, s0))
+    return max(AUS_DECODE_SIDE, int(np.ceil(min(1.0, scale) * max(h, w))))
 
 
 def estimate_aus_file(path, detector: str = "hog", detect_side: int = AUS_DETECT_SIDE) -> list[dict]:
-    """``estimate_aus`` on a photo file (fast decode of large JPEGs); boxes in file pixels."""
-    image, scale = read_photo(path)
-    found = estimate_aus(image, detector, detect_side)
+    """``estimate_aus`` on a photo file; a large JPEG is decoded at reduced size
+    (``media.read_image``'s ``min_side``) where the detection cascade would not use the
+    full resolution (``decode_side``). Boxes in file pixels."""
+    from .media import read_image_scaled
+
+    image, scale = read_image_scaled(path, decode_side(path, detector, detect_side))
+    found = estimate_aus(image, detector, detect_side, pixel_scale=scale)
     for f in found:
         f["box"] = tuple(int(round(v * scale)) for v in f["box"])
     return found

@@ -30,19 +30,33 @@ def check_input_file(path, kind: str) -> Path:
     return path
 
 
-def read_image(path) -> np.ndarray:
+def read_image(path, min_side: int | None = None) -> np.ndarray:
     """Decode a photo to RGB uint8 (H, W, 3): EXIF orientation applied; greyscale,
-    palette, RGBA (on white) and 16-bit converted. The file is only read."""
+    palette, RGBA (on white) and 16-bit converted. The file is only read.
+
+    ``min_side``: a JPEG whose longer side is at least twice this is decoded at 1/2, 1/4
+    or 1/8 size (DCT scaling, several times faster) with its longer side still at least
+    ``min_side``: for detection-only uses; ``read_image_scaled`` also gives the factor.
+    """
+    return read_image_scaled(path, min_side)[0]
+
+
+def read_image_scaled(path, min_side: int | None = None) -> tuple[np.ndarray, float]:
+    """``read_image`` and the factor from its pixels to the file's (1.0 at full size)."""
     path = check_input_file(path, "photo")
     try:
         with Image.open(path) as im:
+            full = max(im.size)
+            if min_side and im.format == "JPEG" and full >= 2 * min_side:
+                k = max(f for f in (1, 2, 4, 8) if full / f >= min_side)
+                im.draft("RGB", (im.size[0] // k, im.size[1] // k))
             im = ImageOps.exif_transpose(im)
             im.load()
     except UnidentifiedImageError:
         raise GanAnimError(f"{path}: not an image (unrecognised format)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise GanAnimError(f"{path}: truncated or corrupt image ({exc})") from None
-    return to_rgb(im)
+    return to_rgb(im), full / max(im.size)
 
 
 def to_rgb(im: Image.Image) -> np.ndarray:

@@ -20,29 +20,16 @@ Nothing here imports dlib.
 """
 from __future__ import annotations
 
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from .aus import AU_NAMES, AU_SCALE
+from .aus import AU_NAMES
+from .data import load_pack  # noqa: F401  (the pack's reader, re-exported)
 from .errors import GanAnimError
-
-PACK_FORMAT = "gan-anim-pack-v1"
-PACK_SUFFIXES = (".pack", ".npz")
-SPLITS = ("train", "test")
-
-
-def is_pack(path) -> bool:
-    """True for an existing file that looks like a pack (a zip, i.e. an .npz)."""
-    p = Path(path)
-    if not p.is_file():
-        return False
-    with open(p, "rb") as fh:
-        return fh.read(4) == b"PK\x03\x04"
-
+from .packfile import (PACK_FORMAT, PACK_SUFFIXES, SPLITS, _workers, decode_face,  # noqa: F401
+                       is_pack, read_pack)
 
 def _bgr_image(path: Path, size: int) -> np.ndarray:
     import cv2
@@ -66,25 +53,6 @@ def encode_face(bgr: np.ndarray, quality: int) -> bytes:
     if not ok:
         raise GanAnimError("JPEG encoding failed")
     return buf.tobytes()
-
-
-def decode_face(data: np.ndarray) -> np.ndarray:
-    """BGR uint8 (H, W, 3) of JPEG bytes (a 1-channel JPEG comes back with 3 equal channels)."""
-    import cv2
-
-    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if img is None:
-        raise GanAnimError("a face in the pack is not a readable JPEG")
-    return img
-
-
-def _workers(workers: int | None) -> int:
-    if workers:
-        return max(1, workers)
-    try:
-        return max(1, min(16, len(os.sched_getaffinity(0))))
-    except AttributeError:
-        return max(1, min(16, os.cpu_count() or 1))
 
 
 def _prepared_split(prepared: Path):
@@ -212,75 +180,6 @@ def _jpeg_channels(data: bytes) -> int:
             return data[i + 9]
         i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
     return 3
-
-
-def read_pack(path) -> dict:
-    """The pack's arrays (checked), with ``names`` as a list of str."""
-    p = Path(path)
-    if not p.is_file():
-        raise GanAnimError(f"{p}: no such pack file")
-    try:
-        with np.load(p, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except Exception as exc:
-        raise GanAnimError(f"{p}: not a readable pack file ({type(exc).__name__})") from None
-    need = ("format", "size", "names", "split", "aus", "offsets", "jpeg")
-    missing = [k for k in need if k not in arrays]
-    if missing or str(arrays.get("format", "")) != PACK_FORMAT:
-        raise GanAnimError(f"{p}: not a gan-anim pack (format {PACK_FORMAT}; missing {missing})")
-    names = bytes(arrays["names"]).decode("utf-8").split("\n") if arrays["names"].size else []
-    n = len(names)
-    if "au_names" in arrays and [str(a) for a in arrays["au_names"]] != list(AU_NAMES):
-        raise GanAnimError(f"{p}: made with a different AU list")
-    if (arrays["split"].shape != (n,) or arrays["aus"].shape != (n, len(AU_NAMES))
-            or arrays["offsets"].shape != (n + 1,) or int(arrays["offsets"][-1]) != arrays["jpeg"].size
-            or ("landmarks" in arrays and arrays["landmarks"].shape != (n, 68, 2))):
-        raise GanAnimError(f"{p}: inconsistent pack (truncated or damaged?)")
-    arrays["names"] = names
-    return arrays
-
-
-def load_pack(path, image_size: int, split: str = "train", min_images: int = 1,
-              workers: int | None = None):
-    """One split of a pack as a ``FaceDataset`` (images resized with INTER_AREA if needed)."""
-    import cv2
-
-    from .data import FaceDataset
-
-    if split not in SPLITS:
-        raise GanAnimError(f"split must be train or test, not {split!r}")
-    arrays = read_pack(path)
-    idx = np.flatnonzero(arrays["split"] == SPLITS.index(split))
-    if len(idx) < max(1, min_images):
-        if len(idx) == 0:
-            raise GanAnimError(f"{path}: the {split} split lists no images")
-        raise GanAnimError(f"{path}: {len(idx)} {split} images, too few for one batch of "
-                           f"{min_images}; add images or lower --batch-size")
-    jpeg, offsets = arrays["jpeg"], arrays["offsets"]
-    stored = int(arrays["size"])
-    out = np.empty((len(idx), 3, image_size, image_size), np.uint8)
-
-    def load(k: int) -> None:
-        i = idx[k]
-        img = decode_face(jpeg[offsets[i]:offsets[i + 1]])
-        if img.shape[:2] != (image_size, image_size):
-            interp = cv2.INTER_AREA if min(img.shape[:2]) >= image_size else cv2.INTER_CUBIC
-            img = cv2.resize(img, (image_size, image_size), interpolation=interp)
-        out[k] = img[:, :, ::-1].transpose(2, 0, 1)  # BGR HWC -> RGB CHW
-
-    with ThreadPoolExecutor(_workers(workers)) as pool:
-        list(pool.map(load, range(len(idx)), chunksize=256))
-    notes = []
-    if stored != image_size:
-        notes.append(f"resized {len(idx)} {split} faces of the pack from {stored} to "
-                     f"{image_size}x{image_size} (INTER_AREA, once, in memory)")
-    aus = arrays["aus"][idx].astype(np.float32) / AU_SCALE
-    lms = None
-    if "landmarks" in arrays:
-        lms = torch.from_numpy(arrays["landmarks"][idx].astype(np.float32))
-    names = arrays["names"]
-    return FaceDataset(torch.from_numpy(out), torch.from_numpy(aus), [names[i] for i in idx],
-                       notes, lms)
 
 
 def quality_table(prepared_dir, qualities=(70, 75, 80, 85, 90, 95), size: int = 128,

@@ -1,7 +1,8 @@
 """``gan-anim prepare``: turn folders of photos into a training set.
 
-For every photo: pad (for tight face chips), detect, keep the largest face, align and
-crop it with ``faces.align``/``faces.crop`` (the same framing ``animate`` uses), and
+For every photo: find the largest face with the detection cascade of every command
+(``faces.detect_faces``; its first pass edge-padded by ``--pad`` for tight face chips), align
+and crop it with ``faces.align``/``faces.crop`` (the same framing ``animate`` uses), and
 write ``images/<name>.png``. Then ``aus.csv`` (estimator or OpenFace CSVs),
 ``train.txt``/``test.txt`` (seeded split) and ``summary.json``.
 
@@ -15,7 +16,6 @@ import csv
 import json
 import os
 from collections import Counter
-from multiprocessing import get_context
 from pathlib import Path
 
 import cv2
@@ -25,6 +25,7 @@ from . import faces
 from .aus import AU_NAMES, read_openface_csv
 from .errors import GanAnimError
 from .media import atomic_output, read_image
+from .workers import init_worker, worker_pool
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 MANIFEST = "manifest.jsonl"
@@ -58,30 +59,6 @@ def _prefixes(sources: list[Path]) -> list[str]:
     raise GanAnimError("the same source folder is given twice")
 
 
-def pad_image(image: np.ndarray, pad: float) -> tuple[np.ndarray, int]:
-    """Replicate the border by ``pad`` x the longer side, so tight chips show a whole face."""
-    p = int(round(pad * max(image.shape[:2])))
-    if p <= 0:
-        return image, 0
-    return cv2.copyMakeBorder(image, p, p, p, p, cv2.BORDER_REPLICATE), p
-
-
-def find_face(image: np.ndarray, pad: float = 0.3, detector: str = "hog"):
-    """Largest face of a photo after padding: (status, box, landmarks(68,2)) in the
-    coordinates of the unpadded image; status 'ok', 'no face' or 'too small'."""
-    padded, p = pad_image(image, pad)
-    boxes = faces.detect_boxes(padded, detector)
-    if not boxes:
-        return "no face", None, None
-    box, _ = max(boxes, key=lambda b: (b[0][2] - b[0][0]) * (b[0][3] - b[0][1]))
-    lm = faces.landmarks(padded, box) - p
-    box = tuple(int(v) - p for v in box)
-    eye = float(np.hypot(*(lm[42:48].mean(0) - lm[36:42].mean(0))))
-    if eye < faces.MIN_EYE_DISTANCE:
-        return "too small", box, lm
-    return "ok", box, lm
-
-
 def _process(task: dict) -> dict:
     """Worker: one photo -> a manifest record (writes the PNG crop when a face is kept)."""
     rec = {"src": task["src"], "name": task["name"]}
@@ -91,13 +68,13 @@ def _process(task: dict) -> dict:
         return {**rec, "status": "corrupt", "reason": str(exc)}
     except Exception as exc:  # any decoder failure is a corrupt file, never fatal
         return {**rec, "status": "corrupt", "reason": f"{exc.__class__.__name__}: {exc}"}
-    status, box, lm = find_face(image, task["pad"], task["detector"])
+    status, box, lm = faces.find_face(image, task["pad"], task["detector"], threads=1)
     if status != "ok":
         reason = status if lm is None else f"eyes {np.hypot(*(lm[42:48].mean(0) - lm[36:42].mean(0))):.0f} px apart"
         return {**rec, "status": status, "reason": reason}
     size = task["size"]
     # Crop from the padded image so the area outside the photo is replicated edge pixels.
-    padded, p = pad_image(image, task["pad"])
+    padded, p = faces.pad_image(image, task["pad"])
     transform = faces.align(lm + p, size)
     chip = faces.crop(padded, transform, size)
     out = Path(task["out"])
@@ -105,20 +82,6 @@ def _process(task: dict) -> dict:
     cv2.imwrite(str(tmp), cv2.cvtColor(chip, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
     os.replace(tmp, out)
     return {**rec, "status": "ok", "box": list(box), "landmarks": np.round(lm, 2).tolist()}
-
-
-def worker_pool(workers: int):
-    """A process pool whose workers load dlib once. Workers fork from a clean forkserver
-    (not from this process, whose OpenCV/OpenMP threads would deadlock a plain fork)."""
-    ctx = get_context("forkserver")
-    ctx.set_forkserver_preload(["gan_anim.prepare"])
-    return ctx.Pool(workers, initializer=_init_worker)
-
-
-def _init_worker():
-    cv2.setNumThreads(1)
-    faces._models("hog")
-    faces._models("landmarks")
 
 
 def read_manifest(out_dir: Path) -> dict[str, dict]:
@@ -238,11 +201,11 @@ def _run(todo: list[dict], out_dir: Path, workers: int, progress: bool) -> None:
             bar.update(job, advance=1, kept=kept)
 
         if workers == 1 or len(todo) < 8:
-            _init_worker()
+            init_worker()
             for t in todo:
                 record(_process(t))
         else:
-            with worker_pool(workers) as pool:
+            with worker_pool(workers, preload=("gan_anim.prepare",)) as pool:
                 for rec in pool.imap_unordered(_process, todo, chunksize=8):
                     record(rec)
 

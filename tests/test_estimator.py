@@ -13,7 +13,7 @@ from gan_anim.cli import main
 from gan_anim.errors import GanAnimError
 from gan_anim.estimator import CALIBRATION_PATH, estimate_aus, estimate_from_landmarks
 from gan_anim.media import read_image
-from gan_anim.prepare import find_face
+from gan_anim.faces import find_face
 
 CAL = json.loads(CALIBRATION_PATH.read_text())
 SAMPLE = CAL["validation"]["held_out"]["sample_median_range"]
@@ -166,8 +166,8 @@ def test_cli_aus_on_video_writes_openface_csv(shared_data, tmp_path):
 
 
 def test_large_photo_fast_path_matches_full_resolution(shared_data, tmp_path):
-    """A 1920x1080 JPEG (decoded at half size, detected at 480 px) gives the face's box in
-    file pixels and about the same AUs as the full-resolution image; a face too small for
+    """A 1920x1080 JPEG (through estimate_aus_file: decoded at the size the cascade needs)
+    gives the face's box in file pixels and about the same AUs as the full-resolution image; a face too small for
     the fast detection size is still found by the fallback."""
     import cv2
     from PIL import Image

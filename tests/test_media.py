@@ -57,3 +57,25 @@ def test_atomic_output_leaves_nothing_on_error(tmp_path):
     with atomic_output(tmp_path / "x.txt") as tmp:
         tmp.write_text("done")
     assert [p.name for p in tmp_path.iterdir()] == ["x.txt"]
+
+
+def test_read_image_reduced_decode_of_large_jpeg(tmp_path):
+    """``min_side``: a large JPEG decodes at 1/2, 1/4 or 1/8 (longer side >= min_side), with
+    the factor back to file pixels; small JPEGs and PNGs decode at full size."""
+    from gan_anim.media import read_image_scaled
+
+    image = read_image(EXAMPLE)
+    big = np.ascontiguousarray(np.tile(image, (4, 6, 1)))          # 3072 x 2048
+    Image.fromarray(big).save(tmp_path / "big.jpg", quality=90)
+    Image.fromarray(big).save(tmp_path / "big.png")
+    full = read_image(tmp_path / "big.jpg")
+    assert full.shape == (2048, 3072, 3)
+    for min_side, factor in ((700, 4), (1000, 2), (1536, 2), (1537, 1), (None, 1)):
+        small, scale = read_image_scaled(tmp_path / "big.jpg", min_side)
+        assert scale == factor and small.shape == (2048 // factor, 3072 // factor, 3)
+        ref = np.asarray(Image.fromarray(full).reduce(factor), np.float64)
+        assert np.abs(small - ref).mean() < 4.0                     # the same picture
+    assert read_image(tmp_path / "big.png", min_side=700).shape == (2048, 3072, 3)
+    (tmp_path / "notes.jpg").write_text("not a photo")
+    with pytest.raises(GanAnimError, match="not an image"):
+        read_image_scaled(tmp_path / "notes.jpg", 700)

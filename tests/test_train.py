@@ -72,7 +72,7 @@ def test_generator_fast_paths_match_plain_formulation():
 def _write_project(root: Path, n: int = 12, size: int = 64, seed: int = 0) -> Path:
     import cv2
 
-    from gan_anim.prepare import find_face
+    from gan_anim.faces import find_face
 
     (root / "images").mkdir(parents=True)
     rng = np.random.default_rng(seed)

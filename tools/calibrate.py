@@ -1,7 +1,10 @@
 """Fit the landmark -> AU mapping of ``estimator.py``; write ``au_calibration.json``.
 
-    python -m gan_anim.calibrate                      # fit, validate, write the JSON
-    python -m gan_anim.calibrate --openface OpenFace_Test.csv   # also compare with OpenFace
+    python tools/calibrate.py                          # fit, validate, write the JSON
+    python tools/calibrate.py --openface OpenFace_Test.csv   # also compare with OpenFace
+
+A development tool (not part of the installed package): it writes the calibration file
+``gan_anim/au_calibration.json`` that ``gan_anim.estimator`` loads at run time.
 
 Data: the labelled expressions of ``../shared/data/facial_expressions``. Each label
 stands for its FACS prototype (``aus.PRESETS``: happiness -> happy, neutral -> all 0,
@@ -31,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .aus import AU_NAMES, PRESETS
-from .estimator import CALIBRATION_PATH, MEASURE_NAMES, apply, compile_calibration, measures
+from gan_anim.aus import AU_NAMES, PRESETS
+from gan_anim.estimator import CALIBRATION_PATH, MEASURE_NAMES, apply, compile_calibration, measures
 
 ROOT = Path(__file__).resolve().parents[1]
 LABEL_PRESET = {"happiness": "happy", "surprise": "surprise", "sadness": "sad", "anger": "anger",
@@ -75,12 +78,12 @@ def default_data() -> Path:
 # ------------------------------------------------------------------------- landmarks
 
 def _find(path: str):
-    from .errors import GanAnimError
-    from .media import read_image
-    from .prepare import find_face
+    from gan_anim.errors import GanAnimError
+    from gan_anim.faces import find_face
+    from gan_anim.media import read_image
 
     try:
-        status, _, lm = find_face(read_image(path), pad=0.3)
+        status, _, lm = find_face(read_image(path), pad=0.3, threads=1)
     except GanAnimError:
         return None
     return lm if status == "ok" else None
@@ -88,7 +91,8 @@ def _find(path: str):
 
 def load_landmarks(data: Path, cache: Path, workers: int = 2, prepared: Path | None = None):
     """(files, labels, landmarks (N, 68, 2)) for every labelled photo with a face; cached."""
-    from .prepare import read_manifest, worker_pool
+    from gan_anim.prepare import read_manifest
+    from gan_anim.workers import worker_pool
 
     with open(data / "labels.csv", newline="") as fh:
         rows = [(r["file"], r["label"]) for r in csv.DictReader(fh)]
@@ -302,7 +306,7 @@ def openface_check(csv_path: Path, cal: dict) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m gan_anim.calibrate", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python tools/calibrate.py", description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=default_data(), help="facial_expressions folder")
     ap.add_argument("--cache", type=Path, default=ROOT / "data" / "calibration_landmarks.npz")
     ap.add_argument("--prepared", type=Path, default=None,
@@ -329,7 +333,7 @@ def main(argv=None) -> int:
         cal["openface"] = openface_check(args.openface, cal)
     cal["meta"] = {"data": "facial_expressions (labels.csv)", "faces": int(len(files)),
                    "seed": args.seed, "held_out_fraction": args.held_out, "detector": "hog",
-                   "pad": 0.3, "command": "python -m gan_anim.calibrate --openface OpenFace_Test.csv"}
+                   "pad": 0.3, "command": "python tools/calibrate.py --openface OpenFace_Test.csv"}
     tmp = args.output.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(cal, indent=1) + "\n")
     os.replace(tmp, args.output)
