@@ -130,7 +130,7 @@ def test_output_keeps_frames_fps_size_audio_and_outside_pixels(clip, animator, t
         for f in src:
             writer.write(f)
     tracker = FaceTracker(animator.size, FPS, detect_every=5)
-    inside_diff, outside_diff, codec_diff, covered = [], [], [], []
+    inside_diff, outside_diff, codec_diff, codec_inside, covered = [], [], [], [], []
     for a, b, r in zip(src, dst, decode(ref_path)):
         mask = np.zeros(a.shape[:2], bool)   # what the blend may touch
         crops = np.zeros(a.shape[:2], bool)  # the face crops themselves
@@ -142,11 +142,13 @@ def test_output_keeps_frames_fps_size_audio_and_outside_pixels(clip, animator, t
         codec_diff.append(np.abs(a.astype(np.int16) - r).mean(2)[~mask].mean())
         if mask.any():
             inside_diff.append(d[crops].mean())
+            codec_inside.append(np.abs(a.astype(np.int16) - r).mean(2)[crops].mean())
             covered.append(mask.mean())
     # the blend region reaches a quarter crop beyond the face crop (the landmark motion)
     assert len(inside_diff) == FACE_FRAMES and max(covered) < 0.99
     assert all(o < c + 0.3 for o, c in zip(outside_diff, codec_diff)), (outside_diff, codec_diff)
-    assert np.mean(inside_diff) > 4 * max(outside_diff)
+    # inside the crops, the edit stands well above what re-encoding alone changes there
+    assert np.mean(inside_diff) > 3 * np.mean(codec_inside), (inside_diff, codec_inside)
 
 
 def test_smoothing_lowers_crop_jitter_on_a_static_face_and_follows_motion(shared_data):
