@@ -1,8 +1,10 @@
 """Faces through time: detection every few frames, landmark tracking in between, and a
 One-Euro filter on each face's alignment.
 
-Faces are detected every ``detect_every`` frames and on scene cuts; in between each
-face is followed by re-fitting dlib's 68 landmarks inside its previous box. The
+Faces are detected every ``detect_every`` frames and on scene cuts (the whole detection
+cascade on the first frame, on cuts and every ``FULL_DETECT_S`` seconds; its cheap first
+pass otherwise); in between each face is followed by re-fitting dlib's 68 landmarks
+inside its previous box. The
 alignment transform of every face is smoothed with a One-Euro filter (Casiez et al.,
 CHI 2012) on (centre, log scale, angle), so crops and blended faces do not jitter
 while fast head motion is still followed. A "track" is always one face followed
@@ -96,6 +98,9 @@ class FaceTrack:
     own: np.ndarray | None = None    # the face's own AUs (0..5), smoothed
 
 
+FULL_DETECT_S = 2.0  # seconds between whole-cascade detections in a video
+
+
 @dataclass
 class TrackedFace:
     id: int
@@ -124,7 +129,10 @@ class FaceTracker:
         self.tracks: list[FaceTrack] = []
         self.next_id = 0
         self.index = -1
-        self.last_detect = None
+        self.last_detect = self.last_full = None
+        # the whole cascade (border and small-face passes: 0.5-1 s a frame) on the first
+        # frame, on cuts and every FULL_DETECT_S; the shrunk-frame pass at the other detections
+        self.full_every = max(detect_every, round(FULL_DETECT_S * fps))
         self._thumb = None
         self.detections = self.cuts = 0
 
@@ -174,10 +182,15 @@ class FaceTracker:
             p[3] = track.filter.x[3] + (p[3] - track.filter.x[3] + math.pi) % (2 * math.pi) - math.pi
         track.transform = params_transform(track.filter(p, self.dt), self.size, track.unit)
 
-    def _detect(self, frame: np.ndarray) -> None:
-        """Match fresh detections to tracks (greedy IoU); unmatched tracks end."""
+    def _detect(self, frame: np.ndarray, full: bool = True) -> None:
+        """Match fresh detections to tracks (greedy IoU). ``full``: the whole cascade, and
+        unmatched tracks end; else the shrunk-frame pass only, and unmatched tracks are
+        followed (faces only the cascade's border or small-face passes see go on)."""
         self.detections += 1
-        faces = detect_faces(frame, self.detector)  # the tracker's only detection call
+        if full:
+            faces = detect_faces(frame, self.detector)  # the tracker's only detection calls
+        else:
+            faces = detect_faces(frame, self.detector, pad=0.0, small_face_pixels=0)
         pairs = sorted(((_iou(t.box, f.box), i, j) for i, t in enumerate(self.tracks)
                         for j, f in enumerate(faces)), reverse=True)
         used_t, used_f, kept = set(), set(), []
@@ -191,6 +204,8 @@ class FaceTracker:
             track.box_rel = (np.array(face.box, np.float64) - [cx, cy, cx, cy]) / s
             track.box, track.landmarks = tuple(map(float, face.box)), face.landmarks
             kept.append(track)
+        if not full:
+            kept += [t for i, t in enumerate(self.tracks) if i not in used_t and self._follow(t, frame)]
         kept += [self._new_track(f) for j, f in enumerate(faces) if j not in used_f]
         self.tracks = sorted(kept, key=lambda t: t.id)
 
@@ -202,8 +217,11 @@ class FaceTracker:
             self.cuts += 1
             self.tracks = []
         if cut or self.last_detect is None or self.index - self.last_detect >= self.detect_every:
+            full = cut or self.last_full is None or self.index - self.last_full >= self.full_every
             self.last_detect = self.index
-            self._detect(frame)
+            if full:
+                self.last_full = self.index
+            self._detect(frame, full)
         else:
             self.tracks = [t for t in self.tracks if self._follow(t, frame)]
             # two tracks that drifted onto the same face: keep the older

@@ -121,8 +121,16 @@ def test_aus_grid_and_video_tracker_find_the_same_faces(group, random_weights, t
     for x, y, d in truth:
         assert sum(b[0] < x < b[2] and b[1] < y < b[3] for b in (f["box"] for f in found)) == 1
     # video: the tracker's detection step
-    tracked = FaceTracker(64, fps=10).update(image)
+    tracker = FaceTracker(64, fps=10, detect_every=2)
+    tracked = tracker.update(image)
     assert_matches([t.landmarks for t in tracked], truth)
+    # later detections run the cascade's cheap first pass only (every 2 s the whole
+    # cascade): the faces only the border and small-face passes see are followed, not lost
+    ids = sorted(t.id for t in tracked)
+    for _ in range(4):
+        tracked = tracker.update(image)
+        assert sorted(t.id for t in tracked) == ids
+    assert tracker.detections == 3
     # grid: the smallest face is --face 4
     au_grid(Animator(random_weights, device="cpu"), path, tmp_path / "grid.png", face=str(len(truth)), cell=32,
             names=("AU12",), levels=(0.0, 1.0), presets=("happy",))
