@@ -168,6 +168,23 @@ def write_openface_csv(path, rows) -> None:
                 w.writerow([int(frame), f"{ts:.3f}", f"{conf:.2f}", int(success), *vals])
 
 
+def read_csv(path, missing: str = "no such file") -> tuple[list[str], list[list[str]]]:
+    """(stripped header, non-blank rows) of a UTF-8 CSV; GanAnimError if it is missing
+    (``missing`` says what was expected), unreadable or has no header."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            rows = [r for r in reader if any(c.strip() for c in r)]
+    except FileNotFoundError:
+        raise GanAnimError(f"{path}: {missing}") from None
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise GanAnimError(f"{path}: cannot read as CSV ({exc.__class__.__name__})") from None
+    if not header:
+        raise GanAnimError(f"{path}: empty CSV (no header)")
+    return [h.strip() for h in header], rows
+
+
 def read_openface_csv(path) -> dict:
     """Read an OpenFace-format AU CSV (real OpenFace or gan-anim's own).
 
@@ -177,18 +194,7 @@ def read_openface_csv(path) -> dict:
     (OpenFace writes ", AU01_r"). Bad cells raise GanAnimError.
     """
     path = Path(path)
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            rows = [r for r in reader if any(c.strip() for c in r)]
-    except FileNotFoundError:
-        raise GanAnimError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise GanAnimError(f"{path}: cannot read as CSV ({exc.__class__.__name__})") from None
-    if not header:
-        raise GanAnimError(f"{path}: empty CSV (no header)")
-    header = [h.strip() for h in header]
+    header, rows = read_csv(path)
     cols = {}
     for i, h in enumerate(header):
         if re.fullmatch(r"AU\d+_r", h, flags=re.IGNORECASE):

@@ -17,7 +17,6 @@ costs an index, a cast and a flip.
 """
 from __future__ import annotations
 
-import csv
 import math
 import pickle
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .aus import AU_NAMES, AU_SCALE, canonical_au
+from .aus import AU_NAMES, AU_SCALE, canonical_au, read_csv
 from .errors import GanAnimError
 from .packfile import SPLITS, _workers, decode_face, is_pack, read_pack
 
@@ -180,16 +179,7 @@ def _check_intensities(values: np.ndarray, where: str) -> np.ndarray:
 
 
 def _read_project_aus(path: Path) -> dict[str, np.ndarray]:
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.reader(fh))
-    except FileNotFoundError:
-        raise GanAnimError(f"{path}: missing (columns file,AU01,...,AU45 on 0..5)") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise GanAnimError(f"{path}: cannot read as CSV ({type(exc).__name__})") from None
-    if not rows:
-        raise GanAnimError(f"{path}: empty")
-    header = [h.strip() for h in rows[0]]
+    header, rows = read_csv(path, "missing (columns file,AU01,...,AU45 on 0..5)")
     if "file" not in header:
         raise GanAnimError(f"{path}: no 'file' column")
     cols: dict[str, int] = {}
@@ -205,7 +195,7 @@ def _read_project_aus(path: Path) -> dict[str, np.ndarray]:
     fcol = header.index("file")
     order = [cols[n] for n in AU_NAMES]
     table: dict[str, np.ndarray] = {}
-    for lineno, r in enumerate(rows[1:], start=2):
+    for lineno, r in enumerate(rows, start=2):
         if not any(c.strip() for c in r):
             continue
         if len(r) < len(header):
