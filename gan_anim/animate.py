@@ -228,9 +228,10 @@ class Animator:
         return jobs
 
     def render(self, image: np.ndarray, jobs: list[FaceJob], alphas: np.ndarray,
-               timings: dict | None = None, overlap: bool = True):
-        """Yield one full-resolution frame per alpha (the same buffer, overwritten each time):
-        every face at ``alpha * goal + (1 - alpha) * start``, through ``render.Renderer``.
+               timings: dict | None = None, overlap: bool = True, buffers: int = 1):
+        """Yield one full-resolution frame per alpha (``buffers`` buffers, overwritten in
+        turn): every face at ``alpha * goal + (1 - alpha) * start``, through
+        ``render.Renderer``.
 
         ``timings`` (optional) accumulates seconds spent in "generate" and "blend";
         ``overlap``: generate the next frames while blending these (see ``Renderer``).
@@ -242,7 +243,7 @@ class Animator:
                 yield FrameRender(image, [FaceRender(j.transform, j.crop, a * j.goal + (1 - a) * j.start,
                                                      j.landmarks, j.own) for j in jobs])
 
-        return Renderer(self, timings, overlap=overlap).render(frames())
+        return Renderer(self, timings, overlap=overlap, buffers=buffers).render(frames())
 
     # --------------------------------------------------------------- the job
     def animate(self, photo, output=None, to: str = "happy", start: str | None = None,
@@ -281,10 +282,11 @@ class Animator:
             timings["encode"] = 0.0
             with rep.stage("render", total=len(alphas)) as advance, \
                     FrameWriter(out_path, fps=fps, crf=crf, loop=True, background=overlap) as writer, \
-                    contextlib.closing(self.render(image, jobs, alphas, timings, overlap)) as frames:
+                    contextlib.closing(self.render(image, jobs, alphas, timings, overlap,
+                                                   buffers=FrameWriter.IN_FLIGHT + 1)) as frames:
                 for frame in frames:
                     t = time.perf_counter()
-                    writer.write(frame)
+                    writer.write(frame, copy=False)  # the renderer rotates IN_FLIGHT + 1 buffers
                     timings["encode"] += time.perf_counter() - t
                     advance()
                 t = time.perf_counter()

@@ -147,6 +147,8 @@ class FrameWriter:
     ``fps`` may be a ``fractions.Fraction`` (30000/1001).
     """
 
+    IN_FLIGHT = 3  # frames queued or being encoded at most (the queue + the one in hand)
+
     def __init__(self, path, fps: float = 15.0, crf: int = 18, preset: str = ENCODER_PRESET,
                  loop: bool = True, audio_from=None, audio_codec: str = "copy",
                  background: bool = True, threads: int | None = None):
@@ -170,16 +172,17 @@ class FrameWriter:
         if self.background:
             from .overlap import Consumer
 
-            self._encoder = Consumer(self._write, size=2, name="gan-anim-encoder")
+            self._encoder = Consumer(self._write, size=self.IN_FLIGHT - 1, name="gan-anim-encoder")
         return self
 
-    def write(self, frame: np.ndarray) -> None:
-        """Queue one frame (copied: the caller may reuse its buffer) for the encoder thread,
-        or write it now with ``background=False``."""
+    def write(self, frame: np.ndarray, copy: bool = True) -> None:
+        """Queue one frame for the encoder thread, or write it now with ``background=False``.
+        ``copy=False``: the caller leaves the buffer untouched until ``IN_FLIGHT`` more frames
+        have been written (else it is copied, so the caller may reuse it at once)."""
         if self._encoder is None:
             self._write(frame)
         else:
-            self._encoder.put(np.array(frame))
+            self._encoder.put(np.array(frame) if copy else frame)
         self.count += 1
 
     def _write(self, frame: np.ndarray) -> None:

@@ -47,21 +47,25 @@ class Renderer:
     """Turns ``FrameRender`` items into composited full-resolution frames.
 
     ``render`` yields one frame per item, in order: the source itself where there is no
-    face, else an output buffer that is valid until the next frame is requested (copy it
-    to keep it). ``timings`` accumulates seconds in "generate" and "blend". With
+    face, else an output buffer that stays valid until ``buffers`` more frames have been
+    requested (copy it to keep it longer; ``buffers`` > 1 lets an encoder thread read a
+    frame while the next ones are rendered, without copying it). ``timings`` accumulates seconds in "generate" and "blend". With
     ``overlap`` the generator runs in a background thread, one batch ahead of the blend
     (``overlap=False``: one stage after the other).
     """
 
     def __init__(self, animator, timings: dict | None = None, max_frames: int = 16,
-                 overlap: bool = True):
+                 overlap: bool = True, buffers: int = 1):
         self.animator = animator
         self.timings = {} if timings is None else timings
         self.timings.setdefault("generate", 0.0)
         self.timings.setdefault("blend", 0.0)
         self.max_frames = max(1, max_frames)
         self.overlap = overlap
-        self._source = self._out = None
+        self.buffers = max(1, buffers)
+        self._source = None
+        self._outs: list[np.ndarray] = []   # output buffers of the current source, in turn
+        self._turn = -1
         self._blenders: dict = {}
 
     def render(self, frames: Iterable[FrameRender]) -> Iterator[np.ndarray]:
@@ -112,14 +116,18 @@ class Renderer:
             yield out
 
     def _restored(self, image: np.ndarray) -> np.ndarray:
-        """The output buffer for ``image``, equal to it: the last frame's face regions are
-        restored when the source is the same, else the image is copied."""
-        if image is self._source:
-            for b in self._blenders.values():
-                self._out[b.slices] = image[b.slices]
+        """The next output buffer for ``image``, equal to it: when the source is the same,
+        only the face regions of the buffer's earlier frame are restored."""
+        if image is not self._source:
+            self._source, self._outs, self._turn, self._blenders = image, [], -1, {}
+        self._turn = (self._turn + 1) % self.buffers
+        if self._turn == len(self._outs):
+            self._outs.append(image.copy())
         else:
-            self._source, self._out, self._blenders = image, image.copy(), {}
-        return self._out
+            out = self._outs[self._turn]
+            for b in self._blenders.values():
+                out[b.slices] = image[b.slices]
+        return self._outs[self._turn]
 
     def _blender(self, image: np.ndarray, transform: np.ndarray) -> FaceBlender:
         key = np.asarray(transform, np.float64).tobytes()
