@@ -148,11 +148,8 @@ def inference_rows(args, dev, peak, deadline, landmarks_fn, log) -> list[dict]:
         for dtype in args.dtypes:
             for b in args.batches:
                 row = {"preset": preset, "dtype": dtype, "batch": b, "gflop_per_face": round(flops / 1e9, 3)}
-                if time.perf_counter() > deadline:
-                    row["skipped"] = "time budget"
-                    rows.append(row)
-                    continue
-                try:
+
+                def measure(row, b=b, dtype=dtype):
                     if dev.type == "cuda":
                         torch.cuda.reset_peak_memory_stats(dev)
                     x = inputs(b)
@@ -160,13 +157,25 @@ def inference_rows(args, dev, peak, deadline, landmarks_fn, log) -> list[dict]:
                     fps = b / sec
                     row.update(ms_per_batch=round(sec * 1e3, 3), calls=n, faces_per_s=round(fps, 1))
                     add_throughput(row, fps * flops, peak, dev)
-                except torch.cuda.OutOfMemoryError:
-                    row["error"] = "out of memory"
-                    torch.cuda.empty_cache()
-                rows.append(row)
-                log(row)
+
+                rows.append(measured(row, measure, deadline, log))
         del G
     return rows
+
+
+def measured(row: dict, measure, deadline: float, log) -> dict:
+    """``measure(row)`` fills ``row`` unless the time budget is spent; out of memory is
+    recorded in the row, not raised."""
+    if time.perf_counter() > deadline:
+        row["skipped"] = "time budget"
+        return row
+    try:
+        measure(row)
+    except torch.cuda.OutOfMemoryError:
+        row["error"] = "out of memory"
+        torch.cuda.empty_cache()
+    log(row)
+    return row
 
 
 def add_throughput(row: dict, flop_per_s: float, peak, dev) -> None:
@@ -190,11 +199,9 @@ def training_rows(args, dev, peak, deadline, landmarks_fn, log) -> list[dict]:
     for b in args.train_batches:
         row = {"preset": "medium", "batch": b, "gp_every": 4, "critic_steps": 5,
                "dtype": "bf16 autocast" if dev.type == "cuda" else "fp32"}
-        if time.perf_counter() > deadline:
-            row["skipped"] = "time budget"
-            rows.append(row)
-            continue
-        try:
+
+        def measure(row, b=b):
+            nonlocal flops_per_image
             opts = TrainOptions(batch_size=b, lr=2e-4, gp_every=4)
             rt = Runtime(dev, channels_last=dev.type == "cuda")
             trainer = GANTrainer(cfg, opts, rt)
@@ -226,12 +233,8 @@ def training_rows(args, dev, peak, deadline, landmarks_fn, log) -> list[dict]:
             row.update(steps=args.train_steps, ms_per_step=round(sec / args.train_steps * 1e3, 2),
                        images_per_s=round(ips, 1), gflop_per_image=round(flops_per_image / 1e9, 3))
             add_throughput(row, ips * flops_per_image, peak, dev)
-            del trainer, ds
-        except torch.cuda.OutOfMemoryError:
-            row["error"] = "out of memory"
-            torch.cuda.empty_cache()
-        rows.append(row)
-        log(row)
+
+        rows.append(measured(row, measure, deadline, log))
     return rows
 
 

@@ -26,6 +26,7 @@ from .media import FrameWriter, check_output_path, output_kind, read_image
 from .model import Generator, load_generator, to_ycbcr, warp
 from .paths import default_output
 from .progress import Reporter
+from .render import FaceRender, FrameRender, Renderer
 
 
 def _shipped_weights_dir() -> Path:
@@ -93,6 +94,10 @@ class FaceJob:
     goal: np.ndarray
     own: np.ndarray | None = None
     landmarks: np.ndarray | None = None
+
+    def at(self, target: np.ndarray):
+        """This face asked for ``target`` (17,) on 0..5: a ``render.FaceRender``."""
+        return FaceRender(self.transform, self.crop, target, self.landmarks, self.own)
 
 
 @dataclass
@@ -236,12 +241,9 @@ class Animator:
         ``timings`` (optional) accumulates seconds spent in "generate" and "blend";
         ``overlap``: generate the next frames while blending these (see ``Renderer``).
         """
-        from .render import FaceRender, FrameRender, Renderer
-
         def frames():
             for a in alphas:
-                yield FrameRender(image, [FaceRender(j.transform, j.crop, a * j.goal + (1 - a) * j.start,
-                                                     j.landmarks, j.own) for j in jobs])
+                yield FrameRender(image, [j.at(a * j.goal + (1 - a) * j.start) for j in jobs])
 
         return Renderer(self, timings, overlap=overlap, buffers=buffers).render(frames())
 

@@ -71,9 +71,14 @@ def _models(kind: str):
 
 
 def load_models(*kinds: str) -> None:
-    """Load dlib's models now (worker start-up), not on first use."""
+    """Load dlib's models now (worker start-up), not on first use. A detector goes into
+    the pool that ``detect_faces`` borrows from."""
     for kind in kinds:
-        _models(kind)
+        if kind in DETECTOR_MIN_EYE:
+            with _borrow(kind):
+                pass
+        else:
+            _models(kind)
 
 
 def _load(kind: str):

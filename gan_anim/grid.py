@@ -14,7 +14,7 @@ from .animate import Animator, FaceJob
 from .errors import GanAnimError
 from .faces import align, crop, detect_faces, select_faces
 from .media import atomic_output, check_output_path, read_image
-from .render import FaceRender, FrameRender, Renderer
+from .render import FrameRender, Renderer
 
 GRID_AUS = ("AU01", "AU02", "AU04", "AU05", "AU06", "AU09", "AU12", "AU15", "AU20", "AU25", "AU26", "AU45")
 GRID_LEVELS = (0.0, 0.33, 0.66, 1.0)
@@ -35,8 +35,7 @@ def render_cells(animator: Animator, image: np.ndarray, job: FaceJob, targets: n
                  cell: int) -> np.ndarray:
     """Blend each target into the full photo and cut the face out at ``cell`` px: (N, cell, cell, 3)."""
     view = align(job.face.landmarks, cell)
-    frames = (FrameRender(image, [FaceRender(job.transform, job.crop, t, job.landmarks, job.own)])
-              for t in targets)
+    frames = (FrameRender(image, [job.at(t)]) for t in targets)
     return np.stack([crop(out, view, cell) for out in Renderer(animator).render(frames)])
 
 

@@ -168,7 +168,8 @@ def test_gpu_run_rehearsal_on_cpu(tiny_pack, tmp_path):
     env = dict(os.environ, GPU_KIT_DEVICE="cpu", GPU_KIT_PACK=str(tiny_pack), GPU_KIT_WORK=str(work),
                GPU_KIT_RESUME=str(tmp_path / "no-resume"), GPU_KIT_PYTHON=sys.executable,
                GPU_KIT_BATCH="2", GPU_KIT_STEPS="1", GPU_KIT_TOTAL_S="300", GPU_KIT_BENCH_S="30",
-               GPU_KIT_BENCH_ARGS="--presets small --batches 1 --min-time 0.01 --warmup 1 --train-batches=",
+               GPU_KIT_BENCH_ARGS="--presets small --batches 1 --min-time 0.01 --warmup 1 --train-batches 2 "
+                                  "--train-steps 1 --train-warmup 1",
                GPU_KIT_ARM_B="--lambda-au 40", GPU_KIT_TRAIN_ARGS="--lambda-attention 0.2")
     proc = subprocess.run(["bash", str(ROOT / "tools" / "gpu_run.sh"), str(out), "0.5"], env=env,
                           capture_output=True, text=True, timeout=240)
@@ -187,6 +188,7 @@ def test_gpu_run_rehearsal_on_cpu(tiny_pack, tmp_path):
     assert figures["env"]["no_dlib_ok"] and not figures["env"]["dlib_imported"]
     assert figures["train"]["final_step"] == 1 and figures["train"]["ok"]
     assert figures["bench"]["inference"][0]["faces_per_s"] > 0
+    assert figures["bench"]["training"][0]["images_per_s"] > 0
     assert figures["tests"]["ran"]
     gen = load_generator(out / "weights-medium-fp16.pt")
     assert gen.cfg == PRESETS["medium"]
