@@ -48,6 +48,9 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except GanAnimError as exc:
             _fail(str(exc))
+        except BrokenPipeError:  # `gan-anim info | head`: the reader left; stay quiet
+            sys.stdout = open(os.devnull, "w")
+            sys.exit(0)
         except OSError as exc:  # unwritable output, full disk...
             where = f": {exc.filename}" if exc.filename else ""
             _fail(f"{exc.strerror or exc}{where}")
@@ -309,7 +312,7 @@ def aus_command(media, output, detector, detect_side):
     \b
     gan-anim aus examples/astronaut.jpg
     gan-anim aus examples/astronaut.jpg -o astronaut_aus.json
-    gan-anim aus group.jpg --detect-side 1280
+    gan-anim aus group.jpg --detect-side 2000 -o group_aus.json
     gan-anim aus driving.mp4 -o driving_aus.csv
     """
     import json

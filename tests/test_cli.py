@@ -350,3 +350,12 @@ def _drain(fd, chunks):
         if not data:
             return
         chunks.append(data)
+
+
+def test_output_piped_into_a_reader_that_leaves_is_not_an_error():
+    """`gan-anim presets | head -1`: the closed pipe ends the command quietly, exit 0."""
+    proc = subprocess.Popen([sys.executable, "-m", "gan_anim", "presets"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before anything is written
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0 and err == ""
