@@ -9,8 +9,15 @@ help, presets and input checks) does not load torch, OpenCV or dlib.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 import types
+
+# PyTorch's OpenMP threads otherwise spin for a while after every layer, taking the cores
+# from the blend, the encoder and the other pipeline threads (a blend right after a
+# generator pass took twice as long). Read once, when torch loads: after this, since
+# every gan_anim module imports the package first.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _LAZY = {
     "Animator": "animate", "animate": "animate",

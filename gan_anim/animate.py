@@ -13,11 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-# PyTorch's OpenMP threads otherwise spin for a while after every layer, taking the cores
-# from the blend, the encoder and the other pipeline threads (a blend right after a
-# generator pass took twice as long). Only effective if torch is not imported yet.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-import torch  # noqa: E402
+import torch
 
 from . import aus as au
 from .errors import GanAnimError

@@ -26,9 +26,6 @@ def _fail(message: str, code: int = 1):
 class _Group(click.Group):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
         """Usage errors as one line (``gan-anim: error: ... (see ... --help)``), exit 1."""
-        # torch's idle OpenMP threads otherwise spin and take the cores from the blend and
-        # the encoder threads; read once, when torch loads (inside a command)
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode, **extra)
         try:
