@@ -98,15 +98,19 @@ def generator_ratio(animator: Animator, frames: int) -> tuple[float, float]:
     return batched, single
 
 
-def end_to_end(photo: Path, weights: Path, frames: int, out: Path, overlap: bool = True) -> tuple[float, float]:
+def end_to_end(photo: Path, weights: Path, frames: int, out: Path, overlap: bool = True,
+               precision: str = "auto") -> tuple[float, float]:
     """Wall seconds and peak RSS (MB) of one process animating ``photo``: `gan-anim animate`,
-    or with overlap=False the same through the API with the stages one after the other."""
+    or with overlap=False the same through the API with everything one after the other
+    (the model loaded before the photo is decoded, then each stage in turn)."""
     if overlap:
         cmd = [sys.executable, "-m", "gan_anim", "animate", str(photo), "--from", "neutral", "--to",
-               "happy", "--frames", str(frames), "--weights", str(weights), "-o", str(out), "-q"]
+               "happy", "--frames", str(frames), "--weights", str(weights), "-o", str(out), "-q",
+               "--precision", precision]
     else:
-        cmd = [sys.executable, "-c", "import gan_anim; gan_anim.animate(%r, %r, to='happy', start='neutral', "
-               "frames=%d, weights=%r, overlap=False)" % (str(photo), str(out), frames, str(weights))]
+        cmd = [sys.executable, "-c", "import gan_anim; gan_anim.Animator(%r, precision=%r).animate("
+               "%r, %r, to='happy', start='neutral', frames=%d, overlap=False)"
+               % (str(weights), precision, str(photo), str(out), frames)]
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=ROOT)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -133,7 +137,8 @@ def main() -> None:
         for preset in args.presets.split(","):
             weights, kind = weights_for(preset, tmp)
             animator = Animator(weights, device="auto", batch_size=args.batch_size)
-            print(f"\n== preset {preset} ({kind} weights, {animator.size} px), {args.frames} frames -> MP4")
+            print(f"\n== preset {preset} ({kind} weights, {animator.size} px, {animator.precision}), "
+                  f"{args.frames} frames -> MP4")
             b, s = generator_ratio(animator, args.frames)
             print(f"generator: {b:.1f} ms/face-frame batched ({args.batch_size}), {s:.1f} ms one pass "
                   f"per frame (naive): {s / b:.2f}x")
@@ -147,14 +152,19 @@ def main() -> None:
                         fast = total
                     else:
                         print(f"{'serial':>16}: {row}  | overlapped vs serial {total / fast:.2f}x")
+        precision = Animator(device="cpu").precision
         for preset in ("medium", "small"):
             weights, kind = weights_for(preset, tmp)
-            walls = {}
-            for overlap in (True, False):
-                walls[overlap] = end_to_end(photos["12 MP"], weights, args.frames, tmp / "e2e.mp4", overlap)
+            runs = [(True, precision), (False, precision)] + ([(True, "fp32")] if precision != "fp32" else [])
+            walls = {r: end_to_end(photos["12 MP"], weights, args.frames, tmp / "e2e.mp4", *r) for r in runs}
+            fast = walls[(True, precision)]
+            slow = walls[(False, precision)][0]
             print(f"\nend to end, 12 MP photo, {preset} preset ({kind}), {args.frames} frames to MP4 "
-                  f"(process start included): {walls[True][0]:.2f} s wall, peak RSS {walls[True][1]:.0f} MB; "
-                  f"serial stages {walls[False][0]:.2f} s: {walls[False][0] / walls[True][0]:.2f}x")
+                  f"(process start included), {precision}: {fast[0]:.2f} s wall, peak RSS {fast[1]:.0f} MB; "
+                  f"serial (model, then decode, detect, generate, blend, encode in turn) {slow:.2f} s: "
+                  f"{slow / fast[0]:.2f}x")
+            if (True, "fp32") in walls:
+                print(f"  the same in fp32: {walls[(True, 'fp32')][0]:.2f} s")
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 

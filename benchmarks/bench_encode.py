@@ -3,6 +3,9 @@
     python benchmarks/bench_encode.py                       # 12 MP photo, 12 frames
     python benchmarks/bench_encode.py --size 1920x1080 --frames 30
 
+The frames reach ffmpeg as planar YUV 4:2:0, converted by OpenCV in the writer
+(``media.to_i420``); the last row is the baseline, RGB converted by ffmpeg.
+
 Renders the example portrait (scaled onto a canvas of the given size) from neutral to
 happy with the shipped weights, keeps the frames in memory, then encodes them with
 each preset at --crf (what ``FrameWriter`` does) and compares the decoded result with
@@ -43,12 +46,18 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(s.mean())
 
 
-def encode(frames, path: Path, preset: str, threads: str | None, crf: int) -> float:
+def encode(frames, path: Path, preset: str, threads: str | None, crf: int, i420: bool = True) -> float:
+    """Seconds to encode ``frames``; ``i420=False``: RGB through the pipe, converted by
+    ffmpeg (the baseline) instead of by OpenCV in the writer."""
     t = time.perf_counter()
-    with FrameWriter(path, fps=15, crf=crf, preset=preset, background=False,
-                     threads=int(threads) if threads else None) as w:
-        for f in frames:
-            w.write(f)
+    FrameWriter.I420 = i420
+    try:
+        with FrameWriter(path, fps=15, crf=crf, preset=preset, background=False,
+                         threads=int(threads) if threads else None) as w:
+            for f in frames:
+                w.write(f)
+    finally:
+        FrameWriter.I420 = True
     return time.perf_counter() - t
 
 
@@ -72,20 +81,29 @@ def main() -> None:
         alphas = np.linspace(0, 1, args.frames)
         frames = [f.copy() for f in animator.render(image, jobs, alphas)]
         l, t, r, b = face.box
-        runs = [(p, None) for p in args.presets.split(",")]
-        runs += [("veryfast", th) for th in args.threads.split(",") if th != "auto"]
+        runs = [(p, None, True) for p in args.presets.split(",")]
+        runs += [("veryfast", th, True) for th in args.threads.split(",") if th != "auto"]
+        runs += [("veryfast", None, False)]  # baseline: ffmpeg converts RGB (as before)
         rows = []
-        for preset, threads in runs:
-            out = tmp / f"{preset}-{threads}.mp4"
-            seconds = encode(frames, out, preset, threads, args.crf)
+        for preset, threads, i420 in runs:
+            out = tmp / f"{preset}-{threads}-{i420}.mp4"
+            seconds = encode(frames, out, preset, threads, args.crf, i420)
             dec = [f.copy() for f in VideoReader(out)]
             mse = np.mean([np.mean((a.astype(np.float32) - d[:h, :w]) ** 2) for a, d in zip(frames, dec)])
+            shift = np.mean([(d[:h, :w].astype(np.float32) - a).mean((0, 1)) for a, d in zip(frames, dec)], 0)
             grey = lambda x: cv2.cvtColor(np.ascontiguousarray(x[t:b, l:r]), cv2.COLOR_RGB2GRAY)  # noqa: E731
             s = np.mean([ssim(grey(a), grey(d)) for a, d in zip(frames, dec)])
-            rows.append((preset, threads or "auto", seconds, out.stat().st_size, 10 * np.log10(255 ** 2 / mse), s))
-        print(f"{'preset':>10} {'threads':>7} {'ms/frame':>9} {'MB':>7} {'PSNR dB':>8} {'SSIM face':>9}")
-        for preset, threads, seconds, size, psnr, s in rows:
-            print(f"{preset:>10} {threads:>7} {seconds / args.frames * 1000:9.1f} {size / 1e6:7.2f} {psnr:8.2f} {s:9.4f}")
+            rows.append((preset, threads or "auto", "OpenCV" if i420 else "ffmpeg", seconds,
+                         out.stat().st_size, 10 * np.log10(255 ** 2 / mse), s, shift))
+        print(f"{'preset':>10} {'threads':>7} {'to YUV':>7} {'ms/frame':>9} {'MB':>7} {'PSNR dB':>8} "
+              f"{'SSIM face':>9}  mean RGB shift")
+        for preset, threads, conv, seconds, size, psnr, s, shift in rows:
+            print(f"{preset:>10} {threads:>7} {conv:>7} {seconds / args.frames * 1000:9.1f} {size / 1e6:7.2f} "
+                  f"{psnr:8.2f} {s:9.4f}  {' '.join(f'{v:+.2f}' for v in shift)}")
+        base = rows[-1][3]
+        fast = next(r[3] for r in rows if r[0] == "veryfast" and r[1] == "auto" and r[2] == "OpenCV")
+        print(f"veryfast: YUV by OpenCV {fast / args.frames * 1000:.1f} ms/frame vs by ffmpeg (RGB pipe, "
+              f"the baseline) {base / args.frames * 1000:.1f}: {base / fast:.2f}x")
 
 
 if __name__ == "__main__":

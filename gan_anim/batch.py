@@ -53,7 +53,8 @@ def _message(photo: Path, exc: BaseException) -> str:
 
 
 def animate_photos(photos, output=None, to: str = "happy", start: str | None = None, *,
-                   weights=None, device: str = "auto", batch_size: int = 16, frames: int = 30,
+                   weights=None, device: str = "auto", batch_size: int = 16, precision: str = "auto",
+                   frames: int = 30,
                    fps: float = 15.0, ease: str = "linear", loop: bool = False, face: str = "all",
                    detector: str = "hog", crf: int = 18, quiet: bool = True, animator=None,
                    on_result=None) -> list[PhotoResult]:
@@ -63,8 +64,9 @@ def animate_photos(photos, output=None, to: str = "happy", start: str | None = N
     problem raises GanAnimError. Several photos or a folder: ``output`` is a folder
     (created if needed; default: the current folder) and each photo gets a
     ``PhotoResult``, with its error message if it failed; ``on_result(result)`` is called
-    as each one finishes. A bad request (expression, option, output folder, weights)
-    raises GanAnimError before any photo is rendered. ``animator``: an ``Animator`` to use
+    as each one finishes. A bad request (expression, option, output folder, missing
+    weights) raises GanAnimError before any photo is rendered; ``precision``: see
+    ``animate.resolve_precision``. ``animator``: an ``Animator`` to use
     instead of loading ``weights``.
     """
     check_request(to, start, frames, ease, loop, batch_size)
@@ -100,7 +102,8 @@ def animate_photos(photos, output=None, to: str = "happy", start: str | None = N
     if todo and animator is None:
         from .animate import Animator
 
-        animator = Animator(weights, device, batch_size)
+        # loads in the background while the first photo is decoded and its faces found
+        animator = Animator(weights, device, batch_size, precision=precision, background=True)
     pending = set(todo)
     for k, res in enumerate(results):
         if k in pending:

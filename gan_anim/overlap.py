@@ -116,3 +116,25 @@ class Consumer:
         if self._thread.is_alive():
             _put(self._q, _DONE, threading.Event())
         self._thread.join()
+
+
+class Background:
+    """``fn()`` running in a background thread; ``result()`` waits for it and returns its
+    value or raises its exception (each time it is asked)."""
+
+    def __init__(self, fn: Callable, name: str = "gan-anim-background"):
+        self._value = self._error = None
+        self._thread = threading.Thread(target=self._run, args=(fn,), name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self, fn: Callable) -> None:
+        try:
+            self._value = fn()
+        except BaseException as exc:  # handed to result()
+            self._error = exc
+
+    def result(self):
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._value

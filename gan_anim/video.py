@@ -76,7 +76,8 @@ def default_video_output(video, aus: str) -> Path:
 
 
 def animate_video(video, output=None, *, aus: str, weights=None, device: str = "auto",
-                  batch_size: int = 16, detect_every: int = 10, strength: float = 1.0,
+                  batch_size: int = 16, precision: str = "auto", detect_every: int = 10,
+                  strength: float = 1.0,
                   relative: bool = False, timeline_end: str = "hold", crf: int = 18,
                   detector: str = "hog", smooth: bool = True, quiet: bool = True,
                   animator=None, keep_targets: bool = False, overlap: bool = True) -> VideoResult:
@@ -85,7 +86,8 @@ def animate_video(video, output=None, *, aus: str, weights=None, device: str = "
     ``aus``: an OpenFace-format CSV, a driving video, or a preset / JSON / inline
     expression (constant). Output keeps the input's size, frame rate, frame count
     and audio. ``timeline_end``: "hold" or "loop" a timeline shorter than the clip.
-    ``animator``: an ``animate.Animator`` to reuse (else one is loaded).
+    ``animator``: an ``animate.Animator`` to reuse (else one is loaded, in ``precision``:
+    see ``animate.resolve_precision``).
     ``keep_targets``: record each frame's {face track id: target AUs} in ``targets``.
     ``overlap=False`` runs the stages one after the other, in one thread (the baseline).
     """
@@ -114,7 +116,7 @@ def animate_video(video, output=None, *, aus: str, weights=None, device: str = "
             raise GanAnimError("--relative needs an AU CSV or a driving video "
                                "(a constant expression has no change)")
         if animator is None:
-            animator = Animator(weights, device, batch_size)
+            animator = Animator(weights, device, batch_size, precision=precision)
         size = animator.size
         motion = getattr(animator.generator, "motion", None) is not None
         need_own = relative or strength != 1.0 or timeline.partial or motion

@@ -300,3 +300,58 @@ def test_gif_palette_of_a_large_frame_matches_the_full_one(tmp_path):
     err = [np.abs(np.asarray(big.quantize(palette=p, dither=Image.Dither.NONE).convert("RGB")) - truth).mean()
            for p in (full, small)]
     assert err[1] < 1.1 * err[0], err
+
+
+def test_precision_choice(monkeypatch):
+    """auto: bf16 only where the CPU computes it natively (else it would be emulated, slower)."""
+    from gan_anim.animate import resolve_precision
+    from gan_anim.errors import GanAnimError
+
+    cpu = torch.device("cpu")
+    assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"
+    for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        monkeypatch.setattr(torch.cpu, name, lambda: False, raising=False)
+    assert resolve_precision("auto", cpu) == "fp32"
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert resolve_precision("auto", cpu) == "bf16"
+    with pytest.raises(GanAnimError, match="unknown precision"):
+        Animator(precision="fp16")
+    code, err = run_cli(["animate", str(EXAMPLE), "--precision", "fp16"])
+    assert code != 0 and len(err.strip().splitlines()) == 1
+
+
+def test_bf16_renders_like_fp32(tmp_path):
+    """The shipped weights in bf16 (the default on CPUs with native bf16) and in fp32: the
+    same frames within a few grey levels, the same pixels outside the face."""
+    frames = {}
+    for precision in ("fp32", "bf16"):
+        a = Animator(device="cpu", precision=precision)
+        assert a.precision == precision
+        a.animate(EXAMPLE, tmp_path / precision, to="surprise", start="neutral", frames=3)
+        frames[precision] = np.stack(png_frames(tmp_path / precision)).astype(int)
+    diff = np.abs(frames["fp32"] - frames["bf16"])
+    moved = np.abs(frames["fp32"][-1] - frames["fp32"][0]).max(-1) > 10
+    assert moved.mean() > 0.01                            # the mouth opened
+    assert diff.max() <= 12 and diff.mean() < 0.05
+    assert np.percentile(diff.max(-1)[:, moved], 99) <= 2
+
+
+def test_background_loading(random_weights, tmp_path):
+    """Loading in the background (decode and detection meanwhile) renders the same frames;
+    a missing weights file is reported at once, a corrupt one when the model is needed,
+    without an output file."""
+    from gan_anim.errors import GanAnimError
+
+    for background in (False, True):
+        a = Animator(random_weights, device="cpu", background=background)
+        a.animate(EXAMPLE, tmp_path / f"b{background}", to="happy", start="neutral", frames=3)
+    a, b = png_frames(tmp_path / "bFalse"), png_frames(tmp_path / "bTrue")
+    assert len(a) == 3 and all(np.array_equal(x, y) for x, y in zip(a, b))
+    with pytest.raises(GanAnimError, match="not found"):
+        Animator(tmp_path / "missing.pt", background=True)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    animator = Animator(junk, device="cpu", background=True)  # no error yet
+    with pytest.raises(GanAnimError, match="not a gan-anim weights file"):
+        animator.animate(EXAMPLE, tmp_path / "x.gif", to="happy")
+    assert not (tmp_path / "x.gif").exists()

@@ -194,9 +194,9 @@ def test_batch_cli_folder_and_files_one_bad(batch_photos, tmp_path):
 
 def test_batch_api_loads_the_model_once(batch_photos, tmp_path, monkeypatch):
     import gan_anim
-    from gan_anim import animate as _  # noqa: F401  (the submodule is loaded)
+    from gan_anim import model as _  # noqa: F401  (the submodule is loaded)
 
-    module = sys.modules["gan_anim.animate"]
+    module = sys.modules["gan_anim.model"]  # the Animator imports it when it loads
     calls = []
     real = module.load_generator
     monkeypatch.setattr(module, "load_generator", lambda *a, **k: calls.append(a) or real(*a, **k))

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from conftest import EXAMPLE
 from gan_anim import faces
 from gan_anim.animate import Animator
 from gan_anim.blend import FaceBlender
@@ -171,3 +172,22 @@ def test_landmarks_of_a_face_across_the_border_match_the_padded_photo(shared_dat
     box = tuple(v - p for v in box)
     assert min(box) < 0 or max(box[2:]) > image.shape[0]          # the box leaves the photo
     np.testing.assert_allclose(faces.face_landmarks(image, box), ref, atol=1e-4)
+
+
+def test_borrowed_detectors_are_clones_that_find_the_same_faces(shared_data):
+    """Concurrent tiles each borrow their own HOG detector, cloned from the first (pickled:
+    2 ms instead of 0.24 s); a clone finds exactly what dlib's own detector finds."""
+    import dlib
+
+    from gan_anim import faces
+
+    photos = sorted((shared_data / "facial_expressions" / "images").glob("*.jpg"))[:5]
+    with faces._borrow("hog") as a, faces._borrow("hog") as b:
+        assert a is not b
+        fresh = dlib.get_frontal_face_detector()
+        for p in photos + [EXAMPLE]:
+            image = read_image(p)
+            runs = [d.run(image, 0, faces.HOG_THRESHOLD) for d in (a, b, fresh)]
+            boxes = [[(r.left(), r.top(), r.right(), r.bottom()) for r in run[0]] for run in runs]
+            assert boxes[0] == boxes[1] == boxes[2] and boxes[0], p
+            assert runs[0][1] == runs[1][1] == runs[2][1]
