@@ -45,7 +45,7 @@ from gan_anim.blend import FaceBlender  # noqa: E402
 from gan_anim.faces import align, crop, detect_faces  # noqa: E402
 from gan_anim.media import FrameWriter  # noqa: E402
 from gan_anim.model import PRESETS, Generator, load_generator  # noqa: E402
-from gan_anim.video import animate_video, generator_threads  # noqa: E402
+from gan_anim.video import animate_video  # noqa: E402
 from gan_anim.video_io import VideoReader  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "astronaut.jpg"
@@ -132,8 +132,7 @@ def run_naive(animator: Animator, clip: Path, out: Path) -> dict:
     tm = dict.fromkeys(STAGES, 0.0)
     t0 = time.perf_counter()
     reader = VideoReader(clip)
-    with FrameWriter(out, fps=reader.info.fps, crf=18, background=False) as writer, \
-            generator_threads(animator.device):
+    with FrameWriter(out, fps=reader.info.fps, crf=18, background=False) as writer:
         while True:
             t = time.perf_counter()
             frame = next(reader, None)
@@ -180,10 +179,8 @@ def main() -> None:
 
     gen, source = shipped_generator(args.preset)
     animator = Animator(device=args.device, batch_size=args.batch_size, generator=gen)
-    with generator_threads(animator.device):
-        threads = torch.get_num_threads()
-    print(f"machine: {platform.machine()}, {len(os.sched_getaffinity(0))} CPUs ({threads} torch "
-          f"thread(s) while generating), device {animator.device}; torch {torch.__version__}")
+    print(f"machine: {platform.machine()}, {len(os.sched_getaffinity(0))} CPUs ({torch.get_num_threads()} "
+          f"torch threads), device {animator.device}, {animator.precision}; torch {torch.__version__}")
     print(f"weights: {source}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,24 +29,6 @@ from .overlap import prefetch
 from .progress import Reporter
 from .render import FaceRender, FrameRender, Renderer
 from .video_io import MP4_AUDIO, VideoReader
-
-
-@contextlib.contextmanager
-def generator_threads(device):
-    """On CPU, let torch use half the cores while it runs: ffmpeg's decoder and
-    encoder and dlib run alongside (two torch threads on a busy 2-core machine
-    are several times slower than one)."""
-    import torch
-
-    if getattr(device, "type", str(device)) != "cpu":
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // 2))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 @dataclass
@@ -161,10 +142,11 @@ def animate_video(video, output=None, *, aus: str, weights=None, device: str = "
                 timings["track"] += time.perf_counter() - t
                 yield item
 
-        with Reporter(quiet) as rep, writer, rep.stage("video", info.frames_estimate) as advance, \
-                generator_threads(animator.device):
+        with Reporter(quiet) as rep, writer, rep.stage("video", info.frames_estimate) as advance:
             # decode + track, generate, blend and encode each run in their own thread,
-            # joined by short queues
+            # joined by short queues; torch uses every core while it runs (with
+            # OMP_WAIT_POLICY=PASSIVE its idle threads give the cores back: one torch thread
+            # was 20-40 % slower, README "Speed")
             rendered = Renderer(animator, timings, overlap=overlap).render(
                 prefetch(frames(), 4) if overlap else frames())
             with contextlib.closing(rendered):
