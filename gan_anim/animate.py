@@ -254,24 +254,26 @@ class Animator:
                 side = round(self.size * (EXTENT[1] - EXTENT[0]))
                 wide = spline.flow(side, EXTENT, resolution=max(32, side // 4))
                 y = torch.where(self.painted, y, y0)  # see PAINTED_AUS
-            with torch.autocast(self.device.type, dtype=torch.bfloat16,
-                                enabled=self.precision == "bf16"):
-                color, attention, head_flow = g(x, y)
-            color, attention = color.float(), attention.float()
+            change = need = None
+            if moving and g.luma:
+                # each painted AU's paint fades in over the first PAINT_RAMP (0..1 scale) of
+                # its change; a face whose painted AUs do not change is warped only, and G
+                # is not run for it (its output would be multiplied by zero)
+                change = ((y - y0).abs()[:, self.painted] / PAINT_RAMP).clamp(max=1.0)
+                need = (change > 0).any(1) if g.flow is None else None
+            color, attention, head_flow = self._run(x, y, need)
             if head_flow is not None:
                 flow = head_flow
             if g.luma:
                 luma, _, _ = to_ycbcr(x)
                 paint = (1 - attention) * (color[:, :1] - luma) * 127.5       # luma change, 0..255 units
                 keep = attention + (1 - attention) * color[:, 1:2]            # chroma scale
-                if moving:
-                    # paint only where a painted AU changed: each AU's paint fades in over the
-                    # first PAINT_RAMP (0..1 scale) of its change, inside its own region (the
-                    # moved landmarks' hull), so an edit to the face's own AUs is exact and a
-                    # mouth edit cannot touch the brows
+                if change is not None:
+                    # paint only where a painted AU changed, inside its own region (the moved
+                    # landmarks' hull), so an edit to the face's own AUs is exact and a mouth
+                    # edit cannot touch the brows
                     from .motion import region_masks
 
-                    change = ((y - y0).abs()[:, self.painted] / PAINT_RAMP).clamp(max=1.0)
                     names = [n for n, p in zip(au.AU_NAMES, self.painted.tolist()) if p]
                     masks = torch.from_numpy(region_masks(moved.cpu().numpy(), names, self.size))
                     fade = (masks.to(self.device) * change[:, :, None, None]).amax(1, keepdim=True)
@@ -288,6 +290,27 @@ class Animator:
                 wide_flow=None if wide is None else (wide.float() * to_px).permute(0, 2, 3, 1).contiguous().cpu().numpy(),
                 luma=g.luma)
         return edits
+
+    def _run(self, x, y, need=None):
+        """G on the rows of (x, y) where ``need`` (all when None), in ``self.precision``:
+        (colour, attention, flow head or None) as float32; rows not run get colour 0 and
+        attention 1 (keep the input)."""
+        import torch
+
+        def run(xs, ys):
+            with torch.autocast(self.device.type, dtype=torch.bfloat16,
+                                enabled=self.precision == "bf16"):
+                c, a, f = self.generator(xs, ys)
+            return c.float(), a.float(), f
+
+        if need is None or bool(need.all()):
+            return run(x, y)
+        b, _, h, w = x.shape
+        color = x.new_zeros(b, self.generator.color.out_channels, h, w)
+        attention = x.new_ones(b, 1, h, w)
+        if bool(need.any()):
+            color[need], attention[need], _ = run(x[need], y[need])
+        return color, attention, None
 
     def face_jobs(self, image: np.ndarray, faces: list[Face], to: str | None,
                   start: str | None) -> list[FaceJob]:

@@ -229,3 +229,38 @@ def test_shipped_model_paints_a_mouth_edit_only_around_the_mouth(shipped):
     assert np.array_equal(out[t:b, l:r], image[t:b, l:r])
     (l, t), (r, b) = lm[48:68].min(0).astype(int), lm[48:68].max(0).astype(int)
     assert np.abs(out[t:b, l:r].astype(int) - image[t:b, l:r]).mean() > 5
+
+
+def test_generator_runs_only_for_faces_whose_painted_aus_change(shipped, monkeypatch):
+    """A face asked only for warped AUs (mouth corners, cheeks) gets no paint, so G is not
+    run for it; in a batch with faces that do need paint, every face's result is the one it
+    gets alone."""
+    from gan_anim import aus
+    from gan_anim.faces import align, crop, detect_faces
+    from gan_anim.media import read_image
+    from gan_anim.motion import normalised_landmarks
+
+    image = read_image(EXAMPLE)
+    face = detect_faces(image)[0]
+    s = shipped.size
+    m = align(face.landmarks, s)
+    crops = np.repeat(crop(image, m, s)[None], 3, 0)
+    lms = np.repeat(normalised_landmarks(face.landmarks, m, s)[None], 3, 0)
+    own = np.zeros((3, 17), np.float32)
+    targets = own.copy()
+    targets[:, aus.AU_INDEX["AU12"]] = 4.0                   # all three: a smile, warped only
+    targets[1, aus.AU_INDEX["AU25"]] = 2.0                   # the middle one parts its lips
+    g = shipped.generator
+    rows = []
+    monkeypatch.setattr(type(g), "__call__", lambda self, x, y: rows.append(len(x)) or
+                        torch.nn.Module.__call__(self, x, y))
+    warped_only = shipped.generate(crops[[0]], targets[[0]], lms[[0]], own[[0]])
+    assert rows == []
+    assert np.array_equal(warped_only.paint[..., 0], np.zeros((1, s, s), np.float32))
+    assert (warped_only.paint[..., 1] == 1).all()
+    both = shipped.generate(crops, targets, lms, own)
+    assert rows == [1]                                       # G ran for the middle face only
+    alone = shipped.generate(crops[[1]], targets[[1]], lms[[1]], own[[1]])
+    np.testing.assert_allclose(both.paint[1], alone.paint[0], atol=1e-4)
+    assert np.abs(both.paint[1, ..., 0]).max() > 1           # and it was painted
+    np.testing.assert_array_equal(both.paint[0], warped_only.paint[0])
