@@ -260,7 +260,7 @@ class Animator:
                 # its change; a face whose painted AUs do not change is warped only, and G
                 # is not run for it (its output would be multiplied by zero)
                 change = ((y - y0).abs()[:, self.painted] / PAINT_RAMP).clamp(max=1.0)
-                need = (change > 0).any(1) if g.flow is None else None
+                need = (change > 0).any(1) if getattr(g, "flow", None) is None else None
             color, attention, head_flow = self._run(x, y, need)
             if head_flow is not None:
                 flow = head_flow
@@ -306,7 +306,7 @@ class Animator:
         if need is None or bool(need.all()):
             return run(x, y)
         b, _, h, w = x.shape
-        color = x.new_zeros(b, self.generator.color.out_channels, h, w)
+        color = x.new_zeros(b, 2 if self.generator.luma else 3, h, w)
         attention = x.new_ones(b, 1, h, w)
         if bool(need.any()):
             color[need], attention[need], _ = run(x[need], y[need])

@@ -115,6 +115,7 @@ def animate_photos(photos, output=None, to: str = "happy", start: str | None = N
             except (GanAnimError, OSError) as exc:
                 if not several:
                     raise
+                animator.wait()  # bad weights fail the whole request, not each photo
                 res.error = _message(res.photo, exc)
         if on_result is not None:
             on_result(res)

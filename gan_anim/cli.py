@@ -465,7 +465,7 @@ def info(weights):
       gan-anim info
       gan-anim info --weights runs/mine/export.pt
     """
-    from .animate import find_weights
+    from .animate import find_weights, resolve_device, resolve_precision
     from .aus import AU_NAMES
     from .model import load_generator
 
@@ -480,3 +480,6 @@ def info(weights):
         click.echo(f"{key:<16}{value}")
     click.echo(f"parameters      {n / 1e6:.2f} M (generator)")
     click.echo(f"AUs             {' '.join(AU_NAMES)} (0..5, divided by 5 inside)")
+    device = resolve_device("auto")
+    click.echo(f"runs on         {device.type}, {resolve_precision('auto', device)} "
+               "(--precision auto on this machine)")

@@ -223,12 +223,18 @@ def test_batch_request_errors_come_first(batch_photos, tmp_path):
         (["animate", a, a, "-o", tmp_path / "o"], "would both write"),
         (["animate", a, tmp_path / "empty_dir"], "no photos in this folder"),
         (["animate", a, b, "--to", "AU12=7", "-o", tmp_path / "o"], "outside 0..5"),
+        (["animate", a, b, "--weights", tmp_path / "missing.pt", "-o", tmp_path / "o"], "not found"),
+        # loaded in the background, a corrupt weights file fails the whole batch, once
+        (["animate", a, b, "--weights", tmp_path / "empty_dir" / "junk.pt", "-o", tmp_path / "o"],
+         "not a gan-anim weights file"),
     ]
     (tmp_path / "empty_dir").mkdir()
+    (tmp_path / "empty_dir" / "junk.pt").write_bytes(b"not a checkpoint")
     for args, needle in cases:
         result = CliRunner().invoke(main, [str(x) for x in args])
         assert result.exit_code == 1 and result.stderr.count("\n") == 1 and needle in result.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty_dir"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty_dir", "o"]  # o: made, left empty
+    assert list((tmp_path / "o").iterdir()) == []
 
 
 # ------------------------------------------------------- training options

@@ -30,6 +30,12 @@ def test_shipped_weights_load_and_report_config():
     result = CliRunner().invoke(main, ["info"])
     assert result.exit_code == 0
     assert "image_size      128" in result.output and "AU45" in result.output
+    import torch
+
+    from gan_anim.animate import resolve_precision
+
+    expected = resolve_precision("auto", torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    assert f", {expected} (--precision auto" in result.output
 
 
 @pytest.fixture(scope="module")
