@@ -131,3 +131,21 @@ def test_mp4_colours_survive_the_yuv_conversion(tmp_path):
     assert psnr[True] > 35 and psnr[True] > psnr[False] - 1.0  # crf 18, 4:2:0 chroma: ~38 dB
     for frame in decoded.values():
         assert np.abs((frame - image).mean((0, 1))).max() < 2.0  # no colour cast
+
+
+def test_mp4_frames_come_back_in_order(tmp_path):
+    """The writer reuses one YUV buffer: every frame must still reach the file as itself."""
+    from gan_anim.video_io import VideoReader
+
+    image = read_image(EXAMPLE)
+    frames = [np.clip(image.astype(int) + 40 * k - 80, 0, 255).astype(np.uint8) for k in range(5)]
+    for background in (True, False):
+        out = tmp_path / f"{background}.mp4"
+        with FrameWriter(out, fps=10, background=background) as w:
+            for f in frames:
+                w.write(f, copy=False)
+        back = list(VideoReader(out))
+        assert len(back) == 5
+        for k, f in enumerate(back):
+            err = [np.abs(f.astype(int) - g).mean() for g in frames]
+            assert int(np.argmin(err)) == k and err[k] < 3
