@@ -50,14 +50,10 @@ def encode(frames, path: Path, preset: str, threads: str | None, crf: int, i420:
     """Seconds to encode ``frames``; ``i420=False``: RGB through the pipe, converted by
     ffmpeg (the baseline) instead of by OpenCV in the writer."""
     t = time.perf_counter()
-    FrameWriter.I420 = i420
-    try:
-        with FrameWriter(path, fps=15, crf=crf, preset=preset, background=False,
-                         threads=int(threads) if threads else None) as w:
-            for f in frames:
-                w.write(f)
-    finally:
-        FrameWriter.I420 = True
+    with FrameWriter(path, fps=15, crf=crf, preset=preset, background=False,
+                     threads=int(threads) if threads else None, i420=i420) as w:
+        for f in frames:
+            w.write(f)
     return time.perf_counter() - t
 
 

@@ -128,16 +128,19 @@ class AnimationResult:
     timings: dict = field(default_factory=dict)
 
 
+def check_precision(precision: str) -> str:
+    """``precision`` if it is one of PRECISIONS, else a GanAnimError (no torch needed)."""
+    if precision not in PRECISIONS:
+        raise GanAnimError(f"unknown precision {precision!r}: use auto, fp32 or bf16")
+    return precision
+
+
 def resolve_precision(precision: str, device: "torch.device") -> str:
     """"fp32" or "bf16": what the generator runs in. "auto" is bf16 where the hardware
     computes it natively (CUDA; a CPU with AVX512-BF16 or AMX that oneDNN uses, where it
     runs ~2.6x faster than fp32), else fp32: emulated, bf16 is ~60x slower (measured
     with oneDNN limited to AVX2)."""
-    import torch
-
-    if precision not in PRECISIONS:
-        raise GanAnimError(f"unknown precision {precision!r}: use auto, fp32 or bf16")
-    if precision != "auto":
+    if check_precision(precision) != "auto":
         return precision
     if device.type == "cuda":
         return "bf16"
@@ -175,8 +178,7 @@ class Animator:
         self.batch_size = batch_size
         if precision == "auto":
             precision = os.environ.get("GAN_ANIM_PRECISION", "auto")
-        if precision not in PRECISIONS:
-            raise GanAnimError(f"unknown precision {precision!r}: use auto, fp32 or bf16")
+        check_precision(precision)  # before a background load, so the error comes at once
         path = find_weights(weights) if generator is None else None
         names = os.environ.get("GAN_ANIM_PAINTED_AUS")
         names = PAINTED_AUS if names is None else tuple(

@@ -131,8 +131,8 @@ def animate(photos, to, start, output, frames, fps, ease, loop, face, detector, 
             click.echo(f"gan-anim: error: {res.error}", err=True)
 
     results = animate_photos(photos, output, to, start, weights=weights, device=device,
-                             batch_size=batch_size, precision=precision, frames=frames, fps=fps, ease=ease, loop=loop,
-                             face=face, detector=detector, crf=crf, quiet=quiet,
+                             batch_size=batch_size, precision=precision, frames=frames, fps=fps,
+                             ease=ease, loop=loop, face=face, detector=detector, crf=crf, quiet=quiet,
                              on_result=report if several else None)
     if not all(r.ok for r in results):
         sys.exit(1)

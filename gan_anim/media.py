@@ -47,11 +47,12 @@ def read_image_scaled(path, min_side: int | None = None) -> tuple[np.ndarray, fl
     try:
         with Image.open(path) as im:  # reads the header only
             full = max(im.size)
-            if im.format == "JPEG" and im.mode in ("RGB", "L") and not (min_side and full >= 2 * min_side):
+            reduce = im.format == "JPEG" and bool(min_side) and full >= 2 * min_side
+            if im.format == "JPEG" and im.mode in ("RGB", "L") and not reduce:
                 fast = _decode_jpeg(path)
                 if fast is not None:
                     return fast, 1.0
-            if min_side and im.format == "JPEG" and full >= 2 * min_side:
+            if reduce:
                 k = max(f for f in (1, 2, 4, 8) if full / f >= min_side)
                 im.draft("RGB", (im.size[0] // k, im.size[1] // k))
             im = ImageOps.exif_transpose(im)
@@ -184,16 +185,16 @@ class FrameWriter:
     """
 
     IN_FLIGHT = 3  # frames queued or being encoded at most (the queue + the one in hand)
-    I420 = True    # convert to YUV here (to_i420); False: send RGB, ffmpeg converts (baseline)
 
     def __init__(self, path, fps: float = 15.0, crf: int = 18, preset: str = ENCODER_PRESET,
                  loop: bool = True, audio_from=None, audio_codec: str = "copy",
-                 background: bool = True, threads: int | None = None):
+                 background: bool = True, threads: int | None = None, i420: bool = True):
         self.path = Path(path)
         self.kind = output_kind(path)
         self.fps, self.crf, self.preset, self.loop = fps, crf, preset, loop
         self.audio_from, self.audio_codec = audio_from, audio_codec
         self.background, self.threads = background, threads
+        self.i420 = i420  # MP4: YUV converted here (to_i420); False: RGB, ffmpeg converts (baseline)
         self.count = 0
         self._written = 0
         self._gif_frames: list[Image.Image] = []
@@ -234,7 +235,7 @@ class FrameWriter:
         else:
             if self._ffmpeg is None:
                 self._start_ffmpeg(frame.shape[1], frame.shape[0])
-            if self.I420:  # one buffer, reused: send() has written it to the pipe when it returns
+            if self.i420:  # one buffer, reused: send() has written it to the pipe when it returns
                 self._yuv = to_i420(frame, self._yuv)
                 self._ffmpeg.send(self._yuv)
             else:
@@ -247,7 +248,7 @@ class FrameWriter:
         params = ["-crf", str(self.crf), "-preset", self.preset]
         if self.threads:
             params += ["-threads", str(self.threads)]
-        if self.I420:
+        if self.i420:
             w, h = w + w % 2, h + h % 2  # to_i420 pads odd sides
         elif w % 2 or h % 2:
             params += ["-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2"]
@@ -256,7 +257,7 @@ class FrameWriter:
             audio = str(self.audio_from)
         self._ffmpeg = imageio_ffmpeg.write_frames(
             str(self.tmp), (w, h), fps=self.fps, codec="libx264",
-            pix_fmt_in="yuv420p" if self.I420 else "rgb24",
+            pix_fmt_in="yuv420p" if self.i420 else "rgb24",
             pix_fmt_out="yuv420p", quality=None, macro_block_size=1, output_params=params,
             ffmpeg_log_level="error", audio_path=audio, audio_codec=self.audio_codec if audio else None)
         self._ffmpeg.send(None)  # start the generator

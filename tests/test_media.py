@@ -117,13 +117,9 @@ def test_mp4_colours_survive_the_yuv_conversion(tmp_path):
     decoded = {}
     for i420 in (True, False):
         out = tmp_path / f"{i420}.mp4"
-        FrameWriter.I420 = i420
-        try:
-            with FrameWriter(out, fps=10) as w:
-                for _ in range(3):
-                    w.write(image)
-        finally:
-            FrameWriter.I420 = True
+        with FrameWriter(out, fps=10, i420=i420) as w:
+            for _ in range(3):
+                w.write(image)
         frames = list(VideoReader(out))
         assert len(frames) == 3 and frames[0].shape == (512, 510, 3)
         decoded[i420] = frames[1][:511, :509].astype(np.float64)
