@@ -34,9 +34,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gan_anim import aus  # noqa: E402
-from gan_anim.animate import Animator  # noqa: E402
 from gan_anim.model import PRESETS, Generator, generator_state, load_generator  # noqa: E402
+from gan_anim.pipeline.photo import Animator  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "astronaut.jpg"
 
@@ -75,9 +74,9 @@ def time_stages(animator: Animator, photo: Path, frames: int, out: Path, overlap
 def generator_ratio(animator: Animator, frames: int) -> tuple[float, float]:
     """ms per face-frame: batched (animator.batch_size) vs one generator pass per frame
     (motion models: landmark warp included)."""
-    from gan_anim.faces import align, detect_faces
-    from gan_anim.media import read_image
-    from gan_anim.motion import normalised_landmarks
+    from gan_anim.faces.align import align, normalised_landmarks
+    from gan_anim.faces.detect import detect_faces
+    from gan_anim.media.images import read_image
 
     s = animator.size
     crops = np.random.default_rng(0).integers(0, 255, (frames, s, s, 3), dtype=np.uint8)

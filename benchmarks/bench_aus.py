@@ -25,9 +25,14 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gan_anim import faces  # noqa: E402
-from gan_anim.estimator import AUS_DECODE_SIDE, AUS_DETECT_SIDE, estimate_aus_file, estimate_from_landmarks  # noqa: E402
-from gan_anim.media import read_image, read_image_scaled  # noqa: E402
+from gan_anim.estimator import (  # noqa: E402
+    AUS_DECODE_SIDE,
+    AUS_DETECT_SIDE,
+    estimate_aus_file,
+    estimate_from_landmarks,
+)
+from gan_anim.faces import detect as faces  # noqa: E402
+from gan_anim.media.images import read_image, read_image_scaled  # noqa: E402
 
 SHARED = Path(os.environ.get("GAN_ANIM_SHARED", ROOT.parent / "shared")) / "data"
 

@@ -22,9 +22,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from gan_anim import faces  # noqa: E402
-from gan_anim.media import read_image  # noqa: E402
 from scenes import group_photo  # noqa: E402
+
+from gan_anim.faces import detect as faces  # noqa: E402
+from gan_anim.media.images import read_image  # noqa: E402
 
 SHARED = Path(os.environ.get("GAN_ANIM_SHARED", ROOT.parent / "shared")) / "data"
 

@@ -29,10 +29,12 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_animate import make_photo  # noqa: E402
-from gan_anim.animate import Animator  # noqa: E402
-from gan_anim.faces import detect_faces  # noqa: E402
-from gan_anim.media import FrameWriter, read_image  # noqa: E402
-from gan_anim.video_io import VideoReader  # noqa: E402
+
+from gan_anim.faces.detect import detect_faces  # noqa: E402
+from gan_anim.media.images import read_image  # noqa: E402
+from gan_anim.media.video_reader import VideoReader  # noqa: E402
+from gan_anim.media.writer import FrameWriter  # noqa: E402
+from gan_anim.pipeline.photo import Animator  # noqa: E402
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:

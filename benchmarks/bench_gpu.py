@@ -115,8 +115,8 @@ def autocast(dev, dtype: str):
 
 
 def inference_rows(args, dev, peak, deadline, landmarks_fn, log) -> list[dict]:
-    from gan_anim.losses import generate
     from gan_anim.model import PRESETS, Generator
+    from gan_anim.training.losses import generate
 
     rows = []
     cl = torch.channels_last
@@ -188,9 +188,9 @@ def add_throughput(row: dict, flop_per_s: float, peak, dev) -> None:
 
 
 def training_rows(args, dev, peak, deadline, landmarks_fn, log) -> list[dict]:
-    from gan_anim.data import FaceDataset, make_batch
     from gan_anim.model import PRESETS
-    from gan_anim.train import GANTrainer, Runtime, TrainOptions
+    from gan_anim.training.data import FaceDataset, make_batch
+    from gan_anim.training.loop import GANTrainer, Runtime, TrainOptions
 
     cfg = PRESETS["medium"]
     s = cfg.image_size

@@ -48,7 +48,7 @@ def plain_generate(G, x, y):
 
 
 def plain_step(G, D, opt_g, opt_d, x, real_aus, target_aus, g_step, w):
-    from gan_anim.losses import gradient_penalty, total_variation
+    from gan_anim.training.losses import gradient_penalty, total_variation
 
     fake, _ = plain_generate(G, x, target_aus)
     fake = fake.detach()
@@ -81,9 +81,9 @@ def _pick_step(critic_steps: int, gp_every: int, g_step: bool, gp: bool) -> int:
 
 
 def _setup(args, impl):
-    from gan_anim.losses import LossWeights
     from gan_anim.model import PRESETS
-    from gan_anim.train import GANTrainer, TrainOptions, setup_runtime
+    from gan_anim.training.loop import GANTrainer, TrainOptions, setup_runtime
+    from gan_anim.training.losses import LossWeights
 
     cfg = PRESETS[args.preset]
     cl = None if args.channels_last == "auto" else args.channels_last == "on"

@@ -38,15 +38,19 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gan_anim import aus  # noqa: E402
-from gan_anim.animate import Animator  # noqa: E402
 from gan_anim.estimator import estimate_from_landmarks  # noqa: E402
-from gan_anim.motion import normalised_landmarks  # noqa: E402
-from gan_anim.blend import FaceBlender  # noqa: E402
-from gan_anim.faces import align, crop, detect_faces  # noqa: E402
-from gan_anim.media import FrameWriter  # noqa: E402
+from gan_anim.faces.align import (  # noqa: E402
+    align,
+    crop,
+    normalised_landmarks,  # noqa: E402
+)
+from gan_anim.faces.detect import detect_faces  # noqa: E402
+from gan_anim.media.video_reader import VideoReader  # noqa: E402
+from gan_anim.media.writer import FrameWriter  # noqa: E402
 from gan_anim.model import PRESETS, Generator, load_generator  # noqa: E402
-from gan_anim.video import animate_video  # noqa: E402
-from gan_anim.video_io import VideoReader  # noqa: E402
+from gan_anim.pipeline.photo import Animator  # noqa: E402
+from gan_anim.pipeline.video import animate_video  # noqa: E402
+from gan_anim.render.blend import FaceBlender  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "astronaut.jpg"
 SIZES = {720: (1280, 720), 1080: (1920, 1080)}

@@ -47,11 +47,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gan_anim import aus as au  # noqa: E402
-from gan_anim.animate import Animator, find_weights  # noqa: E402
 from gan_anim.estimator import estimate_from_landmarks  # noqa: E402
-from gan_anim.faces import Face, detect_faces, face_descriptor, landmarks  # noqa: E402
-from gan_anim.media import FrameWriter, read_image  # noqa: E402
-from gan_anim.video import animate_video  # noqa: E402
+from gan_anim.faces.detect import Face, detect_faces, face_descriptor, landmarks  # noqa: E402
+from gan_anim.media.images import read_image  # noqa: E402
+from gan_anim.media.writer import FrameWriter  # noqa: E402
+from gan_anim.pipeline.photo import Animator, find_weights  # noqa: E402
+from gan_anim.pipeline.video import animate_video  # noqa: E402
 
 REPORT_AUS = ("AU01", "AU02", "AU04", "AU05", "AU06", "AU12", "AU15", "AU25", "AU26")
 EXAMPLES = ROOT / "examples"

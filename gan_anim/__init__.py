@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import sys
-import types
 
 # PyTorch's OpenMP threads otherwise spin for a while after every layer, taking the cores
 # from the blend, the encoder and the other pipeline threads (a blend right after a
@@ -20,15 +18,15 @@ import types
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 _LAZY = {
-    "Animator": "animate", "animate": "animate",
-    "animate_photos": "batch", "PhotoResult": "batch",
+    "Animator": "pipeline.photo", "animate": "pipeline.photo",
+    "animate_photos": "pipeline.batch", "PhotoResult": "pipeline.batch",
+    "animate_video": "pipeline.video",
     "AU_NAMES": "aus", "PRESETS": "aus",
     "GanAnimError": "errors",
     "estimate_aus": "estimator", "estimate_from_landmarks": "estimator",
-    "Face": "faces", "detect_faces": "faces",
-    "read_image": "media",
+    "Face": "faces.detect", "detect_faces": "faces.detect",
+    "read_image": "media.images",
     "Critic": "model", "Generator": "model", "ModelConfig": "model", "load_generator": "model",
-    "animate_video": "video",
 }
 __all__ = sorted(_LAZY)
 
@@ -44,16 +42,3 @@ def __getattr__(name: str):
 def __dir__():
     return sorted(set(globals()) | set(_LAZY))
 
-
-class _Package(types.ModuleType):
-    """Keeps ``gan_anim.animate`` the function: importing the submodule of the same
-    name would otherwise replace it on the package (the submodule stays importable
-    as ``gan_anim.animate`` in sys.modules / ``from gan_anim.animate import ...``)."""
-
-    def __setattr__(self, name, value):
-        if name == "animate" and isinstance(value, types.ModuleType):
-            return
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package

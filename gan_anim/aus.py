@@ -157,7 +157,7 @@ def write_openface_csv(path, rows) -> None:
 
     Columns follow OpenFace's FeatureExtraction output (``AU01_r`` ...). Atomic.
     """
-    from .media import atomic_output
+    from .media.paths import atomic_output
 
     with atomic_output(path) as tmp:
         with open(tmp, "w", newline="") as fh:

@@ -15,7 +15,7 @@ import sys
 import click
 
 from .errors import GanAnimError
-from .train_options import LossWeights, RunOptions, TrainOptions
+from .training.options import LossWeights, RunOptions, TrainOptions
 
 
 def _fail(message: str, code: int = 1):
@@ -117,8 +117,8 @@ def animate(photos, to, start, output, frames, fps, ease, loop, face, detector, 
       gan-anim animate group.jpg --to AU12=4,AU06=3 --face largest -o frames/
       gan-anim animate holiday/ portrait.jpg --to laugh -o animated/
     """
-    from .batch import animate_photos
-    from .paths import is_batch
+    from .media.paths import is_batch
+    from .pipeline.batch import animate_photos
 
     several = is_batch(photos)
 
@@ -236,7 +236,7 @@ def train(data_dir, out_dir, quiet, **params):
       torchrun --nproc-per-node 8 -m gan_anim train --data data/faces --out runs/paper --preset paper
       gan-anim export runs/small -o weights/small.pt
     """
-    from .train import train as run_training
+    from .training.loop import train as run_training
 
     options, run = train_options_from(params)
     last = run_training(data_dir, out_dir, options, run, progress=not quiet)
@@ -260,7 +260,7 @@ def export(checkpoint, output, half):
       gan-anim export runs/small -o weights/small.pt
       gan-anim export runs/small/checkpoint-0006000.pt -o weights/small-fp16.pt --half
     """
-    from .train import export_weights
+    from .training.loop import export_weights
 
     path = export_weights(checkpoint, output, half=half)
     click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
@@ -286,12 +286,12 @@ def grid(photo, output, face, start, cell, weights, device, precision):
     Example:
       gan-anim grid examples/astronaut.jpg -o grid.png
     """
-    from .media import check_input_file, check_output_path
+    from .media.paths import check_input_file, check_output_path
 
     check_input_file(photo, "photo")  # before the model loads
     check_output_path(output, [photo])
-    from .animate import Animator
-    from .grid import au_grid
+    from .pipeline.grid import au_grid
+    from .pipeline.photo import Animator
 
     au_grid(Animator(weights, device, precision=precision, background=True), photo, output, face=face,
             cell=cell, start=start)
@@ -325,9 +325,9 @@ def aus_command(media, output, detector, detect_side):
     from pathlib import Path
 
     from .aus import AU_NAMES, write_openface_csv
-    from .au_timeline import estimate_video
     from .estimator import estimate_aus_file
-    from .media import VIDEO_EXTS, atomic_output, check_output_path
+    from .media.paths import VIDEO_EXTS, atomic_output, check_output_path
+    from .pipeline.au_timeline import estimate_video
 
     is_video = Path(media).suffix.lower() in VIDEO_EXTS
     kind = Path(output).suffix.lower() if output else ".json"
@@ -390,7 +390,7 @@ def prepare_command(sources, output, size, pad, workers, detector, openface, tes
         ../shared/data/utkface_crop_part1/images -o data/shipped
     gan-anim prepare raw_photos/ -o data/of --openface openface_csvs/
     """
-    from .prepare import format_summary, prepare_dataset
+    from .training.prepare import format_summary, prepare_dataset
 
     summary = prepare_dataset(list(sources), output, size=size, pad=pad, detector=detector,
                               workers=workers, openface=openface, test_fraction=test_fraction,
@@ -438,7 +438,7 @@ def video_command(clip, aus, output, detect_every, strength, relative, track_end
     from pathlib import Path
 
     from .aus import parse_expression
-    from .media import VIDEO_EXTS, check_input_file, check_output_path
+    from .media.paths import VIDEO_EXTS, check_input_file, check_output_path
 
     check_input_file(clip, "video")  # before torch and OpenCV load
     if Path(aus).suffix.lower() in {".csv", *VIDEO_EXTS}:
@@ -447,7 +447,7 @@ def video_command(clip, aus, output, detect_every, strength, relative, track_end
         parse_expression(aus)  # a constant expression
     if output:
         check_output_path(output, [clip])
-    from .video import animate_video
+    from .pipeline.video import animate_video
 
     animate_video(clip, output, aus=aus, weights=weights, device=device, batch_size=batch_size,
                   precision=precision,
@@ -466,9 +466,9 @@ def info(weights):
       gan-anim info
       gan-anim info --weights runs/mine/export.pt
     """
-    from .animate import find_weights, resolve_device, resolve_precision
     from .aus import AU_NAMES
     from .model import load_generator
+    from .pipeline.photo import find_weights, resolve_device, resolve_precision
 
     path = find_weights(weights)
     try:

@@ -156,7 +156,7 @@ AUS_DECODE_SIDE = 960
 
 def _faces(image: np.ndarray, detector: str, max_side: int, pixel_scale: float = 1.0):
     """Every face, largest first: the detection cascade (``faces.detect_faces``)."""
-    from .faces import detect_faces
+    from .faces.detect import detect_faces
 
     return detect_faces(image, detector, max_side=max_side, pixel_scale=pixel_scale)
 
@@ -185,7 +185,7 @@ def decode_side(path, detector: str = "hog", detect_side: int = AUS_DETECT_SIDE)
     (at least ``AUS_DECODE_SIDE``); None when the size cannot be read (the decoder reports)."""
     from PIL import Image
 
-    from .faces import MIN_EYE_DISTANCE, small_face_scale
+    from .faces.detect import MIN_EYE_DISTANCE, small_face_scale
 
     try:
         with Image.open(path) as im:
@@ -201,7 +201,7 @@ def estimate_aus_file(path, detector: str = "hog", detect_side: int = AUS_DETECT
     """``estimate_aus`` on a photo file; a large JPEG is decoded at reduced size
     (``media.read_image``'s ``min_side``) where the detection cascade would not use the
     full resolution (``decode_side``). Boxes in file pixels."""
-    from .media import read_image_scaled
+    from .media.images import read_image_scaled
 
     image, scale = read_image_scaled(path, decode_side(path, detector, detect_side))
     found = estimate_aus(image, detector, detect_side, pixel_scale=scale)

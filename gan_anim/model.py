@@ -25,6 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .aus import AU_NAMES, AU_SCALE
+from .motion import warp
 
 
 @dataclass(frozen=True)
@@ -172,17 +173,6 @@ class Generator(nn.Module):
         return F.conv2d(image, conv.weight[:, :3], padding=conv.padding) + au_part
 
 
-def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-    """Backward-warp ``image`` by ``flow`` (B,2,h,w grid units, resized to the image if needed)."""
-    b, _, h, w = image.shape
-    if flow.shape[-2:] != (h, w):
-        flow = F.interpolate(flow, size=(h, w), mode="bilinear", align_corners=False)
-    ys = torch.linspace(-1 + 1 / h, 1 - 1 / h, h, device=image.device, dtype=flow.dtype)
-    xs = torch.linspace(-1 + 1 / w, 1 - 1 / w, w, device=image.device, dtype=flow.dtype)
-    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-    grid = torch.stack([gx, gy], dim=-1).unsqueeze(0) + flow.permute(0, 2, 3, 1)
-    return F.grid_sample(image, grid.to(image.dtype), mode="bilinear", padding_mode="border",
-                         align_corners=False)
 
 
 # BT.601 luma and the Cb/Cr colour-difference axes, on [-1, 1] RGB.

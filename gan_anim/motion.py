@@ -79,11 +79,6 @@ def anchor_points(per_side: int = 5) -> np.ndarray:
     return np.array(pts, np.float32)
 
 
-def normalised_landmarks(landmarks: np.ndarray, transform: np.ndarray, size: int) -> np.ndarray:
-    """Image landmarks (68, 2) -> aligned crop coordinates in crop-side units (0..1)."""
-    m = np.asarray(transform, np.float64)
-    lm = np.asarray(landmarks, np.float64)
-    return ((lm @ m[:, :2].T + m[:, 2]) / size).astype(np.float32)
 
 
 def mirror_landmarks(lm: torch.Tensor) -> torch.Tensor:
@@ -120,6 +115,19 @@ def fit_motion(landmarks: np.ndarray, aus: np.ndarray, au_names, ridge: float = 
     resid = tc - np.einsum("nk,kij->nij", yc, basis)
     return {"mean": mean.astype(np.float32), "basis": basis.astype(np.float32),
             "r2": float(1 - (resid ** 2).sum() / (tc ** 2).sum())}
+
+
+def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    """Backward-warp ``image`` by ``flow`` (B,2,h,w grid units, resized to the image if needed)."""
+    b, _, h, w = image.shape
+    if flow.shape[-2:] != (h, w):
+        flow = F.interpolate(flow, size=(h, w), mode="bilinear", align_corners=False)
+    ys = torch.linspace(-1 + 1 / h, 1 - 1 / h, h, device=image.device, dtype=flow.dtype)
+    xs = torch.linspace(-1 + 1 / w, 1 - 1 / w, w, device=image.device, dtype=flow.dtype)
+    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
+    grid = torch.stack([gx, gy], dim=-1).unsqueeze(0) + flow.permute(0, 2, 3, 1)
+    return F.grid_sample(image, grid.to(image.dtype), mode="bilinear", padding_mode="border",
+                         align_corners=False)
 
 
 def _tps_kernel(d2: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from gan_anim.media import read_image
+from gan_anim.media.images import read_image
 
 # (source photo, eye distance wanted in the group photo (px), left, top of the pasted photo)
 GROUP = [
@@ -18,7 +18,7 @@ GROUP = [
 
 def source_eyes(image: np.ndarray) -> tuple[np.ndarray, float]:
     """(eye midpoint, eye distance) of a source photo's face, from dlib at full size."""
-    from gan_anim.faces import detect_faces
+    from gan_anim.faces.detect import detect_faces
 
     face = detect_faces(image, upsample=1)[0]
     return (face.landmarks[36:42].mean(0) + face.landmarks[42:48].mean(0)) / 2, face.eye_distance

@@ -10,15 +10,15 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from conftest import EXAMPLE
 from PIL import Image
 
-from conftest import EXAMPLE
 from gan_anim import aus
-from gan_anim.animate import Animator, default_output
-from gan_anim.blend import FaceBlender
 from gan_anim.cli import main
-from gan_anim.faces import detect_faces, select_faces
-from gan_anim.media import read_image
+from gan_anim.faces.detect import detect_faces, select_faces
+from gan_anim.media.images import read_image
+from gan_anim.pipeline.photo import Animator, default_output
+from gan_anim.render.blend import FaceBlender
 
 
 def sha(path) -> str:
@@ -261,7 +261,7 @@ def test_bad_options_and_outputs(random_weights, tmp_path):
 def test_no_weights_message(tmp_path, monkeypatch):
     import importlib
 
-    anim = importlib.import_module("gan_anim.animate")  # the package's `animate` is the function
+    anim = importlib.import_module("gan_anim.pipeline.photo")
 
     monkeypatch.setattr(anim, "WEIGHTS_DIR", tmp_path)
     monkeypatch.delenv("GAN_ANIM_WEIGHTS", raising=False)
@@ -291,7 +291,7 @@ def test_overlapped_render_equals_serial_and_gif_palette(random_weights, tmp_pat
 
 
 def test_gif_palette_of_a_large_frame_matches_the_full_one(tmp_path):
-    from gan_anim.media import gif_palette
+    from gan_anim.media.writer import gif_palette
 
     big = Image.fromarray(np.asarray(Image.open(EXAMPLE).convert("RGB").resize((2048, 2048))))
     full = big.quantize(colors=256, method=Image.Quantize.MEDIANCUT)
@@ -304,8 +304,8 @@ def test_gif_palette_of_a_large_frame_matches_the_full_one(tmp_path):
 
 def test_precision_choice(monkeypatch):
     """auto: bf16 only where the CPU computes it natively (else it would be emulated, slower)."""
-    from gan_anim.animate import resolve_precision
     from gan_anim.errors import GanAnimError
+    from gan_anim.pipeline.photo import resolve_precision
 
     cpu = torch.device("cpu")
     assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"

@@ -11,11 +11,11 @@ import textwrap
 
 import pytest
 from click.testing import CliRunner
+from conftest import EXAMPLE, ROOT
 from PIL import Image
 
-from conftest import EXAMPLE, ROOT
 from gan_anim.cli import main
-from gan_anim.media import read_image
+from gan_anim.media.images import read_image
 
 HEAVY = ("torch", "cv2", "dlib", "imageio", "imageio_ffmpeg")
 SMALL_WEIGHTS = ROOT / "weights" / "gan-anim-small.pt"
@@ -83,11 +83,8 @@ def test_public_api_names_load_on_use():
     code = textwrap.dedent("""
         import sys, gan_anim
         from gan_anim import Animator, animate, animate_photos, AU_NAMES, GanAnimError, read_image
-        import gan_anim.animate as module
-        assert callable(gan_anim.animate) and gan_anim.animate is animate, gan_anim.animate
-        assert module is animate  # as before: the package's `animate` is the function
-        from gan_anim.animate import Animator as A2
-        assert A2 is Animator and gan_anim.animate is animate
+        from gan_anim.pipeline.photo import Animator as A2, animate as a2
+        assert A2 is Animator and a2 is animate and callable(gan_anim.animate)
         assert sorted(gan_anim.__all__) == sorted(set(gan_anim.__all__))
         for name in gan_anim.__all__:
             getattr(gan_anim, name)
@@ -240,8 +237,8 @@ def test_batch_request_errors_come_first(batch_photos, tmp_path):
 # ------------------------------------------------------- training options
 
 def test_train_cli_defaults_are_the_dataclass_defaults(monkeypatch, tmp_path):
-    from gan_anim import train as train_module  # noqa: F401
-    from gan_anim.train_options import LossWeights, RunOptions, TrainOptions
+    from gan_anim.training import loop as train_module  # noqa: F401
+    from gan_anim.training.options import LossWeights, RunOptions, TrainOptions
 
     cmd = main.commands["train"]
     by_opt = {o: p for p in cmd.params for o in p.opts}
@@ -262,7 +259,7 @@ def test_train_cli_defaults_are_the_dataclass_defaults(monkeypatch, tmp_path):
         assert name in by_opt, name
 
     seen = {}
-    monkeypatch.setattr(sys.modules["gan_anim.train"], "train",
+    monkeypatch.setattr(sys.modules["gan_anim.training.loop"], "train",
                         lambda data, out, options, run, progress: seen.update(o=options, r=run))
     result = CliRunner().invoke(main, ["train", "--data", "d", "--out", "o"])
     assert result.exit_code == 0, result.output
@@ -277,8 +274,8 @@ def test_train_function_has_no_defaults_of_its_own():
     """train() takes the dataclasses or overrides of their fields, nothing else to drift."""
     import inspect
 
-    from gan_anim.train import _with_overrides, train
-    from gan_anim.train_options import RunOptions, TrainOptions
+    from gan_anim.training.loop import _with_overrides, train
+    from gan_anim.training.options import RunOptions, TrainOptions
 
     params = set(inspect.signature(train).parameters)
     fields = {f.name for f in dataclasses.fields(TrainOptions) + dataclasses.fields(RunOptions)}
@@ -291,7 +288,7 @@ def test_train_function_has_no_defaults_of_its_own():
 
 def test_changing_a_dataclass_default_changes_the_cli_default():
     from gan_anim.cli import _field_options
-    from gan_anim.train_options import TrainOptions
+    from gan_anim.training.options import TrainOptions
 
     @dataclasses.dataclass
     class Changed(TrainOptions):

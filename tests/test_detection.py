@@ -7,15 +7,15 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image
-
 from conftest import EXAMPLE
-from gan_anim import faces
-from gan_anim.animate import Animator
-from gan_anim.blend import FaceBlender
-from gan_anim.cli import main
-from gan_anim.media import read_image
+from PIL import Image
 from scenes import group_photo, rgba_cutout
+
+from gan_anim.cli import main
+from gan_anim.faces import detect as faces
+from gan_anim.media.images import read_image
+from gan_anim.pipeline.photo import Animator
+from gan_anim.render.blend import FaceBlender
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,6 @@ def test_small_face_pass_reaches_12_px_eyes_on_a_2_mp_photo(shared_data):
     """Eyes 14 px apart (far below HOG's 26 px window) on a 1600x1200 photo are found; the
     photo is small enough for the pass to reach MIN_EYE_DISTANCE within its budget."""
     import cv2
-
     from scenes import source_eyes
 
     src = read_image(shared_data / "facial_expressions/images/AJ_Cook_0001.jpg")
@@ -112,8 +111,8 @@ def test_animate_edits_every_face_and_nothing_else(group, random_weights, tmp_pa
 
 def test_aus_grid_and_video_tracker_find_the_same_faces(group, random_weights, tmp_path):
     from gan_anim.estimator import estimate_aus_file
-    from gan_anim.grid import au_grid
-    from gan_anim.video import FaceTracker
+    from gan_anim.pipeline.grid import au_grid
+    from gan_anim.pipeline.video import FaceTracker
 
     path, image, truth = group
     # aus (the JPEG decoded at half size): boxes in file pixels around each face's eyes
@@ -179,7 +178,7 @@ def test_borrowed_detectors_are_clones_that_find_the_same_faces(shared_data):
     2 ms instead of 0.24 s); a clone finds exactly what dlib's own detector finds."""
     import dlib
 
-    from gan_anim import faces
+    from gan_anim.faces import detect as faces
 
     photos = sorted((shared_data / "facial_expressions" / "images").glob("*.jpg"))[:5]
     with faces._borrow("hog") as a, faces._borrow("hog") as b:

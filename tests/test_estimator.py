@@ -12,8 +12,8 @@ from gan_anim.aus import AU_INDEX, AU_NAMES
 from gan_anim.cli import main
 from gan_anim.errors import GanAnimError
 from gan_anim.estimator import CALIBRATION_PATH, estimate_aus, estimate_from_landmarks
-from gan_anim.media import read_image
-from gan_anim.faces import find_face
+from gan_anim.faces.detect import find_face
+from gan_anim.media.images import read_image
 
 CAL = json.loads(CALIBRATION_PATH.read_text())
 SAMPLE = CAL["validation"]["held_out"]["sample_median_range"]

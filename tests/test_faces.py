@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-
 from conftest import EXAMPLE
-from gan_anim.faces import align, crop, detect_faces, select_faces
-from gan_anim.media import read_image
+
+from gan_anim.faces.align import align, crop
+from gan_anim.faces.detect import detect_faces, select_faces
+from gan_anim.media.images import read_image
 
 
 def test_hog_and_cnn_find_the_astronaut():

@@ -18,10 +18,16 @@ import pytest
 import torch
 
 from gan_anim.aus import AU_NAMES, AU_SCALE
-from gan_anim.data import detect_layout, load_dataset, read_landmarks
 from gan_anim.errors import GanAnimError
 from gan_anim.model import PRESETS, Generator, load_generator
-from gan_anim.pack import encode_face, load_pack, read_pack, write_pack, write_pack_arrays
+from gan_anim.training.data import detect_layout, load_dataset, read_landmarks
+from gan_anim.training.pack import (
+    encode_face,
+    load_pack,
+    read_pack,
+    write_pack,
+    write_pack_arrays,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 PACK = ROOT / "gpu-pack" / "faces128.pack"
@@ -65,7 +71,7 @@ def synthetic_pack(path: Path, n_train: int, n_test: int, size: int = 128, seed:
 @pytest.fixture(scope="module")
 def prepared_tiny(shared_data, tmp_path_factory):
     """gan-anim prepare on 18 real photos at 128 px (3/4 train, 1/4 test)."""
-    from gan_anim.prepare import prepare_dataset
+    from gan_anim.training.prepare import prepare_dataset
 
     raw = tmp_path_factory.mktemp("raw")
     for p in sorted((shared_data / "utkface_crop_part1" / "images").glob("2*.jpg"))[:18]:
@@ -127,9 +133,9 @@ def test_synthetic_pack_greyscale_resize_and_errors(tmp_path):
 # ---------------------------------------------------------- compact checkpoints
 
 def test_compact_checkpoint_expands_and_resumes(tmp_path):
-    from gan_anim.data import FaceDataset, make_batch
     from gan_anim.model import ModelConfig
-    from gan_anim.train import GANTrainer, Runtime, TrainOptions
+    from gan_anim.training.data import FaceDataset, make_batch
+    from gan_anim.training.loop import GANTrainer, Runtime, TrainOptions
 
     cfg = ModelConfig(image_size=32, channels=8, res_blocks=1, critic_channels=8, critic_layers=3,
                       motion=True, color="luma")
@@ -194,7 +200,7 @@ def test_gpu_run_rehearsal_on_cpu(tiny_pack, tmp_path):
     assert gen.cfg == PRESETS["medium"]
     blob = torch.load(out / "weights-medium-fp16.pt", weights_only=True)
     assert blob["generator"]["body.0.weight"].dtype == torch.float16
-    from gan_anim.animate import Animator
+    from gan_anim.pipeline.photo import Animator
 
     result = Animator(out / "weights-medium-fp16.pt", "cpu").animate(EXAMPLE, tmp_path / "a.gif",
                                                                    to="happy", frames=2)
@@ -228,7 +234,7 @@ def _motion_generator(preset: str) -> Generator:
 @pytest.mark.cuda
 @pytest.mark.parametrize("preset", ["small", "medium"])
 def test_generator_cuda_matches_cpu_fp32(preset, exact_cuda):
-    from gan_anim.losses import generate
+    from gan_anim.training.losses import generate
 
     gen = _motion_generator(preset)
     s = gen.cfg.image_size
@@ -250,8 +256,8 @@ def test_generator_cuda_matches_cpu_fp32(preset, exact_cuda):
 
 @pytest.mark.cuda
 def test_bf16_training_step_on_cuda_is_finite():
-    from gan_anim.data import FaceDataset, make_batch
-    from gan_anim.train import GANTrainer, Runtime, TrainOptions
+    from gan_anim.training.data import FaceDataset, make_batch
+    from gan_anim.training.loop import GANTrainer, Runtime, TrainOptions
 
     cfg = PRESETS["medium"]
     torch.manual_seed(0)
@@ -316,7 +322,7 @@ def test_landmark_flow_cuda_matches_cpu(tf32):
 
 @pytest.mark.cuda
 def test_train_two_steps_on_cuda_writes_checkpoint(tmp_path):
-    from gan_anim.train import read_checkpoint, train
+    from gan_anim.training.loop import read_checkpoint, train
 
     pack = synthetic_pack(tmp_path / "tiny.pack", 12, 4)
     saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)

@@ -3,16 +3,22 @@ from __future__ import annotations
 
 import numpy as np
 from click.testing import CliRunner
+from conftest import EXAMPLE
 from PIL import Image
 
-from conftest import EXAMPLE
 from gan_anim import aus as au
-from gan_anim.animate import Animator
 from gan_anim.cli import main
-from gan_anim.faces import align, crop, detect_faces
-from gan_anim.grid import GRID_AUS, GRID_LEVELS, GRID_PRESETS, grid_targets, render_cells
-from gan_anim.media import read_image
-
+from gan_anim.faces.align import align, crop
+from gan_anim.faces.detect import detect_faces
+from gan_anim.media.images import read_image
+from gan_anim.pipeline.grid import (
+    GRID_AUS,
+    GRID_LEVELS,
+    GRID_PRESETS,
+    grid_targets,
+    render_cells,
+)
+from gan_anim.pipeline.photo import Animator
 
 # The face region each AU's row must change most (AUs whose fitted motion is clear).
 AU_REGION = {"AU01": "brows", "AU02": "brows", "AU04": "brows", "AU09": "mouth", "AU15": "mouth",

@@ -3,7 +3,13 @@ from __future__ import annotations
 
 import torch
 
-from gan_anim.losses import LossWeights, critic_loss, generator_loss, gradient_penalty, total_variation
+from gan_anim.training.losses import (
+    LossWeights,
+    critic_loss,
+    generator_loss,
+    gradient_penalty,
+    total_variation,
+)
 
 
 class LinearCritic(torch.nn.Module):

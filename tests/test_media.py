@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import EXAMPLE
 from PIL import Image
 
-from conftest import EXAMPLE
 from gan_anim.errors import GanAnimError
-from gan_anim.media import FrameWriter, atomic_output, read_image
+from gan_anim.media.images import read_image
+from gan_anim.media.paths import atomic_output
+from gan_anim.media.writer import FrameWriter
 
 
 def test_exif_orientation_applied(tmp_path):
@@ -62,7 +64,7 @@ def test_atomic_output_leaves_nothing_on_error(tmp_path):
 def test_read_image_reduced_decode_of_large_jpeg(tmp_path):
     """``min_side``: a large JPEG decodes at 1/2, 1/4 or 1/8 (longer side >= min_side), with
     the factor back to file pixels; small JPEGs and PNGs decode at full size."""
-    from gan_anim.media import read_image_scaled
+    from gan_anim.media.images import read_image_scaled
 
     image = read_image(EXAMPLE)
     big = np.ascontiguousarray(np.tile(image, (4, 6, 1)))          # 3072 x 2048
@@ -111,7 +113,7 @@ def test_jpeg_fast_decode_real_photos_and_truncation(shared_data, tmp_path):
 def test_mp4_colours_survive_the_yuv_conversion(tmp_path):
     """Frames go to x264 as YUV 4:2:0 converted by OpenCV (media.to_i420): decoded back they
     match the photo as closely as when ffmpeg converts RGB itself (the old path)."""
-    from gan_anim.video_io import VideoReader
+    from gan_anim.media.video_reader import VideoReader
 
     image = read_image(EXAMPLE)[:-1, :-3]  # odd sides: padded by one pixel, never resized
     decoded = {}
@@ -131,7 +133,7 @@ def test_mp4_colours_survive_the_yuv_conversion(tmp_path):
 
 def test_mp4_frames_come_back_in_order(tmp_path):
     """The writer reuses one YUV buffer: every frame must still reach the file as itself."""
-    from gan_anim.video_io import VideoReader
+    from gan_anim.media.video_reader import VideoReader
 
     image = read_image(EXAMPLE)
     frames = [np.clip(image.astype(int) + 40 * k - 80, 0, 255).astype(np.uint8) for k in range(5)]

@@ -5,12 +5,17 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import EXAMPLE
 
 from gan_anim.aus import AU_NAMES, PRESETS, au_dict_to_vector
-from gan_anim.motion import (MIRROR, LandmarkMotion, anchor_points, fit_motion, landmark_flow,
-                             mirror_landmarks)
-
-from conftest import EXAMPLE
+from gan_anim.motion import (
+    MIRROR,
+    LandmarkMotion,
+    anchor_points,
+    fit_motion,
+    landmark_flow,
+    mirror_landmarks,
+)
 
 
 def _au(name):
@@ -82,7 +87,7 @@ def test_motion_module_round_trips_through_a_state_dict():
 
 @pytest.fixture(scope="module")
 def shipped():
-    from gan_anim.animate import Animator
+    from gan_anim.pipeline.photo import Animator
 
     return Animator(device="cpu")
 
@@ -124,8 +129,8 @@ def test_shipped_model_moves_a_neutral_face(shipped, shared_data):
     raises the brows; no skin turns green or blue, and the face stays sharp."""
     import cv2
 
-    from gan_anim.faces import detect_faces
-    from gan_anim.media import read_image
+    from gan_anim.faces.detect import detect_faces
+    from gan_anim.media.images import read_image
 
     image = read_image(shared_data / NEUTRAL_FACE)
     image = cv2.copyMakeBorder(image, 60, 60, 60, 60, cv2.BORDER_REPLICATE)  # a tight chip
@@ -148,8 +153,8 @@ def test_shipped_model_moves_a_neutral_face(shipped, shared_data):
 
 def test_shipped_model_takes_a_smile_away(shipped):
     """--to neutral on the smiling example: the re-detected mouth narrows by 4 % or more."""
-    from gan_anim.faces import detect_faces
-    from gan_anim.media import read_image
+    from gan_anim.faces.detect import detect_faces
+    from gan_anim.media.images import read_image
 
     image = read_image(EXAMPLE)
     face = detect_faces(image)[0]
@@ -163,10 +168,11 @@ def test_shipped_model_takes_a_smile_away(shipped):
 def test_luma_blend_is_exact_where_nothing_changes():
     import cv2
 
-    from gan_anim.animate import FaceEdits
-    from gan_anim.blend import FaceBlender
-    from gan_anim.faces import align, detect_faces
-    from gan_anim.media import read_image
+    from gan_anim.faces.align import align
+    from gan_anim.faces.detect import detect_faces
+    from gan_anim.media.images import read_image
+    from gan_anim.pipeline.photo import FaceEdits
+    from gan_anim.render.blend import FaceBlender
 
     image = read_image(EXAMPLE)
     m = align(detect_faces(image)[0].landmarks, 64)
@@ -189,8 +195,8 @@ def test_luma_blend_is_exact_where_nothing_changes():
 
 def test_shipped_model_leaves_a_face_at_its_own_expression_untouched(shipped):
     """Targets equal to the face's own AUs: no motion and no paint, the photo comes back."""
-    from gan_anim.faces import detect_faces
-    from gan_anim.media import read_image
+    from gan_anim.faces.detect import detect_faces
+    from gan_anim.media.images import read_image
 
     image = read_image(EXAMPLE)
     jobs = shipped.face_jobs(image, detect_faces(image), None, None)
@@ -200,9 +206,10 @@ def test_shipped_model_leaves_a_face_at_its_own_expression_untouched(shipped):
 
 
 def test_region_masks_cover_their_region_only():
-    from gan_anim.faces import align, detect_faces
-    from gan_anim.media import read_image
-    from gan_anim.motion import normalised_landmarks, region_masks
+    from gan_anim.faces.align import align, normalised_landmarks
+    from gan_anim.faces.detect import detect_faces
+    from gan_anim.media.images import read_image
+    from gan_anim.motion import region_masks
 
     face = detect_faces(read_image(EXAMPLE))[0]
     lm = normalised_landmarks(face.landmarks, align(face.landmarks, 64), 64)[None]
@@ -217,8 +224,8 @@ def test_region_masks_cover_their_region_only():
 def test_shipped_model_paints_a_mouth_edit_only_around_the_mouth(shipped):
     """Opening the mouth (AU25 + AU26 at 5, the rest the face's own) leaves the eyes and
     brows exactly as they were: no warp there and no paint outside the mouth's region."""
-    from gan_anim.faces import detect_faces
-    from gan_anim.media import read_image
+    from gan_anim.faces.detect import detect_faces
+    from gan_anim.media.images import read_image
 
     image = read_image(EXAMPLE)
     face = detect_faces(image)[0]
@@ -236,9 +243,9 @@ def test_generator_runs_only_for_faces_whose_painted_aus_change(shipped, monkeyp
     run for it; in a batch with faces that do need paint, every face's result is the one it
     gets alone."""
     from gan_anim import aus
-    from gan_anim.faces import align, crop, detect_faces
-    from gan_anim.media import read_image
-    from gan_anim.motion import normalised_landmarks
+    from gan_anim.faces.align import align, crop, normalised_landmarks
+    from gan_anim.faces.detect import detect_faces
+    from gan_anim.media.images import read_image
 
     image = read_image(EXAMPLE)
     face = detect_faces(image)[0]

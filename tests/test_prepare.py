@@ -13,7 +13,7 @@ from PIL import Image
 from gan_anim.aus import AU_NAMES, write_openface_csv
 from gan_anim.cli import main
 from gan_anim.errors import GanAnimError
-from gan_anim.prepare import prepare_dataset
+from gan_anim.training.prepare import prepare_dataset
 
 
 @pytest.fixture()

@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import SHARED_DATA
+
 from gan_anim.aus import AU_NAMES
-from gan_anim.data import batch_indices, load_dataset, make_batch
 from gan_anim.errors import GanAnimError
 from gan_anim.model import PRESETS, Critic, Generator, ModelConfig, load_generator
+from gan_anim.training.data import batch_indices, load_dataset, make_batch
 
 SHARED = SHARED_DATA / "utkface_crop_part1" / "images"
 TINY = ModelConfig(image_size=64, channels=8, res_blocks=1, critic_channels=8, critic_layers=3,
@@ -72,7 +72,7 @@ def test_generator_fast_paths_match_plain_formulation():
 def _write_project(root: Path, n: int = 12, size: int = 64, seed: int = 0) -> Path:
     import cv2
 
-    from gan_anim.faces import find_face
+    from gan_anim.faces.detect import find_face
 
     (root / "images").mkdir(parents=True)
     rng = np.random.default_rng(seed)
@@ -128,7 +128,7 @@ def test_project_layout_loads_and_batches(faces):
 
 
 def test_target_sampling_covers_presets_and_single_aus():
-    from gan_anim.data import _preset_table, sample_targets
+    from gan_anim.training.data import _preset_table, sample_targets
 
     g = torch.Generator().manual_seed(0)
     real = torch.zeros(4000, 17)
@@ -233,7 +233,7 @@ def test_official_pickle_cannot_run_code(faces, tmp_path):
 @pytest.fixture(scope="module")
 def run4(faces, tmp_path_factory):
     """4 steps of a tiny model in one go (the reference for resume)."""
-    from gan_anim.train import train
+    from gan_anim.training.loop import train
 
     out = tmp_path_factory.mktemp("run") / "a"
     last = train(faces, out, preset=TINY, steps=4, batch_size=4, critic_steps=2, decay_start=4,
@@ -242,7 +242,7 @@ def run4(faces, tmp_path_factory):
 
 
 def test_training_steps(run4, tmp_path):
-    from gan_anim.train import export_weights
+    from gan_anim.training.loop import export_weights
 
     out, last = run4
     assert last == out / "checkpoint-0000004.pt"
@@ -272,7 +272,7 @@ def test_training_steps(run4, tmp_path):
 
 
 def test_resume_is_identical(faces, run4, tmp_path):
-    from gan_anim.train import train
+    from gan_anim.training.loop import train
 
     out = tmp_path / "b"
     kw = dict(preset=TINY, batch_size=4, critic_steps=2, decay_start=4, checkpoint_every=2,
@@ -305,8 +305,8 @@ def test_cli_train_and_export_errors(tmp_path):
 def _ddp_worker(rank: int, world: int, port: int, data: str, out: str):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world))
-    from gan_anim.data import load_dataset, make_batch
-    from gan_anim.train import GANTrainer, TrainOptions, setup_runtime, train
+    from gan_anim.training.data import load_dataset, make_batch
+    from gan_anim.training.loop import GANTrainer, TrainOptions, setup_runtime, train
 
     rt = setup_runtime("cpu")
     opts = TrainOptions(batch_size=2, critic_steps=1, seed=0)

@@ -13,15 +13,16 @@ from click.testing import CliRunner
 from PIL import Image
 
 from gan_anim import aus as au
-from gan_anim.animate import Animator
-from gan_anim.blend import FaceBlender
 from gan_anim.cli import main
 from gan_anim.errors import GanAnimError
-from gan_anim.media import FrameWriter, read_image
-from gan_anim.au_timeline import ConstantTimeline, CsvTimeline, face_target
-from gan_anim.face_tracking import FaceTracker, transform_params
-from gan_anim.video import animate_video
-from gan_anim.video_io import VideoReader
+from gan_anim.faces.tracking import FaceTracker, transform_params
+from gan_anim.media.images import read_image
+from gan_anim.media.video_reader import VideoReader
+from gan_anim.media.writer import FrameWriter
+from gan_anim.pipeline.au_timeline import ConstantTimeline, CsvTimeline, face_target
+from gan_anim.pipeline.photo import Animator
+from gan_anim.pipeline.video import animate_video
+from gan_anim.render.blend import FaceBlender
 
 FFMPEG = imageio_ffmpeg.get_ffmpeg_exe()
 FPS = 25
@@ -209,7 +210,7 @@ def test_driving_video_and_its_csv_give_the_same_targets(clip, driver, animator,
     """`video --aus driver.mp4` == `aus driver.mp4 -o d.csv` + `video --aus d.csv`, and the
     targets follow the driver's expression (absolute: the driver's AUs; relative: its change)."""
     from gan_anim.estimator import estimate_from_landmarks
-    from gan_anim.faces import detect_faces
+    from gan_anim.faces.detect import detect_faces
 
     csv_path = tmp_path / "driver.csv"
     result = CliRunner().invoke(main, ["aus", str(driver), "-o", str(csv_path)])

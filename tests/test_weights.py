@@ -7,15 +7,15 @@ import shlex
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import EXAMPLE, ROOT
 from PIL import Image, ImageSequence
 
-from conftest import EXAMPLE, ROOT
-from gan_anim.animate import DEFAULT_WEIGHTS, WEIGHTS_DIR, Animator
-from gan_anim.blend import FaceBlender
 from gan_anim.cli import main
-from gan_anim.faces import detect_faces, face_descriptor
-from gan_anim.media import read_image
+from gan_anim.faces.detect import detect_faces, face_descriptor
+from gan_anim.media.images import read_image
 from gan_anim.model import load_generator
+from gan_anim.pipeline.photo import DEFAULT_WEIGHTS, WEIGHTS_DIR, Animator
+from gan_anim.render.blend import FaceBlender
 
 SHIPPED = WEIGHTS_DIR / DEFAULT_WEIGHTS
 
@@ -32,7 +32,7 @@ def test_shipped_weights_load_and_report_config():
     assert "image_size      128" in result.output and "AU45" in result.output
     import torch
 
-    from gan_anim.animate import resolve_precision
+    from gan_anim.pipeline.photo import resolve_precision
 
     expected = resolve_precision("auto", torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     assert f", {expected} (--precision auto" in result.output

@@ -35,7 +35,13 @@ from pathlib import Path
 import numpy as np
 
 from gan_anim.aus import AU_NAMES, PRESETS
-from gan_anim.estimator import CALIBRATION_PATH, MEASURE_NAMES, apply, compile_calibration, measures
+from gan_anim.estimator import (
+    CALIBRATION_PATH,
+    MEASURE_NAMES,
+    apply,
+    compile_calibration,
+    measures,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 LABEL_PRESET = {"happiness": "happy", "surprise": "surprise", "sadness": "sad", "anger": "anger",
@@ -79,8 +85,8 @@ def default_data() -> Path:
 
 def _find(path: str):
     from gan_anim.errors import GanAnimError
-    from gan_anim.faces import find_face
-    from gan_anim.media import read_image
+    from gan_anim.faces.detect import find_face
+    from gan_anim.media.images import read_image
 
     try:
         status, _, lm = find_face(read_image(path), pad=0.3, threads=1)
@@ -91,8 +97,8 @@ def _find(path: str):
 
 def load_landmarks(data: Path, cache: Path, workers: int = 2, prepared: Path | None = None):
     """(files, labels, landmarks (N, 68, 2)) for every labelled photo with a face; cached."""
-    from gan_anim.prepare import read_manifest
-    from gan_anim.workers import worker_pool
+    from gan_anim.training.prepare import read_manifest
+    from gan_anim.training.workers import worker_pool
 
     with open(data / "labels.csv", newline="") as fh:
         rows = [(r["file"], r["label"]) for r in csv.DictReader(fh)]

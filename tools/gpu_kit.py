@@ -220,11 +220,11 @@ def cmd_env(a) -> int:
     block_dlib()
     problems = []
     try:
-        import gan_anim.data  # noqa: F401
-        import gan_anim.model  # noqa: F401
-        import gan_anim.pack  # noqa: F401
-        import gan_anim.train  # noqa: F401
         import gan_anim.cli  # noqa: F401
+        import gan_anim.model  # noqa: F401
+        import gan_anim.training.data  # noqa: F401
+        import gan_anim.training.loop  # noqa: F401
+        import gan_anim.training.pack  # noqa: F401
     except ImportError as exc:
         problems.append(f"importing gan_anim needs {exc}")
     info["dlib_imported"] = "dlib" in sys.modules
@@ -258,7 +258,7 @@ def cmd_env(a) -> int:
             problems.append("no CUDA device visible to torch")
     if a.pack:
         try:
-            from gan_anim.pack import read_pack
+            from gan_anim.training.pack import read_pack
 
             arr = read_pack(a.pack)
             info["pack"] = {"path": a.pack, "mib": round(Path(a.pack).stat().st_size / MiB, 2),
@@ -346,7 +346,7 @@ def _run(cmd: list[str], log) -> tuple[int, float]:
 def cmd_train(a) -> int:
     import torch
 
-    from gan_anim.train import checkpoint_paths
+    from gan_anim.training.loop import checkpoint_paths
 
     signal.signal(signal.SIGTERM, _Child.handle)
     t_start = time.time()
@@ -380,7 +380,7 @@ def cmd_train(a) -> int:
             del blob
     start_step, batch, wall_before = 0, a.batch, 0.0
     if resume:
-        from gan_anim.train import read_checkpoint
+        from gan_anim.training.loop import read_checkpoint
 
         blob = read_checkpoint(run)
         start_step, batch = int(blob["step"]), int(blob["options"]["batch_size"])
@@ -489,7 +489,7 @@ def cmd_train(a) -> int:
                                   if k not in ("step", "images_seen", "wall_s", "images_per_s", "lr")}
         rep["phase_wall_s"] = round(phase_walls, 1)
         try:
-            from gan_anim.pack import read_pack
+            from gan_anim.training.pack import read_pack
 
             n_train = int((read_pack(a.pack)["split"] == 0).sum())
             rep["epochs_total"] = round(final * batch / n_train, 2)
@@ -573,7 +573,7 @@ def cmd_collect(a) -> int:
     found = sorted(run.glob("checkpoint-*.pt"))
     if found:
         try:
-            from gan_anim.train import read_checkpoint
+            from gan_anim.training.loop import read_checkpoint
 
             blob = compact_checkpoint(read_checkpoint(found[-1]))
             tmp = work / "checkpoint-compact.pt"

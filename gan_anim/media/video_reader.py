@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import GanAnimError
-from .media import check_input_file
+from ..errors import GanAnimError
+from .paths import check_input_file
 
 PHOTO_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".heic"}
 # Audio codecs that go into an MP4 as they are; anything else is re-encoded to AAC.

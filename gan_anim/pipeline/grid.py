@@ -9,12 +9,14 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
-from . import aus as au
-from .animate import Animator, FaceJob
-from .errors import GanAnimError
-from .faces import align, crop, detect_faces, select_faces
-from .media import atomic_output, check_output_path, read_image
-from .render import FrameRender, Renderer
+from .. import aus as au
+from ..errors import GanAnimError
+from ..faces.align import align, crop
+from ..faces.detect import detect_faces, select_faces
+from ..media.images import read_image
+from ..media.paths import atomic_output, check_output_path
+from ..render.renderer import FrameRender, Renderer
+from .photo import Animator, FaceJob
 
 GRID_AUS = ("AU01", "AU02", "AU04", "AU05", "AU06", "AU09", "AU12", "AU15", "AU20", "AU25", "AU26", "AU45")
 GRID_LEVELS = (0.0, 0.33, 0.66, 1.0)

@@ -25,11 +25,19 @@ from pathlib import Path
 
 import numpy as np
 
-from .aus import AU_NAMES
+from ..aus import AU_NAMES
+from ..errors import GanAnimError
 from .data import load_pack  # noqa: F401  (the pack's reader, re-exported)
-from .errors import GanAnimError
-from .packfile import (PACK_FORMAT, PACK_SUFFIXES, SPLITS, _workers, decode_face,  # noqa: F401
-                       is_pack, read_pack)
+from .packfile import (  # noqa: F401
+    PACK_FORMAT,
+    PACK_SUFFIXES,
+    SPLITS,
+    _workers,
+    decode_face,
+    is_pack,
+    read_pack,
+)
+
 
 def _bgr_image(path: Path, size: int) -> np.ndarray:
     import cv2
@@ -118,7 +126,7 @@ def write_pack_arrays(out_path, jpegs: list[bytes], aus: np.ndarray, names: list
                       quality: int) -> dict:
     """Write a pack from its parts: JPEG bytes of ``size``-pixel faces (``encode_face``),
     AUs (N,17) on 0..5, names, split (0 train, 1 test), aligned landmarks (N,68,2) or None."""
-    from .media import atomic_output
+    from ..media.paths import atomic_output
 
     n = len(jpegs)
     aus = np.asarray(aus, np.float32)
@@ -205,11 +213,11 @@ def quality_table(prepared_dir, qualities=(70, 75, 80, 85, 90, 95), size: int = 
 
 
 def main(argv=None) -> int:
-    """python -m gan_anim.pack PREPARED OUT [--quality Q] [--size S] | --table PREPARED"""
+    """python -m gan_anim.training.pack PREPARED OUT [--quality Q] [--size S] | --table PREPARED"""
     import argparse
     import json
 
-    ap = argparse.ArgumentParser(prog="python -m gan_anim.pack", description=main.__doc__)
+    ap = argparse.ArgumentParser(prog="python -m gan_anim.training.pack", description=main.__doc__)
     ap.add_argument("prepared", help="a gan-anim prepare folder")
     ap.add_argument("output", nargs="?", help="pack file to write, e.g. gpu-pack/faces128.pack")
     ap.add_argument("--quality", type=int, default=84,

@@ -1,8 +1,8 @@
 """``gan-anim prepare``: turn folders of photos into a training set.
 
 For every photo: find the largest face with the detection cascade of every command
-(``faces.detect_faces``; its first pass edge-padded by ``--pad`` for tight face chips), align
-and crop it with ``faces.align``/``faces.crop`` (the same framing ``animate`` uses), and
+(``faces.detect.detect_faces``; its first pass edge-padded by ``--pad`` for tight face chips), align
+and crop it with ``faces.align.align``/``crop`` (the same framing ``animate`` uses), and
 write ``images/<name>.png``. Then ``aus.csv`` (estimator or OpenFace CSVs),
 ``train.txt``/``test.txt`` (seeded split) and ``summary.json``.
 
@@ -21,10 +21,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from . import faces
-from .aus import AU_NAMES, read_openface_csv
-from .errors import GanAnimError
-from .media import atomic_output, read_image
+from ..aus import AU_NAMES, read_openface_csv
+from ..errors import GanAnimError
+from ..faces.align import align, crop
+from ..faces.detect import find_face, pad_image
+from ..media.images import read_image
+from ..media.paths import atomic_output
 from .workers import init_worker, worker_pool
 
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -68,15 +70,15 @@ def _process(task: dict) -> dict:
         return {**rec, "status": "corrupt", "reason": str(exc)}
     except Exception as exc:  # any decoder failure is a corrupt file, never fatal
         return {**rec, "status": "corrupt", "reason": f"{exc.__class__.__name__}: {exc}"}
-    status, box, lm = faces.find_face(image, task["pad"], task["detector"], threads=1)
+    status, box, lm = find_face(image, task["pad"], task["detector"], threads=1)
     if status != "ok":
         reason = status if lm is None else f"eyes {np.hypot(*(lm[42:48].mean(0) - lm[36:42].mean(0))):.0f} px apart"
         return {**rec, "status": status, "reason": reason}
     size = task["size"]
     # Crop from the padded image so the area outside the photo is replicated edge pixels.
-    padded, p = faces.pad_image(image, task["pad"])
-    transform = faces.align(lm + p, size)
-    chip = faces.crop(padded, transform, size)
+    padded, p = pad_image(image, task["pad"])
+    transform = align(lm + p, size)
+    chip = crop(padded, transform, size)
     out = Path(task["out"])
     tmp = out.with_name(f".{out.stem}.tmp-{os.getpid()}.png")
     cv2.imwrite(str(tmp), cv2.cvtColor(chip, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
@@ -184,7 +186,13 @@ def prepare_dataset(src_dir, out_dir, size: int = 128, pad: float = 0.3, detecto
 
 def _run(todo: list[dict], out_dir: Path, workers: int, progress: bool) -> None:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
     bar = Progress(TextColumn("prepare"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                    TextColumn("{task.fields[kept]} faces"), console=Console(stderr=True),
@@ -205,7 +213,7 @@ def _run(todo: list[dict], out_dir: Path, workers: int, progress: bool) -> None:
             for t in todo:
                 record(_process(t))
         else:
-            with worker_pool(workers, preload=("gan_anim.prepare",)) as pool:
+            with worker_pool(workers, preload=("gan_anim.training.prepare",)) as pool:
                 for rec in pool.imap_unordered(_process, todo, chunksize=8):
                     record(rec)
 
@@ -243,7 +251,7 @@ def _finish(out_dir: Path, records: list[dict], openface, test_fraction: float, 
             names.append(r["name"])
             table.append(aus)
     elif ok:
-        from .estimator import estimate_from_landmarks
+        from ..estimator import estimate_from_landmarks
 
         lm = np.array([r["landmarks"] for r in ok], np.float32)
         table = list(estimate_from_landmarks(lm))

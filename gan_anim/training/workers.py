@@ -4,7 +4,7 @@ from __future__ import annotations
 from multiprocessing import get_context
 
 
-def worker_pool(workers: int, preload: tuple[str, ...] = ("gan_anim.faces",)):
+def worker_pool(workers: int, preload: tuple[str, ...] = ("gan_anim.faces.detect",)):
     """A pool of ``workers`` processes with dlib's detector and landmark models loaded.
 
     Workers fork from a clean forkserver (not from this process, whose OpenCV/OpenMP
@@ -19,7 +19,7 @@ def init_worker() -> None:
     """One thread per worker for OpenCV; dlib's models loaded now, not on the first photo."""
     import cv2
 
-    from .faces import load_models
+    from ..faces.detect import load_models
 
     cv2.setNumThreads(1)
     load_models("hog", "landmarks")

@@ -11,8 +11,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .model import compose, warp
-from .train_options import LossWeights  # noqa: F401 (defaults live there)
+from ..model import compose
+from ..motion import warp
+from .options import LossWeights  # noqa: F401 (defaults live there)
 
 
 def total_variation(a: torch.Tensor) -> torch.Tensor:

@@ -19,16 +19,22 @@ from pathlib import Path
 
 import numpy as np
 
-from .au_timeline import AU_BETA, AU_MIN_CUTOFF, DrivingVideoTimeline, face_target, open_timeline
-from .errors import GanAnimError
-from .face_tracking import FaceTracker, OneEuroFilter
-from .faces import crop
-from .media import FrameWriter, check_output_path, output_kind
-from .motion import normalised_landmarks
-from .overlap import prefetch
-from .progress import Reporter
-from .render import FaceRender, FrameRender, Renderer
-from .video_io import MP4_AUDIO, VideoReader
+from ..errors import GanAnimError
+from ..faces.align import crop, normalised_landmarks
+from ..faces.tracking import FaceTracker, OneEuroFilter
+from ..media.paths import check_output_path, output_kind
+from ..media.video_reader import MP4_AUDIO, VideoReader
+from ..media.writer import FrameWriter
+from ..overlap import prefetch
+from ..progress import Reporter
+from ..render.renderer import FaceRender, FrameRender, Renderer
+from .au_timeline import (
+    AU_BETA,
+    AU_MIN_CUTOFF,
+    DrivingVideoTimeline,
+    face_target,
+    open_timeline,
+)
 
 
 @dataclass
@@ -50,7 +56,7 @@ class VideoResult:
 
 def default_video_output(video, aus: str) -> Path:
     """``<clip stem>-<timeline name>.mp4`` in the current folder."""
-    from .animate import default_output
+    from .photo import default_output
 
     name = Path(aus).stem if Path(aus).suffix else aus
     return default_output(video, name, ".mp4")
@@ -72,7 +78,7 @@ def animate_video(video, output=None, *, aus: str, weights=None, device: str = "
     ``keep_targets``: record each frame's {face track id: target AUs} in ``targets``.
     ``overlap=False`` runs the stages one after the other, in one thread (the baseline).
     """
-    from .animate import Animator
+    from .photo import Animator
 
     t0 = time.perf_counter()
     if not math.isfinite(strength) or strength < 0:
@@ -104,7 +110,7 @@ def animate_video(video, output=None, *, aus: str, weights=None, device: str = "
         tracker = FaceTracker(size, fps, detect_every, detector, smooth=smooth)
         estimate = None
         if need_own:
-            from .estimator import estimate_from_landmarks as estimate
+            from ..estimator import estimate_from_landmarks as estimate
         audio = video if info.audio_codec and kind == "mp4" else None
         writer = FrameWriter(out_path, fps=info.fps, crf=crf, audio_from=audio,
                              audio_codec="copy" if info.audio_codec in MP4_AUDIO else "aac",

@@ -22,13 +22,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .aus import AU_NAMES, AU_SCALE, PRESETS as EXPRESSIONS, au_dict_to_vector
+from ..aus import AU_NAMES, AU_SCALE, au_dict_to_vector
+from ..aus import PRESETS as EXPRESSIONS
+from ..errors import GanAnimError
+from ..media.paths import atomic_output
+from ..model import PRESETS, Critic, Generator, ModelConfig, generator_state
 from .data import FaceDataset, _generator, fixed_samples, load_dataset, make_batch
-from .errors import GanAnimError
 from .losses import critic_loss, generate, generator_loss
-from .media import atomic_output
-from .model import PRESETS, Critic, Generator, ModelConfig, generator_state
-from .train_options import LossWeights, RunOptions, TrainOptions
+from .options import LossWeights, RunOptions, TrainOptions
 
 CHECKPOINT_FORMAT = "gan-anim-checkpoint-v1"
 GRID_EXPRESSIONS = ("happy", "surprise", "sad", "anger")
@@ -476,7 +477,7 @@ def _with_overrides(opts: TrainOptions, run: RunOptions, overrides: dict):
 
 def fit_motion_into(generator: Generator, ds: FaceDataset) -> str:
     """Fit the AU -> landmark model on a training split and store it in the generator."""
-    from .motion import fit_motion
+    from ..motion import fit_motion
 
     if ds.landmarks is None:
         raise GanAnimError("this preset warps faces by their landmarks, and the training data has "
@@ -529,8 +530,14 @@ class _Reporter:
         if not self.console.is_terminal:
             self.console = Console(stderr=True, width=400)  # one line per report in log files
         if self.console.is_terminal:
-            from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                                       TimeElapsedColumn, TimeRemainingColumn)
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
 
             self.progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
                                      TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),

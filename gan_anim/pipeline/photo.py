@@ -13,13 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
-from . import aus as au
-from .errors import GanAnimError
-from .faces import Face, align, crop, detect_faces, select_faces
-from .media import FrameWriter, check_output_path, output_kind, read_image
-from .paths import default_output
-from .progress import Reporter
-from .render import FaceRender, FrameRender, Renderer
+from .. import aus as au
+from ..errors import GanAnimError
+from ..faces.align import align, crop
+from ..faces.detect import Face, detect_faces, select_faces
+from ..media.images import read_image
+from ..media.paths import check_output_path, default_output, output_kind
+from ..media.writer import FrameWriter
+from ..progress import Reporter
+from ..render.renderer import FaceRender, FrameRender, Renderer
 
 
 def _shipped_weights_dir() -> Path:
@@ -186,7 +188,7 @@ class Animator:
         load = lambda: self._load(path, generator, device, precision, names)  # noqa: E731
         self._loading = None
         if background:
-            from .overlap import Background
+            from ..overlap import Background
 
             self._loading = Background(load, name="gan-anim-load")
         else:
@@ -194,12 +196,12 @@ class Animator:
 
     def _load(self, path, generator, device: str, precision: str, painted_names) -> None:
         if self._loading is not None:  # the pipeline needs dlib's landmarks first
-            from .faces import load_models
+            from ..faces.detect import load_models
 
             load_models("landmarks")
         import torch
 
-        from .model import load_generator
+        from ..model import load_generator
 
         self._device = resolve_device(device)
         self._precision = resolve_precision(precision, self._device)
@@ -249,7 +251,8 @@ class Animator:
         """
         import torch
 
-        from .model import to_ycbcr, warp
+        from ..model import to_ycbcr
+        from ..motion import warp
 
         g = self.generator
         with torch.inference_mode():
@@ -258,7 +261,7 @@ class Animator:
             flow = wide = None
             moving = g.motion is not None and landmarks is not None
             if moving:
-                from .motion import EXTENT
+                from ..motion import EXTENT
 
                 src = torch.from_numpy(np.asarray(landmarks, np.float32)).to(self.device)
                 y0 = torch.from_numpy(np.asarray(own, np.float32) / au.AU_SCALE).to(self.device).clamp(0, 1)
@@ -288,7 +291,7 @@ class Animator:
                     # paint only where a painted AU changed, inside its own region (the moved
                     # landmarks' hull), so an edit to the face's own AUs is exact and a mouth
                     # edit cannot touch the brows
-                    from .motion import region_masks
+                    from ..motion import region_masks
 
                     names = [n for n, p in zip(au.AU_NAMES, self.painted.tolist()) if p]
                     masks = torch.from_numpy(region_masks(moved.cpu().numpy(), names, self.size))
@@ -333,8 +336,8 @@ class Animator:
         """Align and crop each face and work out its start and goal expressions."""
         start_values = au.parse_expression(start)[0] if start else None
         goal_values, goal_complete = au.parse_expression(to) if to else ({}, False)
-        from .estimator import estimate_from_landmarks
-        from .motion import normalised_landmarks
+        from ..estimator import estimate_from_landmarks
+        from ..faces.align import normalised_landmarks
 
         jobs = []
         for face in faces:

@@ -21,8 +21,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .faces import invert
-
+from ..faces.align import invert
 
 # OpenCV's float RGB <-> YCrCb: Y = LUMA @ rgb; the chroma's round trip back to RGB
 # (Cr = 0.713 (R - Y), Cb = 0.564 (B - Y); R = Y + 1.403 Cr, G = Y - 0.714 Cr - 0.344 Cb,
@@ -53,7 +52,7 @@ class FaceBlender:
 
     def __init__(self, frame_shape, transform: np.ndarray, size: int, feather: float = 0.08,
                  margin: float | None = None):
-        from .motion import EXTENT
+        from ..motion import EXTENT
 
         h, w = frame_shape[:2]
         self.size = size

@@ -1,143 +1,19 @@
-"""Reading photos and writing animations (GIF, MP4, PNG frames), always atomically."""
+"""Writing animations: GIF, H.264 MP4 (through ffmpeg) or a folder of PNG frames, always
+atomically (a temporary name renamed when complete)."""
 from __future__ import annotations
 
 import contextlib
 import math
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
-from .errors import GanAnimError
+from ..errors import GanAnimError
+from .paths import atomic_output, output_kind
 
-VIDEO_EXTS = {".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi"}
 # x264 preset of MP4 output (benchmarks/bench_encode.py: speed, size and quality per preset)
 ENCODER_PRESET = "veryfast"
-
-
-def check_input_file(path, kind: str) -> Path:
-    """The input as a Path, or a GanAnimError if it is missing, a directory or empty."""
-    path = Path(path)
-    if not path.exists():
-        raise GanAnimError(f"{path}: no such file")
-    if path.is_dir():
-        raise GanAnimError(f"{path}: is a directory, not a {kind}")
-    if path.stat().st_size == 0:
-        raise GanAnimError(f"{path}: empty file")
-    return path
-
-
-def read_image(path, min_side: int | None = None) -> np.ndarray:
-    """Decode a photo to RGB uint8 (H, W, 3): EXIF orientation applied; greyscale,
-    palette, RGBA (on white) and 16-bit converted. The file is only read.
-
-    ``min_side``: a JPEG whose longer side is at least twice this is decoded at 1/2, 1/4
-    or 1/8 size (DCT scaling, several times faster) with its longer side still at least
-    ``min_side``: for detection-only uses; ``read_image_scaled`` also gives the factor.
-    """
-    return read_image_scaled(path, min_side)[0]
-
-
-def read_image_scaled(path, min_side: int | None = None) -> tuple[np.ndarray, float]:
-    """``read_image`` and the factor from its pixels to the file's (1.0 at full size)."""
-    path = check_input_file(path, "photo")
-    try:
-        with Image.open(path) as im:  # reads the header only
-            full = max(im.size)
-            reduce = im.format == "JPEG" and bool(min_side) and full >= 2 * min_side
-            if im.format == "JPEG" and im.mode in ("RGB", "L") and not reduce:
-                fast = _decode_jpeg(path)
-                if fast is not None:
-                    return fast, 1.0
-            if reduce:
-                k = max(f for f in (1, 2, 4, 8) if full / f >= min_side)
-                im.draft("RGB", (im.size[0] // k, im.size[1] // k))
-            im = ImageOps.exif_transpose(im)
-            im.load()
-    except UnidentifiedImageError:
-        raise GanAnimError(f"{path}: not an image (unrecognised format)") from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise GanAnimError(f"{path}: truncated or corrupt image ({exc})") from None
-    return to_rgb(im), full / max(im.size)
-
-
-def _decode_jpeg(path: Path) -> np.ndarray | None:
-    """A complete JPEG decoded by OpenCV (EXIF orientation applied, as by Pillow; same
-    pixels, same libjpeg-turbo): 3x faster than Pillow, and in one call that releases the
-    GIL, so it runs beside the model loading (``animate``). None for a file that does not
-    end in an end-of-image marker: Pillow then reports it as truncated."""
-    import cv2
-
-    data = path.read_bytes()
-    if data.rstrip(b"\0")[-2:] != b"\xff\xd9":
-        return None
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def to_rgb(im: Image.Image) -> np.ndarray:
-    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-        a = np.asarray(im, np.float64)
-        top = 65535.0 if a.max() > 255 else 255.0
-        a = np.clip(a / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        return np.ascontiguousarray(np.repeat(a[..., None], 3, axis=2))
-    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-        im = im.convert("RGBA")
-        bg = Image.new("RGBA", im.size, (255, 255, 255, 255))
-        im = Image.alpha_composite(bg, im)
-    return np.ascontiguousarray(np.asarray(im.convert("RGB"), np.uint8))
-
-
-def check_output_path(output, inputs=()) -> Path:
-    """Refuse an output that is one of the inputs or whose folder cannot be written."""
-    out = Path(output)
-    for inp in inputs:
-        if inp is not None and Path(inp).exists() and out.exists() and out.resolve() == Path(inp).resolve():
-            raise GanAnimError(f"output {out} is the input file; choose another -o")
-        if inp is not None and out.absolute() == Path(inp).absolute():
-            raise GanAnimError(f"output {out} is the input file; choose another -o")
-    parent = out.absolute().parent
-    if not parent.is_dir():
-        raise GanAnimError(f"output folder {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise GanAnimError(f"output folder {parent} is not writable")
-    return out
-
-
-@contextlib.contextmanager
-def atomic_output(path):
-    """Yield a temporary sibling path; rename it onto ``path`` only on success.
-
-    Works for files and for directories (PNG frame folders). On error the
-    temporary is removed, so no partial output is ever left behind.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}{path.suffix}")
-    try:
-        yield tmp
-        if path.is_dir() and tmp.is_dir():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-    finally:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        elif tmp.exists():
-            tmp.unlink()
-
-
-def output_kind(path) -> str:
-    """'gif', 'mp4' or 'frames' (a folder of PNGs) from the output name."""
-    suffix = Path(path).suffix.lower()
-    if suffix == ".gif":
-        return "gif"
-    if suffix in (".mp4", ".m4v", ".mov"):
-        return "mp4"
-    if suffix == "":
-        return "frames"
-    raise GanAnimError(f"{path}: unsupported output type {suffix!r}: use .gif, .mp4 or a folder name")
 
 
 GIF_PALETTE_PIXELS = 1_000_000
@@ -209,7 +85,7 @@ class FrameWriter:
         if self.kind == "frames":
             self.tmp.mkdir()
         if self.background:
-            from .overlap import Consumer
+            from ..overlap import Consumer
 
             self._encoder = Consumer(self._write, size=self.IN_FLIGHT - 1, name="gan-anim-encoder")
         return self

@@ -1,4 +1,4 @@
-"""Reading a training-set pack (``pack.write_pack`` writes it; format in ``gan_anim.pack``).
+"""Reading a training-set pack (``pack.write_pack`` writes it; format in ``gan_anim.training.pack``).
 
 The reading side only, below ``data`` (whose ``load_dataset`` hands pack files to
 ``data.load_pack``) and ``pack`` (the writer, which reads prepared folders through ``data``).
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .aus import AU_NAMES
-from .errors import GanAnimError
+from ..aus import AU_NAMES
+from ..errors import GanAnimError
 
 PACK_FORMAT = "gan-anim-pack-v1"
 PACK_SUFFIXES = (".pack", ".npz")

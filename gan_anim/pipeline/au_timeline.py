@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import aus as au
-from .errors import GanAnimError
-from .estimator import estimate_from_landmarks
-from .face_tracking import FaceTracker, OneEuroFilter
-from .media import VIDEO_EXTS
-from .video_io import VideoReader
+from .. import aus as au
+from ..errors import GanAnimError
+from ..estimator import estimate_from_landmarks
+from ..faces.tracking import FaceTracker, OneEuroFilter
+from ..media.paths import VIDEO_EXTS
+from ..media.video_reader import VideoReader
 
 # One-Euro filter on a face's estimated AUs (0..5) over time.
 AU_MIN_CUTOFF, AU_BETA = 1.5, 0.5

@@ -18,8 +18,8 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from ..overlap import prefetch
 from .blend import FaceBlender
-from .overlap import prefetch
 
 
 @dataclass

@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import aus as au
-from .errors import GanAnimError
-from .paths import expand_photos, plan_outputs
+from .. import aus as au
+from ..errors import GanAnimError
+from ..media.paths import expand_photos, plan_outputs
 
 
 @dataclass
@@ -70,7 +70,11 @@ def animate_photos(photos, output=None, to: str = "happy", start: str | None = N
     instead of loading ``weights``.
     """
     check_request(to, start, frames, ease, loop, batch_size)
-    from .media import check_input_file, check_output_path, output_kind  # PIL: after the cheap checks
+    from ..media.paths import (  # PIL: after the cheap checks
+        check_input_file,
+        check_output_path,
+        output_kind,
+    )
 
     paths, several = expand_photos(photos)
     outs = plan_outputs(paths, several, output, to)
@@ -100,7 +104,7 @@ def animate_photos(photos, output=None, to: str = "happy", start: str | None = N
                 raise GanAnimError(f"cannot create output folder {output}: {exc.strerror or exc}") from None
         check_output_path(outs[todo[0]])
     if todo and animator is None:
-        from .animate import Animator
+        from .photo import Animator
 
         # loads in the background while the first photo is decoded and its faces found
         animator = Animator(weights, device, batch_size, precision=precision, background=True)

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .errors import GanAnimError
-from .faces import Face, align, detect_faces, invert, landmarks
+from ..errors import GanAnimError
+from .align import align, invert
+from .detect import Face, detect_faces, landmarks
 
 # Mean absolute difference (0..255) between consecutive 64 px grey thumbnails above
 # which a frame starts a new shot: tracks are dropped and faces detected afresh.

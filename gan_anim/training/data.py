@@ -8,7 +8,7 @@ Two layouts are read:
 * the official GANimation code's: ``imgs/*.jpg``, ``aus_openface.pkl`` (id -> 17 raw
   OpenFace intensities), ``train_ids.csv``, ``test_ids.csv``.
 
-A pack file (``gan_anim.pack``: the same faces, AUs, landmarks and split as JPEG bytes in
+A pack file (``gan_anim.training.pack``: the same faces, AUs, landmarks and split as JPEG bytes in
 one file, as ``make gpu-pack`` writes) is read in place of the project's folder.
 
 Every problem is reported up front as a ``GanAnimError``. The whole split is decoded once,
@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .aus import AU_NAMES, AU_SCALE, canonical_au, read_csv
-from .errors import GanAnimError
+from ..aus import AU_NAMES, AU_SCALE, canonical_au, read_csv
+from ..errors import GanAnimError
 from .packfile import SPLITS, _workers, decode_face, is_pack, read_pack
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
@@ -53,13 +53,13 @@ class FaceDataset:
 
 
 def detect_layout(data_dir) -> str:
-    """'project', 'official' or 'pack' (a file from ``gan_anim.pack.write_pack``); raises
+    """'project', 'official' or 'pack' (a file from ``pack.write_pack``); raises
     GanAnimError if none is there."""
     d = Path(data_dir)
     if d.is_file():
         if is_pack(d):
             return "pack"
-        raise GanAnimError(f"{d}: not a training set: a file must be a pack (gan_anim.pack, "
+        raise GanAnimError(f"{d}: not a training set: a file must be a pack (python -m gan_anim.training.pack, "
                            f"make gpu-pack); a folder needs images/ + aus.csv")
     if not d.is_dir():
         raise GanAnimError(f"{d}: no such data folder")
@@ -127,8 +127,7 @@ def read_landmarks(data_dir: Path, ids: list[str]) -> np.ndarray | None:
     None when the folder has no manifest or misses some of them."""
     import json
 
-    from .faces import align
-    from .motion import normalised_landmarks
+    from ..faces.align import align, normalised_landmarks
 
     path = Path(data_dir) / "manifest.jsonl"
     if not path.is_file():
@@ -298,7 +297,7 @@ def batch_indices(n: int, step: int, batch_size: int, seed: int, rank: int = 0,
 
 
 def _preset_table() -> torch.Tensor:
-    from .aus import PRESETS, au_dict_to_vector
+    from ..aus import PRESETS, au_dict_to_vector
 
     return torch.from_numpy(np.stack([au_dict_to_vector(v) for v in PRESETS.values()]) / AU_SCALE).float()
 
@@ -356,7 +355,7 @@ def make_batch(ds: FaceDataset, step: int, batch_size: int, seed: int, rank: int
     target = sample_targets(real, ds.aus[tgt.to(ds.aus.device)], g, target_noise).to(dev)
     lms = None
     if ds.landmarks is not None:
-        from .motion import mirror_landmarks
+        from ..motion import mirror_landmarks
 
         lms = ds.landmarks[idx.to(ds.landmarks.device)].to(dev).float()
         if flip:
