@@ -50,13 +50,13 @@ from gan_anim import aus as au  # noqa: E402
 from gan_anim.estimator import estimate_from_landmarks  # noqa: E402
 from gan_anim.faces.detect import Face, detect_faces, face_descriptor, landmarks  # noqa: E402
 from gan_anim.media.images import read_image  # noqa: E402
+from gan_anim.media.paths import PHOTO_EXTS  # noqa: E402
 from gan_anim.media.writer import FrameWriter  # noqa: E402
 from gan_anim.pipeline.photo import Animator, find_weights  # noqa: E402
 from gan_anim.pipeline.video import animate_video  # noqa: E402
 
 REPORT_AUS = ("AU01", "AU02", "AU04", "AU05", "AU06", "AU12", "AU15", "AU25", "AU26")
 EXAMPLES = ROOT / "examples"
-PHOTO_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
 UTK_PREFIX = "utkface_crop_part1__"
 
 PRESET_EDITS = ("happy", "surprise", "sad", "anger")   # colour, sharpness, identity

@@ -124,14 +124,6 @@ def _read_json(path: Path) -> dict[str, float]:
     return values
 
 
-def resolve_target(target: dict[str, float], start: np.ndarray) -> np.ndarray:
-    """Target vector: AUs named in ``target`` replace those of ``start`` (both 0..5)."""
-    vec = np.array(start, np.float32, copy=True)
-    for name, value in target.items():
-        vec[AU_INDEX[name]] = value
-    return vec
-
-
 def interpolation_weights(frames: int, ease: str = "linear", loop: bool = False) -> np.ndarray:
     """alpha for each frame, 0 -> 1 (``--loop`` adds the way back without repeating ends)."""
     if frames < 1:

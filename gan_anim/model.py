@@ -25,6 +25,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .aus import AU_NAMES, AU_SCALE
+from .colour import from_ycbcr, to_ycbcr
 from .motion import warp
 
 
@@ -173,20 +174,6 @@ class Generator(nn.Module):
         return F.conv2d(image, conv.weight[:, :3], padding=conv.padding) + au_part
 
 
-
-
-# BT.601 luma and the Cb/Cr colour-difference axes, on [-1, 1] RGB.
-_LUMA = (0.299, 0.587, 0.114)
-
-
-def to_ycbcr(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    r, g, b = rgb[:, 0:1], rgb[:, 1:2], rgb[:, 2:3]
-    y = _LUMA[0] * r + _LUMA[1] * g + _LUMA[2] * b
-    return y, (b - y) * 0.564, (r - y) * 0.713
-
-
-def from_ycbcr(y: torch.Tensor, cb: torch.Tensor, cr: torch.Tensor) -> torch.Tensor:
-    return torch.cat([y + 1.403 * cr, y - 0.344 * cb - 0.714 * cr, y + 1.773 * cb], 1)
 
 
 def compose(image: torch.Tensor, color: torch.Tensor, attention: torch.Tensor,

@@ -186,11 +186,6 @@ class ThinPlate:
             return (2.0 * disp).float().transpose(1, 2).reshape(b, 2, size, size)
 
 
-def landmark_flow(src: torch.Tensor, dst: torch.Tensor, size: int, **grid) -> torch.Tensor:
-    """``ThinPlate(src, dst).flow(size, **grid)``: the backward flow that moves ``src`` onto ``dst``."""
-    return ThinPlate(src, dst).flow(size, **grid)
-
-
 class LandmarkMotion(torch.nn.Module):
     """The fitted AU -> landmark model, kept as buffers (it travels inside weights files)."""
 

@@ -169,7 +169,7 @@ def test_interpolation_and_expressions(tmp_path):
     vals, _ = aus.parse_expression(str(EXAMPLE.parent / "surprise.json"))
     assert vals["AU26"] == 3.5
     start = aus.au_dict_to_vector({"AU01": 1.0, "AU12": 1.0})
-    goal = aus.resolve_target({"AU12": 4.0}, start)
+    goal = aus.au_dict_to_vector({"AU12": 4.0}, "--to", base=start)  # a partial --to keeps the rest
     assert goal[aus.AU_INDEX["AU01"]] == 1.0 and goal[aus.AU_INDEX["AU12"]] == 4.0
     assert default_output("dir/photo.jpg", "happy").name == "photo-happy.gif"
 
@@ -305,7 +305,7 @@ def test_gif_palette_of_a_large_frame_matches_the_full_one(tmp_path):
 def test_precision_choice(monkeypatch):
     """auto: bf16 only where the CPU computes it natively (else it would be emulated, slower)."""
     from gan_anim.errors import GanAnimError
-    from gan_anim.pipeline.photo import resolve_precision
+    from gan_anim.render.device import resolve_precision
 
     cpu = torch.device("cpu")
     assert resolve_precision("fp32", cpu) == "fp32" and resolve_precision("bf16", cpu) == "bf16"

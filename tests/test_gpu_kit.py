@@ -306,14 +306,14 @@ def test_landmark_flow_cuda_matches_cpu(tf32):
     at 128 px), also with matmul TF32 on, as ``train.setup_runtime`` sets it on CUDA: the
     spline is fitted and evaluated in float64 (its coefficients reach ~900 and cancel;
     rounding them to TF32 moved it by ~0.4 grid units, 25 px)."""
-    from gan_anim.motion import landmark_flow
+    from gan_anim.motion import ThinPlate
 
     src, dst = _flow_case()
-    ref = landmark_flow(src, dst, 128)
+    ref = ThinPlate(src, dst).flow(128)
     saved = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = tf32
     try:
-        out = landmark_flow(src.to(DEV), dst.to(DEV), 128).cpu()
+        out = ThinPlate(src.to(DEV), dst.to(DEV)).flow(128).cpu()
     finally:
         torch.backends.cuda.matmul.allow_tf32 = saved
     err = (out - ref).abs().max().item()

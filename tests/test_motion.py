@@ -11,9 +11,9 @@ from gan_anim.aus import AU_NAMES, PRESETS, au_dict_to_vector
 from gan_anim.motion import (
     MIRROR,
     LandmarkMotion,
+    ThinPlate,
     anchor_points,
     fit_motion,
-    landmark_flow,
     mirror_landmarks,
 )
 
@@ -63,14 +63,14 @@ def test_flow_puts_each_landmark_where_the_target_wants_it():
     lms, aus, truth = _synthetic_faces(8)
     src = torch.from_numpy(lms)
     dst = src + torch.from_numpy(np.einsum("k,kij->ij", np.eye(17)[_au("AU12")] * 0.8, truth)).float()
-    flow = landmark_flow(src, dst, 128)
+    flow = ThinPlate(src, dst).flow(128)
     assert flow.shape == (8, 2, 128, 128)
     sampled = F.grid_sample(flow, (dst * 2 - 1)[:, :, None, :], align_corners=False)[..., 0]
     landed = dst + sampled.transpose(1, 2) / 2          # where each output landmark samples from
     err_px = (landed - src).norm(dim=-1) * 128
     assert err_px.max() < 0.5
     # the fixed ring stays put, and nothing moves without an AU change
-    assert landmark_flow(src, src, 32).abs().max() < 1e-4
+    assert ThinPlate(src, src).flow(32).abs().max() < 1e-4
     ring = torch.from_numpy(anchor_points())
     assert ring.min() < 0 and ring.max() > 1
 

@@ -32,7 +32,7 @@ def test_shipped_weights_load_and_report_config():
     assert "image_size      128" in result.output and "AU45" in result.output
     import torch
 
-    from gan_anim.pipeline.photo import resolve_precision
+    from gan_anim.render.device import resolve_precision
 
     expected = resolve_precision("auto", torch.device("cuda" if torch.cuda.is_available() else "cpu"))
     assert f", {expected} (--precision auto" in result.output

@@ -153,8 +153,8 @@ def pad_image(image: np.ndarray, pad: float) -> tuple[np.ndarray, int]:
     return cv2.copyMakeBorder(image, p, p, p, p, cv2.BORDER_REPLICATE), p
 
 
-def _iou(a, b) -> tuple[float, float]:
-    """(intersection over union, intersection over the smaller box)."""
+def box_overlap(a, b) -> tuple[float, float]:
+    """(intersection over union, intersection over the smaller box) of two (l, t, r, b) boxes."""
     iw = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     ih = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     inter = iw * ih
@@ -170,7 +170,7 @@ def merge_boxes(passes: list[list], iou: float = MERGE_IOU) -> list:
     kept = []
     for found in passes:
         for box, score in sorted(found, key=lambda f: -f[1]):
-            if all(max(_iou(box, k)[0] / iou, _iou(box, k)[1] / 0.6) < 1 for k, _ in kept):
+            if all(max(box_overlap(box, k)[0] / iou, box_overlap(box, k)[1] / 0.6) < 1 for k, _ in kept):
                 kept.append((box, score))
     return kept
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import GanAnimError
 from .align import align, invert
-from .detect import Face, detect_faces, landmarks
+from .detect import Face, box_overlap, detect_faces, landmarks
 
 # Mean absolute difference (0..255) between consecutive 64 px grey thumbnails above
 # which a frame starts a new shot: tracks are dropped and faces detected afresh.
@@ -74,14 +74,6 @@ def params_transform(p: np.ndarray, size: int, unit: float) -> np.ndarray:
 def _landmark_box(lm: np.ndarray):
     (x0, y0), (x1, y1) = lm.min(0), lm.max(0)
     return (x0 + x1) / 2, (y0 + y1) / 2, max(math.sqrt(max(x1 - x0, 1) * max(y1 - y0, 1)), 1.0)
-
-
-def _iou(a, b) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
 
 
 @dataclass
@@ -192,7 +184,7 @@ class FaceTracker:
             faces = detect_faces(frame, self.detector)  # the tracker's only detection calls
         else:
             faces = detect_faces(frame, self.detector, pad=0.0, small_face_pixels=0)
-        pairs = sorted(((_iou(t.box, f.box), i, j) for i, t in enumerate(self.tracks)
+        pairs = sorted(((box_overlap(t.box, f.box)[0], i, j) for i, t in enumerate(self.tracks)
                         for j, f in enumerate(faces)), reverse=True)
         used_t, used_f, kept = set(), set(), []
         for iou, i, j in pairs:
@@ -228,7 +220,7 @@ class FaceTracker:
             # two tracks that drifted onto the same face: keep the older
             kept = []
             for t in self.tracks:
-                if all(_iou(t.box, k.box) < 0.5 for k in kept):
+                if all(box_overlap(t.box, k.box)[0] < 0.5 for k in kept):
                     kept.append(t)
             self.tracks = kept
         for t in self.tracks:

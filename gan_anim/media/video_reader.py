@@ -14,9 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import GanAnimError
-from .paths import check_input_file
+from .paths import PHOTO_EXTS, check_input_file
 
-PHOTO_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".heic"}
 # Audio codecs that go into an MP4 as they are; anything else is re-encoded to AAC.
 MP4_AUDIO = {"aac", "mp3", "alac", "ac3", "eac3", "opus", "flac"}
 

@@ -66,7 +66,7 @@ def animate_photos(photos, output=None, to: str = "happy", start: str | None = N
     ``PhotoResult``, with its error message if it failed; ``on_result(result)`` is called
     as each one finishes. A bad request (expression, option, output folder, missing
     weights) raises GanAnimError before any photo is rendered; ``precision``: see
-    ``animate.resolve_precision``. ``animator``: an ``Animator`` to use
+    ``render.device.resolve_precision``. ``animator``: an ``Animator`` to use
     instead of loading ``weights``.
     """
     check_request(to, start, frames, ease, loop, batch_size)

@@ -21,6 +21,7 @@ from ..media.images import read_image
 from ..media.paths import check_output_path, default_output, output_kind
 from ..media.writer import FrameWriter
 from ..progress import Reporter
+from ..render.device import check_precision, resolve_device, resolve_precision
 from ..render.renderer import FaceRender, FrameRender, Renderer
 
 
@@ -56,16 +57,6 @@ def find_weights(path=None) -> Path:
     return p
 
 
-def resolve_device(device: str = "auto") -> "torch.device":
-    import torch
-
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise GanAnimError("--device cuda: no CUDA device is available")
-    if device not in ("cpu", "cuda"):
-        raise GanAnimError(f"unknown device {device!r}: use auto, cpu or cuda")
-    return torch.device(device)
 
 
 # Motion models: the AUs whose change the generator is asked to paint. The others are
@@ -77,7 +68,6 @@ def resolve_device(device: str = "auto") -> "torch.device":
 # (comma-separated AU names).
 PAINTED_AUS = ("AU25", "AU26", "AU45")
 PAINT_RAMP = 0.1  # = 0.5 on the 0..5 scale
-PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass
@@ -130,37 +120,10 @@ class AnimationResult:
     timings: dict = field(default_factory=dict)
 
 
-def check_precision(precision: str) -> str:
-    """``precision`` if it is one of PRECISIONS, else a GanAnimError (no torch needed)."""
-    if precision not in PRECISIONS:
-        raise GanAnimError(f"unknown precision {precision!r}: use auto, fp32 or bf16")
-    return precision
 
 
-def resolve_precision(precision: str, device: "torch.device") -> str:
-    """"fp32" or "bf16": what the generator runs in. "auto" is bf16 where the hardware
-    computes it natively (CUDA; a CPU with AVX512-BF16 or AMX that oneDNN uses, where it
-    runs ~2.6x faster than fp32), else fp32: emulated, bf16 is ~60x slower (measured
-    with oneDNN limited to AVX2)."""
-    if check_precision(precision) != "auto":
-        return precision
-    if device.type == "cuda":
-        return "bf16"
-    return "bf16" if native_cpu_bf16() else "fp32"
 
 
-def native_cpu_bf16() -> bool:
-    """True if this CPU computes bf16 natively and oneDNN will use it."""
-    import torch
-
-    flags = [getattr(torch.cpu, f, None) for f in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-    if not any(f is not None and f() for f in flags):
-        return False
-    onednn = getattr(getattr(torch.ops, "mkldnn", None), "_is_mkldnn_bf16_supported", None)
-    try:
-        return bool(onednn()) if onednn is not None else True
-    except Exception:  # an op missing from this torch build
-        return False
 
 
 class Animator:
@@ -251,7 +214,7 @@ class Animator:
         """
         import torch
 
-        from ..model import to_ycbcr
+        from ..colour import to_ycbcr
         from ..motion import warp
 
         g = self.generator

@@ -74,7 +74,7 @@ def animate_video(video, output=None, *, aus: str, weights=None, device: str = "
     expression (constant). Output keeps the input's size, frame rate, frame count
     and audio. ``timeline_end``: "hold" or "loop" a timeline shorter than the clip.
     ``animator``: an ``animate.Animator`` to reuse (else one is loaded, in ``precision``:
-    see ``animate.resolve_precision``).
+    see ``render.device.resolve_precision``).
     ``keep_targets``: record each frame's {face track id: target AUs} in ``targets``.
     ``overlap=False`` runs the stages one after the other, in one thread (the baseline).
     """

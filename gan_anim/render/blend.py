@@ -21,14 +21,16 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from .. import colour
 from ..faces.align import invert
 
-# OpenCV's float RGB <-> YCrCb: Y = LUMA @ rgb; the chroma's round trip back to RGB
-# (Cr = 0.713 (R - Y), Cb = 0.564 (B - Y); R = Y + 1.403 Cr, G = Y - 0.714 Cr - 0.344 Cb,
-# B = Y + 1.773 Cb) is CHROMA @ rgb.
-LUMA = np.array([[0.299, 0.587, 0.114]], np.float32)
-_CR, _CB = 0.713 * (np.eye(3)[0] - LUMA[0]), 0.564 * (np.eye(3)[2] - LUMA[0])
-CHROMA = np.stack([1.403 * _CR, -0.714 * _CR - 0.344 * _CB, 1.773 * _CB]).astype(np.float32)
+# OpenCV's float RGB <-> YCrCb (``colour``) as matrices on RGB: Y = LUMA @ rgb, and the
+# chroma's round trip back to RGB is CHROMA @ rgb.
+LUMA = np.array([colour.LUMA], np.float32)
+_CR = colour.CR_SCALE * (np.eye(3)[0] - LUMA[0])
+_CB = colour.CB_SCALE * (np.eye(3)[2] - LUMA[0])
+CHROMA = np.stack([colour.R_FROM_CR * _CR, -colour.G_FROM_CR * _CR - colour.G_FROM_CB * _CB,
+                   colour.B_FROM_CB * _CB]).astype(np.float32)
 
 
 def border_feather(size: int, width: float = 0.08) -> np.ndarray:

@@ -28,9 +28,8 @@ import torch
 
 from ..aus import AU_NAMES, AU_SCALE, canonical_au, read_csv
 from ..errors import GanAnimError
+from ..media.paths import PHOTO_EXTS
 from .packfile import SPLITS, _workers, decode_face, is_pack, read_pack
-
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 
 
 @dataclass
@@ -151,7 +150,7 @@ def read_landmarks(data_dir: Path, ids: list[str]) -> np.ndarray | None:
 
 
 def _strip_ext(name: str) -> str:
-    return name[: -len(Path(name).suffix)] if Path(name).suffix.lower() in IMAGE_EXTS else name
+    return name[: -len(Path(name).suffix)] if Path(name).suffix.lower() in PHOTO_EXTS else name
 
 
 def _read_id_list(path: Path, split: str) -> list[str]:

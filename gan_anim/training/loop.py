@@ -27,6 +27,7 @@ from ..aus import PRESETS as EXPRESSIONS
 from ..errors import GanAnimError
 from ..media.paths import atomic_output
 from ..model import PRESETS, Critic, Generator, ModelConfig, generator_state
+from ..render.device import resolve_device
 from .data import FaceDataset, _generator, fixed_samples, load_dataset, make_batch
 from .losses import critic_loss, generate, generator_loss
 from .options import LossWeights, RunOptions, TrainOptions
@@ -61,11 +62,7 @@ def _cpu_count() -> int:
 
 def setup_runtime(device: str = "auto", channels_last: bool | None = None) -> Runtime:
     """Pick the device, thread count and (under torchrun) the process group."""
-    if device not in ("auto", "cpu", "cuda"):
-        raise GanAnimError(f"--device must be auto, cpu or cuda, not {device!r}")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise GanAnimError("--device cuda: no CUDA GPU is available (use --device cpu)")
-    use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
+    use_cuda = resolve_device(device).type == "cuda"
     rank, world, local = 0, 1, 0
     if int(os.environ.get("RANK", -1)) != -1 and "WORLD_SIZE" in os.environ:
         import torch.distributed as dist

@@ -95,7 +95,7 @@ def _prepared_split(prepared: Path):
 
 
 def encode_all(paths: list[Path], size: int, quality: int, workers: int | None = None):
-    """(list of JPEG bytes, number of 1-channel faces) for image files."""
+    """The JPEG bytes of each image file, resized to ``size``, in order."""
     def one(p: Path) -> bytes:
         return encode_face(_bgr_image(p, size), quality)
 

@@ -26,10 +26,9 @@ from ..errors import GanAnimError
 from ..faces.align import align, crop
 from ..faces.detect import find_face, pad_image
 from ..media.images import read_image
-from ..media.paths import atomic_output
+from ..media.paths import PHOTO_EXTS, atomic_output
 from .workers import init_worker, worker_pool
 
-IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 MANIFEST = "manifest.jsonl"
 CONFIG = "prepare.json"
 
@@ -40,7 +39,7 @@ def list_images(src: Path) -> list[Path]:
     for root, dirs, files in os.walk(src):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         out.extend(Path(root) / f for f in sorted(files)
-                   if Path(f).suffix.lower() in IMAGE_EXTS and not f.startswith("."))
+                   if Path(f).suffix.lower() in PHOTO_EXTS and not f.startswith("."))
     return out
 
 
@@ -157,7 +156,7 @@ def prepare_dataset(src_dir, out_dir, size: int = 128, pad: float = 0.3, detecto
             seen.add(name)
             tasks.append({"path": str(path), "src": str(path.resolve()), "name": name})
     if not tasks:
-        raise GanAnimError(f"no photos ({', '.join(sorted(IMAGE_EXTS))}) in {', '.join(map(str, sources))}")
+        raise GanAnimError(f"no photos ({', '.join(sorted(PHOTO_EXTS))}) in {', '.join(map(str, sources))}")
 
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
     _check_config(out_dir, {"size": size, "pad": pad, "detector": detector})
