@@ -185,58 +185,75 @@ def read_openface_csv(path) -> dict:
     column is absent, "present": (17,) bool}. Column names may carry spaces
     (OpenFace writes ", AU01_r"). Bad cells raise GanAnimError.
     """
-    path = Path(path)
-    header, rows = read_csv(path)
-    cols = {}
-    for i, h in enumerate(header):
-        if re.fullmatch(r"AU\d+_r", h, flags=re.IGNORECASE):
-            try:
-                cols[canonical_au(h)] = i
-            except GanAnimError:
-                raise GanAnimError(f"{path}: unknown AU column {h!r}") from None
-        elif h.lower() in ("frame", "timestamp", "confidence", "success", "face_id", "face"):
-            cols[h.lower()] = i
-    present = np.array([n in cols for n in AU_NAMES])
+    table = _CsvTable(Path(path))
+    present = np.array([n in table.cols for n in AU_NAMES])
     if not present.any():
         raise GanAnimError(f"{path}: no AU columns (expected AU01_r ... AU45_r)")
-    if not rows:
+    if not table.rows:
         raise GanAnimError(f"{path}: the track has no rows")
-    n = len(rows)
-    aus = np.full((n, len(AU_NAMES)), np.nan, np.float32)
+    aus = table.aus()
+    frame = table.column("frame", lambda s: int(float(s)))
+    timestamp = table.column("timestamp", float)
+    success = table.column("success", lambda s: float(s) > 0)
+    if success is None:
+        success = np.ones(len(table.rows), bool)
+    return {"frame": frame, "timestamp": timestamp, "success": success.astype(bool),
+            "aus": aus, "present": present}
 
-    def cell(r, i, lineno):
+
+class _CsvTable:
+    """An OpenFace-format CSV's columns by name (AUs canonical, meta columns lower-case)."""
+
+    META = ("frame", "timestamp", "confidence", "success", "face_id", "face")
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.header, self.rows = read_csv(path)
+        self.cols = {}
+        for i, h in enumerate(self.header):
+            if re.fullmatch(r"AU\d+_r", h, flags=re.IGNORECASE):
+                try:
+                    self.cols[canonical_au(h)] = i
+                except GanAnimError:
+                    raise GanAnimError(f"{path}: unknown AU column {h!r}") from None
+            elif h.lower() in self.META:
+                self.cols[h.lower()] = i
+
+    def cell(self, k: int, i: int) -> str:
+        """Row ``k``'s cell in column ``i``, stripped (file line k + 2)."""
+        r = self.rows[k]
         try:
             return r[i].strip()
         except IndexError:
-            raise GanAnimError(f"{path}: line {lineno} has {len(r)} cells, header has {len(header)}") from None
+            raise GanAnimError(f"{self.path}: line {k + 2} has {len(r)} cells, "
+                               f"header has {len(self.header)}") from None
 
-    for k, r in enumerate(rows):
-        lineno = k + 2
-        for name in AU_NAMES:
-            if name in cols:
-                raw = cell(r, cols[name], lineno)
-                try:
-                    v = float(raw)
-                except ValueError:
-                    raise GanAnimError(f"{path}: line {lineno}: {name}_r={raw!r} is not a number") from None
-                if not math.isfinite(v):
-                    raise GanAnimError(f"{path}: line {lineno}: {name}_r is {raw}")
-                if not 0.0 <= v <= AU_SCALE:
-                    raise GanAnimError(f"{path}: line {lineno}: {name}_r={raw} is outside 0..5")
-                aus[k, AU_INDEX[name]] = v
+    def aus(self) -> np.ndarray:
+        """(N,17) float32 on 0..5, NaN for absent columns; a bad value raises GanAnimError."""
+        out = np.full((len(self.rows), len(AU_NAMES)), np.nan, np.float32)
+        for k in range(len(self.rows)):
+            for name in AU_NAMES:
+                if name in self.cols:
+                    out[k, AU_INDEX[name]] = self._intensity(k, name)
+        return out
 
-    def column(key, cast):
-        if key not in cols:
+    def _intensity(self, k: int, name: str) -> float:
+        raw, where = self.cell(k, self.cols[name]), f"{self.path}: line {k + 2}"
+        try:
+            v = float(raw)
+        except ValueError:
+            raise GanAnimError(f"{where}: {name}_r={raw!r} is not a number") from None
+        if not math.isfinite(v):
+            raise GanAnimError(f"{where}: {name}_r is {raw}")
+        if not 0.0 <= v <= AU_SCALE:
+            raise GanAnimError(f"{where}: {name}_r={raw} is outside 0..5")
+        return v
+
+    def column(self, key: str, cast):
+        """The meta column ``key`` cast per cell, or None if the file has no such column."""
+        if key not in self.cols:
             return None
         try:
-            return np.array([cast(cell(r, cols[key], k + 2)) for k, r in enumerate(rows)])
+            return np.array([cast(self.cell(k, self.cols[key])) for k in range(len(self.rows))])
         except ValueError:
-            raise GanAnimError(f"{path}: column {key!r} holds a value that is not a number") from None
-
-    frame = column("frame", lambda s: int(float(s)))
-    timestamp = column("timestamp", float)
-    success = column("success", lambda s: float(s) > 0)
-    if success is None:
-        success = np.ones(n, bool)
-    return {"frame": frame, "timestamp": timestamp, "success": success.astype(bool),
-            "aus": aus, "present": present}
+            raise GanAnimError(f"{self.path}: column {key!r} holds a value that is not a number") from None
