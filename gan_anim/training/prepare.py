@@ -184,18 +184,9 @@ def prepare_dataset(src_dir, out_dir, size: int = 128, pad: float = 0.3, detecto
 
 
 def _run(todo: list[dict], out_dir: Path, workers: int, progress: bool) -> None:
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
+    from ..progress import progress_bar
 
-    bar = Progress(TextColumn("prepare"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                   TextColumn("{task.fields[kept]} faces"), console=Console(stderr=True),
-                   disable=not progress, transient=False)
+    bar = progress_bar("{task.fields[kept]} faces", enabled=progress)
     kept = 0
     with open(out_dir / MANIFEST, "a", encoding="utf-8") as log, bar:
         job = bar.add_task("prepare", total=len(todo), kept=0)
