@@ -34,7 +34,7 @@ PACK_QUALITY ?= 84
 gpu-pack: install
 	test -f data/shipped/aus.csv || $(BIN)/gan-anim prepare $(SHARED)/facial_expressions/images \
 		$(SHARED)/utkface_crop_part1/images -o data/shipped
-	$(BIN)/python -m gan_anim.training.pack data/shipped gpu-pack/faces128.pack --quality $(PACK_QUALITY)
+	$(BIN)/python -m gan_anim.training.pack_writer data/shipped gpu-pack/faces128.pack --quality $(PACK_QUALITY)
 
 clean:
 	rm -rf out .pytest_cache

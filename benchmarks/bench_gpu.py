@@ -12,7 +12,7 @@ achieved TFLOP/s = faces/s x FLOPs per face, and its share of the card's dense b
 (an assumption from the device name, printed) is reported for every row, fp32 included.
 "fp32" runs with PyTorch's defaults: cuDNN convolutions may use TF32, matmuls do not.
 
-Training: ``train.GANTrainer.step`` on the medium preset (bf16 autocast on CUDA, channels_last,
+Training: ``training.trainer.GANTrainer.step`` on the medium preset (bf16 autocast on CUDA, channels_last,
 data resident on the device, ``make_batch`` included), 20 timed steps (4 generator updates,
 5 gradient penalties with --gp-every 4) after 5 warm-up steps.
 """
@@ -189,8 +189,11 @@ def add_throughput(row: dict, flop_per_s: float, peak, dev) -> None:
 
 def training_rows(args, dev, peak, deadline, landmarks_fn, log) -> list[dict]:
     from gan_anim.model import PRESETS
-    from gan_anim.training.data import FaceDataset, make_batch
-    from gan_anim.training.loop import GANTrainer, Runtime, TrainOptions
+    from gan_anim.training.data import make_batch
+    from gan_anim.training.faceset import FaceDataset
+    from gan_anim.training.options import TrainOptions
+    from gan_anim.training.runtime import Runtime
+    from gan_anim.training.trainer import GANTrainer
 
     cfg = PRESETS["medium"]
     s = cfg.image_size

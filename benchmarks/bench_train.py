@@ -10,7 +10,7 @@ The plain step is the official code's structure on the paper's formulation of G:
 generator's forward made with gradients and then detached for the critic; real and
 fake scored in two critic passes; the gradient penalty every step; the generator
 forward recomputed for the generator step; critic weight gradients computed in the
-generator step. gan-anim's step is ``train.GANTrainer.step``.
+generator step. gan-anim's step is ``training.trainer.GANTrainer.step``.
 
 Both run in one process and alternate step by step, so a busy CPU slows both alike;
 each step kind keeps its fastest repetition. Images/s counts critic images with one
@@ -82,8 +82,10 @@ def _pick_step(critic_steps: int, gp_every: int, g_step: bool, gp: bool) -> int:
 
 def _setup(args, impl):
     from gan_anim.model import PRESETS
-    from gan_anim.training.loop import GANTrainer, TrainOptions, setup_runtime
     from gan_anim.training.losses import LossWeights
+    from gan_anim.training.options import TrainOptions
+    from gan_anim.training.runtime import setup_runtime
+    from gan_anim.training.trainer import GANTrainer
 
     cfg = PRESETS[args.preset]
     cl = None if args.channels_last == "auto" else args.channels_last == "on"

@@ -265,7 +265,7 @@ def export(checkpoint, output, half):
       gan-anim export runs/small -o weights/small.pt
       gan-anim export runs/small/checkpoint-0006000.pt -o weights/small-fp16.pt --half
     """
-    from .training.loop import export_weights
+    from .training.checkpoints import export_weights
 
     path = export_weights(checkpoint, output, half=half)
     click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")

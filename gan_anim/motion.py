@@ -1,13 +1,13 @@
 """Expression geometry: how each AU moves the 68 landmarks, and the dense warp that follows.
 
-A linear model, fitted by ridge least squares on the prepared training faces, gives the
-aligned landmark positions as ``mean + y @ basis`` (y: 17 AUs on 0..1, positions in
-crop-side units, 0..1). Editing a face from its own AUs ``y_r`` to a target ``y`` moves
-its landmarks by ``(y - y_r) @ basis``; a thin-plate spline through the moved landmarks
-(plus fixed anchors just outside the crop) turns that into a dense backward flow, which
-warps the photo's own pixels, at crop resolution for training and at full resolution in
-``blend``. The generator then paints only what a warp cannot make (teeth, the mouth's
-interior, creases, shading).
+A linear model, fitted by ridge least squares on the prepared training faces
+(``training.motion_fit``), gives the aligned landmark positions as ``mean + y @ basis``
+(y: 17 AUs on 0..1, positions in crop-side units, 0..1). Editing a face from its own AUs
+``y_r`` to a target ``y`` moves its landmarks by ``(y - y_r) @ basis``; a thin-plate spline
+through the moved landmarks (plus fixed anchors just outside the crop) turns that into a
+dense backward flow, which warps the photo's own pixels, at crop resolution for training
+and at full resolution in ``blend``. The generator then paints only what a warp cannot
+make (teeth, the mouth's interior, creases, shading).
 """
 from __future__ import annotations
 
@@ -86,35 +86,6 @@ def mirror_landmarks(lm: torch.Tensor) -> torch.Tensor:
     out = lm[..., torch.as_tensor(MIRROR, device=lm.device), :].clone()
     out[..., 0] = 1 - out[..., 0]
     return out
-
-
-def fit_motion(landmarks: np.ndarray, aus: np.ndarray, au_names, ridge: float = 0.02) -> dict:
-    """Ridge least squares of aligned landmarks (N, 68, 2; 0..1) on AUs (N, 17; 0..1).
-
-    Each landmark is regressed only on the AUs whose region (``AU_REGIONS``) contains
-    it. The data are used twice, once mirrored, so the model is left-right symmetric.
-    ``ridge`` is per face. Returns {"mean": (68, 2), "basis": (17, 68, 2), "r2": share of
-    landmark variance explained}.
-    """
-    lm = np.asarray(landmarks, np.float64)
-    flipped = lm[:, MIRROR].copy()
-    flipped[..., 0] = 1 - flipped[..., 0]
-    y = np.concatenate([aus, aus]).astype(np.float64)
-    t = np.concatenate([lm, flipped])                   # (2N, 68, 2)
-    ym, tm = y.mean(0), t.mean(0)
-    yc, tc = y - ym, t - tm
-    basis = np.zeros((y.shape[1], N_LANDMARKS, 2))
-    for i in range(N_LANDMARKS):
-        cols = [k for k, name in enumerate(au_names) if i in AU_REGIONS.get(name, ())]
-        if not cols:
-            continue
-        x = yc[:, cols]
-        gram = x.T @ x + ridge * len(x) * np.eye(len(cols))
-        basis[cols, i] = np.linalg.solve(gram, x.T @ tc[:, i])
-    mean = tm - np.einsum("k,kij->ij", ym, basis)       # shape at y = 0
-    resid = tc - np.einsum("nk,kij->nij", yc, basis)
-    return {"mean": mean.astype(np.float32), "basis": basis.astype(np.float32),
-            "r2": float(1 - (resid ** 2).sum() / (tc ** 2).sum())}
 
 
 def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:

@@ -27,19 +27,7 @@ class Reporter:
     def __enter__(self):
         self._entered = True
         if not self.quiet and console.is_terminal:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self._progress = Progress(
-                TextColumn("[bold]{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
-                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"),
-                TimeRemainingColumn(), console=console)
+            self._progress = progress_bar("{task.fields[rate]}")
             self._progress.__enter__()
         return self
 
@@ -91,6 +79,25 @@ class Reporter:
             self._summary = msg
         else:
             console.print(msg, highlight=False, markup=False, soft_wrap=True)
+
+
+def progress_bar(*fields: str, enabled: bool = True):
+    """A ``rich.progress.Progress`` on stderr: per task its description, bar, done/total,
+    elapsed time, eta, then each of ``fields`` (task format strings such as
+    ``"{task.fields[rate]}"``). It draws nothing unless ``enabled`` and stderr is a terminal."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(TextColumn("[bold]{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                    *(TextColumn(f) for f in fields), console=console,
+                    disable=not (enabled and console.is_terminal))
 
 
 def _print_warning(msg: str) -> None:

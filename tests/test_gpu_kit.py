@@ -21,13 +21,8 @@ from gan_anim.aus import AU_NAMES, AU_SCALE
 from gan_anim.errors import GanAnimError
 from gan_anim.model import PRESETS, Generator, load_generator
 from gan_anim.training.data import detect_layout, load_dataset, read_landmarks
-from gan_anim.training.pack import (
-    encode_face,
-    load_pack,
-    read_pack,
-    write_pack,
-    write_pack_arrays,
-)
+from gan_anim.training.pack import load_pack, read_pack
+from gan_anim.training.pack_writer import encode_face, write_pack, write_pack_arrays
 
 ROOT = Path(__file__).resolve().parents[1]
 PACK = ROOT / "gpu-pack" / "faces128.pack"
@@ -134,8 +129,11 @@ def test_synthetic_pack_greyscale_resize_and_errors(tmp_path):
 
 def test_compact_checkpoint_expands_and_resumes(tmp_path):
     from gan_anim.model import ModelConfig
-    from gan_anim.training.data import FaceDataset, make_batch
-    from gan_anim.training.loop import GANTrainer, Runtime, TrainOptions
+    from gan_anim.training.data import make_batch
+    from gan_anim.training.faceset import FaceDataset
+    from gan_anim.training.options import TrainOptions
+    from gan_anim.training.runtime import Runtime
+    from gan_anim.training.trainer import GANTrainer
 
     cfg = ModelConfig(image_size=32, channels=8, res_blocks=1, critic_channels=8, critic_layers=3,
                       motion=True, color="luma")
@@ -256,8 +254,11 @@ def test_generator_cuda_matches_cpu_fp32(preset, exact_cuda):
 
 @pytest.mark.cuda
 def test_bf16_training_step_on_cuda_is_finite():
-    from gan_anim.training.data import FaceDataset, make_batch
-    from gan_anim.training.loop import GANTrainer, Runtime, TrainOptions
+    from gan_anim.training.data import make_batch
+    from gan_anim.training.faceset import FaceDataset
+    from gan_anim.training.options import TrainOptions
+    from gan_anim.training.runtime import Runtime
+    from gan_anim.training.trainer import GANTrainer
 
     cfg = PRESETS["medium"]
     torch.manual_seed(0)
@@ -283,7 +284,7 @@ def test_bf16_training_step_on_cuda_is_finite():
 def _flow_case(n: int = 64):
     """(src, dst) landmarks: real faces of the pack moved by a motion model fitted on them,
     or synthetic ones moved by a few percent of the crop."""
-    from gan_anim.motion import fit_motion
+    from gan_anim.training.motion_fit import fit_motion
 
     if PACK.is_file():
         arrays = read_pack(PACK)
@@ -303,7 +304,7 @@ def _flow_case(n: int = 64):
 @pytest.mark.parametrize("tf32", [False, True], ids=["fp32", "tf32-as-train-sets-it"])
 def test_landmark_flow_cuda_matches_cpu(tf32):
     """The thin-plate-spline warp on CUDA equals the CPU's within 1e-4 grid units (0.006 px
-    at 128 px), also with matmul TF32 on, as ``train.setup_runtime`` sets it on CUDA: the
+    at 128 px), also with matmul TF32 on, as ``training.runtime.setup_runtime`` sets it on CUDA: the
     spline is fitted and evaluated in float64 (its coefficients reach ~900 and cancel;
     rounding them to TF32 moved it by ~0.4 grid units, 25 px)."""
     from gan_anim.motion import ThinPlate
@@ -322,7 +323,8 @@ def test_landmark_flow_cuda_matches_cpu(tf32):
 
 @pytest.mark.cuda
 def test_train_two_steps_on_cuda_writes_checkpoint(tmp_path):
-    from gan_anim.training.loop import read_checkpoint, train
+    from gan_anim.training.checkpoints import read_checkpoint
+    from gan_anim.training.loop import train
 
     pack = synthetic_pack(tmp_path / "tiny.pack", 12, 4)
     saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)

@@ -13,9 +13,9 @@ from gan_anim.motion import (
     LandmarkMotion,
     ThinPlate,
     anchor_points,
-    fit_motion,
     mirror_landmarks,
 )
+from gan_anim.training.motion_fit import fit_motion
 
 
 def _au(name):

@@ -242,7 +242,7 @@ def run4(faces, tmp_path_factory):
 
 
 def test_training_steps(run4, tmp_path):
-    from gan_anim.training.loop import export_weights
+    from gan_anim.training.checkpoints import export_weights
 
     out, last = run4
     assert last == out / "checkpoint-0000004.pt"
@@ -306,7 +306,10 @@ def _ddp_worker(rank: int, world: int, port: int, data: str, out: str):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
                       WORLD_SIZE=str(world), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world))
     from gan_anim.training.data import load_dataset, make_batch
-    from gan_anim.training.loop import GANTrainer, TrainOptions, setup_runtime, train
+    from gan_anim.training.loop import train
+    from gan_anim.training.options import TrainOptions
+    from gan_anim.training.runtime import setup_runtime
+    from gan_anim.training.trainer import GANTrainer
 
     rt = setup_runtime("cpu")
     opts = TrainOptions(batch_size=2, critic_steps=1, seed=0)

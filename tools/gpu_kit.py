@@ -346,7 +346,7 @@ def _run(cmd: list[str], log) -> tuple[int, float]:
 def cmd_train(a) -> int:
     import torch
 
-    from gan_anim.training.loop import checkpoint_paths
+    from gan_anim.training.checkpoints import checkpoint_paths
 
     signal.signal(signal.SIGTERM, _Child.handle)
     t_start = time.time()
@@ -380,7 +380,7 @@ def cmd_train(a) -> int:
             del blob
     start_step, batch, wall_before = 0, a.batch, 0.0
     if resume:
-        from gan_anim.training.loop import read_checkpoint
+        from gan_anim.training.checkpoints import read_checkpoint
 
         blob = read_checkpoint(run)
         start_step, batch = int(blob["step"]), int(blob["options"]["batch_size"])
@@ -573,7 +573,7 @@ def cmd_collect(a) -> int:
     found = sorted(run.glob("checkpoint-*.pt"))
     if found:
         try:
-            from gan_anim.training.loop import read_checkpoint
+            from gan_anim.training.checkpoints import read_checkpoint
 
             blob = compact_checkpoint(read_checkpoint(found[-1]))
             tmp = work / "checkpoint-compact.pt"

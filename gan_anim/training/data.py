@@ -8,19 +8,18 @@ Two layouts are read:
 * the official GANimation code's: ``imgs/*.jpg``, ``aus_openface.pkl`` (id -> 17 raw
   OpenFace intensities), ``train_ids.csv``, ``test_ids.csv``.
 
-A pack file (``gan_anim.training.pack``: the same faces, AUs, landmarks and split as JPEG bytes in
+A pack file (``training.pack``: the same faces, AUs, landmarks and split as JPEG bytes in
 one file, as ``make gpu-pack`` writes) is read in place of the project's folder.
 
 Every problem is reported up front as a ``GanAnimError``. The whole split is decoded once,
-resized to the model's side with INTER_AREA and kept as one uint8 tensor, so a batch
-costs an index, a cast and a flip.
+resized to the model's side (``faceset.resize_square``) and kept as one uint8 tensor, so a
+batch costs an index, a cast and a flip.
 """
 from __future__ import annotations
 
 import math
 import pickle
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,37 +28,20 @@ import torch
 from ..aus import AU_NAMES, AU_SCALE, canonical_au, read_csv
 from ..errors import GanAnimError
 from ..media.paths import PHOTO_EXTS
-from .packfile import SPLITS, _workers, decode_face, is_pack, read_pack
-
-
-@dataclass
-class FaceDataset:
-    """One split in memory: ``images`` (N,3,S,S) uint8 RGB, ``aus`` (N,17) float on 0..1,
-    ``landmarks`` (N,68,2) float in crop-side units (0..1) or None."""
-
-    images: torch.Tensor
-    aus: torch.Tensor
-    names: list[str]
-    notes: list[str] = field(default_factory=list)  # things worth telling the user once
-    landmarks: torch.Tensor | None = None
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-    def to(self, device) -> "FaceDataset":
-        lms = None if self.landmarks is None else self.landmarks.to(device)
-        return FaceDataset(self.images.to(device), self.aus.to(device), self.names, self.notes, lms)
+from .faceset import FaceDataset, resize_square
+from .pack import is_pack, load_pack
 
 
 def detect_layout(data_dir) -> str:
-    """'project', 'official' or 'pack' (a file from ``pack.write_pack``); raises
+    """'project', 'official' or 'pack' (a file from ``pack_writer.write_pack``); raises
     GanAnimError if none is there."""
     d = Path(data_dir)
     if d.is_file():
         if is_pack(d):
             return "pack"
-        raise GanAnimError(f"{d}: not a training set: a file must be a pack (python -m gan_anim.training.pack, "
-                           f"make gpu-pack); a folder needs images/ + aus.csv")
+        raise GanAnimError(f"{d}: not a training set: a file must be a pack (make gpu-pack, "
+                           f"python -m gan_anim.training.pack_writer); a folder needs images/ "
+                           f"+ aus.csv")
     if not d.is_dir():
         raise GanAnimError(f"{d}: no such data folder")
     if (d / "aus.csv").exists() or (d / "images").is_dir():
@@ -261,10 +243,7 @@ def _load_images(paths: list[Path], size: int, workers: int) -> tuple[np.ndarray
         if img is None:
             raise GanAnimError(f"{paths[k]}: not a readable image")
         resized = img.shape[:2] != (size, size)
-        if resized:
-            interp = cv2.INTER_AREA if min(img.shape[:2]) >= size else cv2.INTER_CUBIC
-            img = cv2.resize(img, (size, size), interpolation=interp)
-        out[k] = img[:, :, ::-1].transpose(2, 0, 1)  # BGR HWC -> RGB CHW
+        out[k] = resize_square(img, size)[:, :, ::-1].transpose(2, 0, 1)  # BGR HWC -> RGB CHW
         return resized
 
     with ThreadPoolExecutor(max(1, workers)) as pool:  # cv2 releases the GIL
@@ -360,49 +339,3 @@ def make_batch(ds: FaceDataset, step: int, batch_size: int, seed: int, rank: int
         if flip:
             lms = torch.where(flips.to(dev).view(-1, 1, 1), mirror_landmarks(lms), lms)
     return x, real.to(dev), target, lms
-
-
-def fixed_samples(ds: FaceDataset, count: int) -> torch.Tensor:
-    """The first ``count`` images as floats in [-1,1] (for sample grids)."""
-    return ds.images[:count].float().cpu() / 127.5 - 1.0
-
-
-def load_pack(path, image_size: int, split: str = "train", min_images: int = 1,
-              workers: int | None = None):
-    """One split of a pack as a ``FaceDataset`` (images resized with INTER_AREA if needed)."""
-    import cv2
-
-    if split not in SPLITS:
-        raise GanAnimError(f"split must be train or test, not {split!r}")
-    arrays = read_pack(path)
-    idx = np.flatnonzero(arrays["split"] == SPLITS.index(split))
-    if len(idx) < max(1, min_images):
-        if len(idx) == 0:
-            raise GanAnimError(f"{path}: the {split} split lists no images")
-        raise GanAnimError(f"{path}: {len(idx)} {split} images, too few for one batch of "
-                           f"{min_images}; add images or lower --batch-size")
-    jpeg, offsets = arrays["jpeg"], arrays["offsets"]
-    stored = int(arrays["size"])
-    out = np.empty((len(idx), 3, image_size, image_size), np.uint8)
-
-    def load(k: int) -> None:
-        i = idx[k]
-        img = decode_face(jpeg[offsets[i]:offsets[i + 1]])
-        if img.shape[:2] != (image_size, image_size):
-            interp = cv2.INTER_AREA if min(img.shape[:2]) >= image_size else cv2.INTER_CUBIC
-            img = cv2.resize(img, (image_size, image_size), interpolation=interp)
-        out[k] = img[:, :, ::-1].transpose(2, 0, 1)  # BGR HWC -> RGB CHW
-
-    with ThreadPoolExecutor(_workers(workers)) as pool:
-        list(pool.map(load, range(len(idx)), chunksize=256))
-    notes = []
-    if stored != image_size:
-        notes.append(f"resized {len(idx)} {split} faces of the pack from {stored} to "
-                     f"{image_size}x{image_size} (INTER_AREA, once, in memory)")
-    aus = arrays["aus"][idx].astype(np.float32) / AU_SCALE
-    lms = None
-    if "landmarks" in arrays:
-        lms = torch.from_numpy(arrays["landmarks"][idx].astype(np.float32))
-    names = arrays["names"]
-    return FaceDataset(torch.from_numpy(out), torch.from_numpy(aus), [names[i] for i in idx],
-                       notes, lms)

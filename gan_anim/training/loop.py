@@ -1,304 +1,31 @@
-"""The GANimation training loop: schedule, checkpoints, sample grids, logs.
+"""The GANimation training loop: ``train`` reads top to bottom.
 
-Knows nothing about the command line. One *step* is one batch: one critic
-update, plus a generator update every ``critic_steps`` steps (as the official
-code). Everything random in a step is a pure function of (seed, step, rank), so
-``resume`` continues bit for bit. DistributedDataParallel is used only when the
-process was launched by torchrun (``RANK``/``WORLD_SIZE`` set), as in nanoGPT.
+Knows nothing about the command line. Everything random in a step is a pure function of
+(seed, step, rank), so ``resume`` continues bit for bit. Its parts: ``trainer`` (the G
+and D steps), ``checkpoints``, ``stats`` (loss means, images/s), ``samples`` (grids),
+``runtime`` (device, torchrun) and ``data`` (training sets).
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
-import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import torch
-
-from ..aus import AU_NAMES, AU_SCALE, au_dict_to_vector
-from ..aus import PRESETS as EXPRESSIONS
 from ..errors import GanAnimError
-from ..media.paths import atomic_output
-from ..model import PRESETS, Critic, Generator, ModelConfig, generator_state
-from ..render.device import resolve_device
-from .data import FaceDataset, _generator, fixed_samples, load_dataset, make_batch
-from .losses import critic_loss, generate, generator_loss
+from ..model import PRESETS, ModelConfig
+from .checkpoints import CheckpointManager, Resume
+from .data import load_dataset, make_batch
+from .faceset import FaceDataset
+from .motion_fit import fit_motion_into
 from .options import LossWeights, RunOptions, TrainOptions
-
-CHECKPOINT_FORMAT = "gan-anim-checkpoint-v1"
-GRID_EXPRESSIONS = ("happy", "surprise", "sad", "anger")
-
-
-@dataclass
-class Runtime:
-    device: torch.device
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-    channels_last: bool = False
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    @property
-    def cuda(self) -> bool:
-        return self.device.type == "cuda"
-
-
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-def setup_runtime(device: str = "auto", channels_last: bool | None = None) -> Runtime:
-    """Pick the device, thread count and (under torchrun) the process group."""
-    use_cuda = resolve_device(device).type == "cuda"
-    rank, world, local = 0, 1, 0
-    if int(os.environ.get("RANK", -1)) != -1 and "WORLD_SIZE" in os.environ:
-        import torch.distributed as dist
-
-        rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
-        local = int(os.environ.get("LOCAL_RANK", rank))
-        if not dist.is_initialized():
-            dist.init_process_group(backend="nccl" if use_cuda else "gloo")
-    if use_cuda:
-        dev = torch.device("cuda", local)
-        torch.cuda.set_device(dev)
-        torch.backends.cudnn.benchmark = True
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    else:
-        dev = torch.device("cpu")
-        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
-        torch.set_num_threads(max(1, _cpu_count() // max(1, local_world)))
-    # channels_last: faster convolutions on GPUs; on this 2-core AVX2 CPU it was slower
-    # (see benchmarks/bench_train.py), so it is off there by default.
-    cl = use_cuda if channels_last is None else channels_last
-    return Runtime(dev, rank, world, local, cl)
-
-
-def set_requires_grad(module: torch.nn.Module, flag: bool) -> None:
-    for p in module.parameters():
-        p.requires_grad_(flag)
-
-
-class GANTrainer:
-    """Generator, critic, their optimisers and one training step."""
-
-    def __init__(self, cfg: ModelConfig, opts: TrainOptions, rt: Runtime):
-        self.cfg, self.opts, self.rt = cfg, opts, rt
-        torch.manual_seed(opts.seed)  # same initial weights on every rank
-        fmt = torch.channels_last if rt.channels_last else torch.contiguous_format
-        self.G = Generator(cfg).to(rt.device, memory_format=fmt)
-        self.D = Critic(cfg).to(rt.device, memory_format=fmt)
-        self.opt_g = torch.optim.Adam(self.G.parameters(), lr=opts.lr, betas=tuple(opts.betas))
-        self.opt_d = torch.optim.Adam(self.D.parameters(), lr=opts.lr, betas=tuple(opts.betas))
-        self.G_train, self.D_train = self.G, self.D
-        if rt.world > 1:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
-            ids = [rt.device.index] if rt.cuda else None
-            self.G_train = DDP(self.G, device_ids=ids, broadcast_buffers=False)
-            self.D_train = DDP(self.D, device_ids=ids, broadcast_buffers=False)
-
-    def autocast(self):
-        if self.rt.cuda:
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
-
-    def step(self, step: int, x: torch.Tensor, real_aus: torch.Tensor,
-             target_aus: torch.Tensor, landmarks: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """One critic update (and a generator update every ``critic_steps``)."""
-        o, w = self.opts, self.opts.weights
-        lr = o.lr_at(step)
-        for opt in (self.opt_g, self.opt_d):
-            for group in opt.param_groups:
-                group["lr"] = lr
-        if self.rt.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        g_step = step % o.critic_steps == 0
-        alpha = None
-        if step % o.gp_every == 0:
-            alpha = torch.rand(x.shape[0], 1, 1, 1, generator=_generator(o.seed, 3, step, self.rt.rank))
-            alpha = alpha.to(self.rt.device, non_blocking=True)
-
-        with self.autocast():
-            if g_step:  # made once with gradients: the critic sees it detached, G reuses it
-                forward = generate(self.G_train, x, target_aus, landmarks, real_aus)
-            else:
-                with torch.no_grad():
-                    forward = generate(self.G, x, target_aus, landmarks, real_aus)
-            fake, attn = forward[:2]
-            d_loss, logs = critic_loss(self.D_train, x, fake, real_aus, w, alpha, float(o.gp_every))
-        self.opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        self.opt_d.step()
-        logs = {k: v.detach() for k, v in logs.items()}
-        logs["attention"] = attn.detach().float().mean()
-
-        if g_step:
-            set_requires_grad(self.D, False)  # no critic weight gradients in the G step
-            try:
-                with self.autocast():
-                    g_loss, glogs = generator_loss(self.G_train, self.D_train, x, real_aus,
-                                                   target_aus, w, forward=forward)
-                self.opt_g.zero_grad(set_to_none=True)
-                g_loss.backward()
-                self.opt_g.step()
-            finally:
-                set_requires_grad(self.D, True)
-            logs.update({k: v.detach() for k, v in glogs.items()})
-        return logs
-
-    # ------------------------------------------------------------------ state
-
-    def state(self, step: int, extra: dict) -> dict:
-        blob = {"format": CHECKPOINT_FORMAT, "config": self.cfg.to_dict(),
-                "au_names": list(AU_NAMES), "au_scale": AU_SCALE, "step": step,
-                "generator": {k: v.detach().cpu() for k, v in self.G.state_dict().items()},
-                "critic": {k: v.detach().cpu() for k, v in self.D.state_dict().items()},
-                "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-                "options": _options_dict(self.opts)}
-        blob.update(extra)
-        return blob
-
-    def load_state(self, blob: dict) -> None:
-        self.G.load_state_dict(blob["generator"])
-        self.D.load_state_dict(blob["critic"])
-        self.opt_g.load_state_dict(blob["opt_g"])
-        self.opt_d.load_state_dict(blob["opt_d"])
-
-
-def _options_dict(o: TrainOptions) -> dict:
-    d = dataclasses.asdict(o)
-    d["betas"] = list(o.betas)
-    return d
-
-
-# ---------------------------------------------------------------- checkpoints
-
-def checkpoint_paths(out_dir) -> list[Path]:
-    """Checkpoints in ``out_dir``, oldest first."""
-    return sorted(Path(out_dir).glob("checkpoint-*.pt"))
-
-
-def read_checkpoint(path) -> dict:
-    """Load a checkpoint (a file, or the newest one in a run folder) without running code."""
-    path = Path(path)
-    if path.is_dir():
-        found = checkpoint_paths(path)
-        if not found:
-            raise GanAnimError(f"{path}: no checkpoint-*.pt in this folder")
-        path = found[-1]
-    if not path.is_file():
-        raise GanAnimError(f"{path}: no such checkpoint")
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise GanAnimError(f"{path}: not a readable checkpoint ({type(exc).__name__})") from None
-    if not isinstance(blob, dict) or "generator" not in blob or "config" not in blob:
-        raise GanAnimError(f"{path}: not a gan-anim training checkpoint")
-    blob["path"] = str(path)
-    return blob
-
-
-def export_weights(checkpoint, output, half: bool = False) -> Path:
-    """Write the inference weights (generator, config, AU list) of a checkpoint."""
-    blob = read_checkpoint(checkpoint)
-    if list(blob.get("au_names", AU_NAMES)) != list(AU_NAMES):
-        raise GanAnimError(f"{blob['path']}: trained on a different AU list")
-    gen = Generator(ModelConfig.from_dict(blob["config"]))
-    gen.load_state_dict({k: v.float() if v.is_floating_point() else v
-                         for k, v in blob["generator"].items()})
-    state = generator_state(gen, half=half)
-    state["trained_steps"] = int(blob.get("step", 0))
-    output = Path(output)
-    if not output.absolute().parent.is_dir():
-        raise GanAnimError(f"output folder {output.absolute().parent} does not exist")
-    with atomic_output(output) as tmp:
-        torch.save(state, tmp)
-    return output
-
-
-# ---------------------------------------------------------------- sample grid
-
-@torch.no_grad()
-def sample_grid(generator: Generator, images: torch.Tensor,
-                expressions=GRID_EXPRESSIONS, aus: torch.Tensor | None = None,
-                landmarks: torch.Tensor | None = None) -> np.ndarray:
-    """RGB uint8 grid: input row, then for each expression its result and attention rows.
-
-    ``aus``/``landmarks`` of the images drive the landmark motion of motion models."""
-    import cv2
-
-    dev = next(generator.parameters()).device
-    x = images.to(dev)
-    lms = None if landmarks is None else landmarks.to(dev).float()
-    src = None if aus is None else aus.to(dev).float()
-    rows = [x]
-    for name in expressions:
-        y = torch.from_numpy(au_dict_to_vector(EXPRESSIONS[name]) / AU_SCALE).float().to(dev)
-        out, attn = generate(generator, x, y.expand(len(x), -1), lms, src)[:2]
-        rows += [out.float(), attn.float().expand(-1, 3, -1, -1) * 2 - 1]
-    s = x.shape[-1]
-    grid = torch.stack(rows).clamp(-1, 1)                      # (rows, n, 3, s, s)
-    grid = ((grid + 1) * 127.5).round().byte().cpu().numpy()
-    r, n = grid.shape[:2]
-    grid = grid.transpose(0, 3, 1, 4, 2).reshape(r * s, n * s, 3)
-    label_w = 72
-    canvas = np.full((r * s, label_w + n * s, 3), 255, np.uint8)
-    canvas[:, label_w:] = grid
-    labels = ["input"] + [f"{e}{t}" for e in expressions for t in ("", " A")]
-    for i, text in enumerate(labels):
-        cv2.putText(canvas, text, (3, i * s + s // 2 + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.38,
-                    (0, 0, 0), 1, cv2.LINE_AA)
-    if s < 96:
-        canvas = cv2.resize(canvas, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
-    return canvas
-
-
-def _write_png(path: Path, rgb: np.ndarray) -> None:
-    from PIL import Image
-
-    with atomic_output(path) as tmp:
-        Image.fromarray(rgb).save(tmp, format="PNG")
-
-
-# ---------------------------------------------------------------------- loop
-
-class _StopFlag:
-    """Ctrl-C / SIGTERM ask for a clean stop at the end of the current step."""
-
-    def __init__(self):
-        self.requested = False
-        self._old = {}
-
-    def __enter__(self):
-        import threading
-
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._old[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self.requested:  # second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __exit__(self, *exc):
-        for sig, handler in self._old.items():
-            signal.signal(sig, handler)
+from .runtime import Runtime, all_agree, process_group, setup_runtime
+from .samples import GridFaces, write_grid
+from .stats import Collector, Throughput
+from .trainer import GANTrainer
 
 
 def train(data_dir, out_dir, options: TrainOptions | None = None, run: RunOptions | None = None, *,
@@ -306,160 +33,85 @@ def train(data_dir, out_dir, options: TrainOptions | None = None, run: RunOption
           log=None, **overrides) -> Path | None:
     """Train G and D on ``data_dir``; checkpoints, grids and log.jsonl go to ``out_dir``.
 
-    ``options`` (``TrainOptions``) and ``run`` (``RunOptions``) default to their
-    dataclass defaults; keyword ``overrides`` replace any of their fields
-    (``steps=4, preset="medium"``). ``preset`` is a name from ``model.PRESETS`` or a
-    ``ModelConfig``.
-
-    ``resume`` continues from the newest checkpoint in ``out_dir`` (same seed, batch
-    size and model; ``steps``, schedule and loss weights may change). Returns the
-    last checkpoint written (None on ranks other than 0).
+    ``options`` and ``run`` default to ``TrainOptions()`` and ``RunOptions()``; keyword
+    ``overrides`` replace any of their fields (``steps=4, preset="medium"``; ``preset``: a
+    ``model.PRESETS`` name or a ``ModelConfig``). ``resume`` continues from the newest
+    checkpoint in ``out_dir`` (same seed, batch size and model; ``steps``, schedule and loss
+    weights may change). Returns the last checkpoint written (None on ranks other than 0).
     """
-    opts, ro = _with_overrides(options or TrainOptions(), run or RunOptions(), overrides)
-    opts.betas = tuple(opts.betas)
-    if opts.weights is None:
-        opts.weights = LossWeights()
-    steps, seed, batch_size, preset = opts.steps, opts.seed, opts.batch_size, ro.preset
-    checkpoint_every, keep, max_minutes = ro.checkpoint_every, ro.keep, ro.max_minutes
+    # Check options; pick the device.
+    opts, ro, cfg, preset = _checked_options(options, run, overrides)
     rt = setup_runtime(ro.device, channels_last)
-    say = (log or (lambda m: print(m, file=sys.stderr, flush=True))) if rt.main else (lambda m: None)
+    say = (log or _stderr) if rt.main else _silent
+
+    # Resume from the newest checkpoint in out_dir, or start a new run there.
     out = Path(out_dir)
+    checkpoints = CheckpointManager(out, ro.keep)
+    resume = checkpoints.resume(ro.resume, opts.steps)
+    cfg, opts = _continued(resume, cfg, opts, say)
+
+    # Load training set.
+    per_step = opts.batch_size * rt.world
+    train_ds = load_dataset(data_dir, cfg.image_size, "train", min_images=per_step)
+    for note in train_ds.notes:
+        say(note)
+    faces = GridFaces.first(_grid_split(data_dir, cfg.image_size, train_ds, say), sample_count)
+    ds = _place(train_ds, rt)
+
+    # Construct networks.
+    trainer = GANTrainer(cfg, opts, rt)
+    if resume.blob is not None:
+        trainer.load_state(resume.blob)
+        say(f"resumed from {resume.blob['path']} at step {resume.step}")
+    elif cfg.motion:
+        say(fit_motion_into(trainer.G, train_ds))
+    say(f"training {preset} preset ({cfg.image_size} px) on {len(train_ds)} images, {rt.device}"
+        f"{f' x{rt.world}' if rt.world > 1 else ''}, batch {per_step}, steps {resume.step}->{opts.steps}")
+
+    # Train: a checkpoint every checkpoint_every steps, at the end, and on Ctrl-C or --max-minutes.
+    snapshots = _Snapshots(out, data_dir, checkpoints, faces, per_step, resume) if rt.main else None
+    stats = Collector()
+    bar = _TrainProgress(rt.main and progress, resume.step, opts.steps, per_step)
+    sync_every = 20 if rt.cuda else 1  # reading the losses waits for the GPU
+    step = resume.step
+    with _StopFlag(ro.max_minutes) as stop, bar, process_group(rt):
+        while step < opts.steps:
+            stats.report(trainer.step(step, *make_batch(ds, step, opts.batch_size, opts.seed, rt.rank,
+                                                        rt.world, opts.flip, opts.target_noise)))
+            step += 1
+            if step % sync_every == 0 or step == opts.steps:
+                bar.update(step, stats.collect())
+            stopping = all_agree(stop.requested, rt)
+            if snapshots and (stopping or step % ro.checkpoint_every == 0 or step == opts.steps):
+                bar.note(snapshots.save(step, trainer, stats, opts.lr_at(max(step - 1, 0))))
+            if stopping:
+                say(f"stopped at step {step}; continue with --resume")
+                break
+    return checkpoints.last  # None on ranks other than 0: they write no checkpoints
+
+
+# ------------------------------------------------------------------- options
+
+def _checked_options(options: TrainOptions | None, run: RunOptions | None, overrides: dict):
+    """(TrainOptions, RunOptions, ModelConfig, preset name) with ``overrides`` applied;
+    raises GanAnimError for an unknown preset or a count below 1."""
+    opts, ro = _with_overrides(options or TrainOptions(), run or RunOptions(), overrides)
+    opts = dataclasses.replace(opts, betas=tuple(opts.betas), weights=opts.weights or LossWeights())
+    preset = ro.preset
     if isinstance(preset, ModelConfig):
         cfg, preset = preset, "custom"
     elif preset in PRESETS:
         cfg = PRESETS[preset]
     else:
         raise GanAnimError(f"unknown preset {preset!r}: use {', '.join(PRESETS)}")
-    for name, v in (("steps", steps), ("batch-size", batch_size), ("critic-steps", opts.critic_steps),
-                    ("checkpoint-every", checkpoint_every), ("keep", keep), ("gp-every", opts.gp_every)):
+    for name, v in (("steps", opts.steps), ("batch-size", opts.batch_size),
+                    ("critic-steps", opts.critic_steps), ("checkpoint-every", ro.checkpoint_every),
+                    ("keep", ro.keep), ("gp-every", opts.gp_every)):
         if v < 1:
             raise GanAnimError(f"--{name} must be at least 1, got {v}")
     if ro.flow is not None:
         cfg = dataclasses.replace(cfg, flow=ro.flow)
-    resume = ro.resume
-
-    blob, start, wall_before = None, 0, 0.0
-    if resume:
-        if not checkpoint_paths(out):
-            raise GanAnimError(f"--resume: no checkpoint in {out}")
-        blob = read_checkpoint(out)
-        cfg = ModelConfig.from_dict(blob["config"])
-        saved = blob["options"]
-        if (saved["seed"], saved["batch_size"]) != (seed, batch_size):
-            say(f"resuming with the checkpoint's seed {saved['seed']} and batch size "
-                f"{saved['batch_size']} (the data order depends on them)")
-        opts = dataclasses.replace(opts, seed=saved["seed"], batch_size=saved["batch_size"])
-        start, wall_before = int(blob["step"]), float(blob.get("wall_s", 0.0))
-        if start >= steps:
-            raise GanAnimError(f"--resume: the checkpoint is at step {start}; raise --steps above it")
-    elif checkpoint_paths(out):
-        raise GanAnimError(f"{out} already holds checkpoints: add --resume, or choose another --out")
-
-    per_step = opts.batch_size * rt.world
-    train_ds = load_dataset(data_dir, cfg.image_size, "train", min_images=per_step)
-    for note in train_ds.notes:
-        say(note)
-    try:
-        test_ds = load_dataset(data_dir, cfg.image_size, "test", min_images=1)
-    except GanAnimError as exc:
-        say(f"no usable test split ({exc}); the sample grids show training faces")
-        test_ds = train_ds
-    samples = fixed_samples(test_ds, sample_count)
-    sample_aus = test_ds.aus[:sample_count]
-    sample_lms = None if test_ds.landmarks is None else test_ds.landmarks[:sample_count]
-    ds = _place(train_ds, rt)
-
-    trainer = GANTrainer(cfg, opts, rt)
-    if blob is not None:
-        trainer.load_state(blob)
-        say(f"resumed from {blob['path']} at step {start}")
-    elif cfg.motion:
-        say(fit_motion_into(trainer.G, train_ds))
-    if rt.main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "samples").mkdir(exist_ok=True)
-        say(f"training {preset} preset ({cfg.image_size} px) on {len(train_ds)} images, "
-            f"{rt.device}{f' x{rt.world}' if rt.world > 1 else ''}, batch {per_step}, "
-            f"steps {start}->{steps}")
-
-    last_ckpt: Path | None = None
-    sums: dict[str, float] = {}
-    count = 0
-    window_t, window_steps = time.perf_counter(), 0
-    run_t0 = time.perf_counter()
-    ckpt_t0, ckpt_step0 = run_t0, start
-    sync_every = 20 if rt.cuda else 1
-    pending: list[dict] = []
-    reporter = _Reporter(rt.main and progress, start, steps, per_step)
-
-    def flush_pending():
-        nonlocal count
-        for logs in pending:
-            for k, v in logs.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
-            count += 1
-        latest = {k: float(v) for k, v in pending[-1].items()} if pending else {}
-        pending.clear()
-        return latest
-
-    def save(step: int):
-        nonlocal last_ckpt, ckpt_t0, ckpt_step0, count
-        flush_pending()
-        now = time.perf_counter()
-        wall = wall_before + now - run_t0
-        ips = (step - ckpt_step0) * per_step / max(now - ckpt_t0, 1e-9)
-        path = out / f"checkpoint-{step:07d}.pt"
-        with atomic_output(path) as tmp:
-            torch.save(trainer.state(step, {"wall_s": wall, "data": str(data_dir)}), tmp)
-        trainer.G.eval()
-        _write_png(out / "samples" / f"step-{step:07d}.png", sample_grid(trainer.G, samples, aus=sample_aus,
-                                                                               landmarks=sample_lms))
-        trainer.G.train()
-        means = {k: v / max(count, 1) for k, v in sums.items()}
-        record = {"step": step, "images_seen": step * per_step, "wall_s": round(wall, 1),
-                  "images_per_s": round(ips, 3), "lr": opts.lr_at(max(step - 1, 0)),
-                  **{k: round(v, 6) for k, v in sorted(means.items())}}
-        with open(out / "log.jsonl", "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
-        for old in checkpoint_paths(out)[:-keep]:
-            old.unlink(missing_ok=True)
-        sums.clear()
-        count = 0
-        ckpt_t0, ckpt_step0 = now, step
-        last_ckpt = path
-        reporter.note(f"checkpoint {path.name} (mean attention {means.get('attention', math.nan):.3f})")
-
-    step = start
-    with _StopFlag() as stop, reporter:
-        try:
-            while step < steps:
-                x, real, target, lms = make_batch(ds, step, opts.batch_size, opts.seed, rt.rank,
-                                                  rt.world, opts.flip, opts.target_noise)
-                pending.append(trainer.step(step, x, real, target, lms))
-                step += 1
-                window_steps += 1
-                if step % sync_every == 0 or step == steps:
-                    latest = flush_pending()
-                    now = time.perf_counter()
-                    reporter.update(step, latest, window_steps * per_step / max(now - window_t, 1e-9))
-                    window_t, window_steps = now, 0
-                if max_minutes is not None and time.perf_counter() - run_t0 > 60 * max_minutes:
-                    stop.requested = True
-                if _all_agree(stop.requested, rt):
-                    if rt.main:
-                        save(step)
-                        say(f"stopped at step {step}; continue with --resume")
-                    break
-                if step % checkpoint_every == 0 or step == steps:
-                    if rt.main:
-                        save(step)
-        finally:
-            if rt.world > 1:
-                import torch.distributed as dist
-
-                if dist.is_initialized():
-                    dist.destroy_process_group()
-    return last_ckpt if rt.main else None
+    return opts, ro, cfg, preset
 
 
 def _with_overrides(opts: TrainOptions, run: RunOptions, overrides: dict):
@@ -472,18 +124,37 @@ def _with_overrides(opts: TrainOptions, run: RunOptions, overrides: dict):
     return dataclasses.replace(opts, **pick(names[0])), dataclasses.replace(run, **pick(names[1]))
 
 
-def fit_motion_into(generator: Generator, ds: FaceDataset) -> str:
-    """Fit the AU -> landmark model on a training split and store it in the generator."""
-    from ..motion import fit_motion
+def _continued(resume: Resume, cfg: ModelConfig, opts: TrainOptions, say):
+    """The model config and options of the run: a resumed run keeps its checkpoint's model,
+    seed and batch size (the data order depends on them)."""
+    if resume.blob is None:
+        return cfg, opts
+    saved = resume.blob["options"]
+    if (saved["seed"], saved["batch_size"]) != (opts.seed, opts.batch_size):
+        say(f"resuming with the checkpoint's seed {saved['seed']} and batch size "
+            f"{saved['batch_size']} (the data order depends on them)")
+    return (ModelConfig.from_dict(resume.blob["config"]),
+            dataclasses.replace(opts, seed=saved["seed"], batch_size=saved["batch_size"]))
 
-    if ds.landmarks is None:
-        raise GanAnimError("this preset warps faces by their landmarks, and the training data has "
-                           "none: prepare it with gan-anim prepare (manifest.jsonl) or a gpu pack")
-    fit = fit_motion(ds.landmarks.numpy(), ds.aus.numpy(), AU_NAMES)
-    dev = generator.motion.mean.device
-    generator.motion.mean.copy_(torch.from_numpy(fit["mean"]).to(dev))
-    generator.motion.basis.copy_(torch.from_numpy(fit["basis"]).to(dev))
-    return f"landmark motion fitted on {len(ds)} faces (R^2 {fit['r2']:.2f})"
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _silent(message: str) -> None:
+    """Ranks other than 0 say nothing."""
+
+
+# ---------------------------------------------------------------------- data
+
+def _grid_split(data_dir, image_size: int, train_ds: FaceDataset, say) -> FaceDataset:
+    """The test split, whose first faces the sample grids show (the training split if there
+    is no usable one)."""
+    try:
+        return load_dataset(data_dir, image_size, "test", min_images=1)
+    except GanAnimError as exc:
+        say(f"no usable test split ({exc}); the sample grids show training faces")
+        return train_ds
 
 
 def _place(ds: FaceDataset, rt: Runtime) -> FaceDataset:
@@ -498,23 +169,80 @@ def _place(ds: FaceDataset, rt: Runtime) -> FaceDataset:
     return FaceDataset(ds.images.pin_memory(), ds.aus.pin_memory(), ds.names, ds.notes, lms)
 
 
-def _all_agree(flag: bool, rt: Runtime) -> bool:
-    """Under torchrun every rank must stop at the same step."""
-    if rt.world == 1:
-        return flag
-    import torch.distributed as dist
+# ----------------------------------------------------------------- snapshots
 
-    t = torch.tensor([1.0 if flag else 0.0], device=rt.device)
-    dist.all_reduce(t)
-    return bool(t.item() > 0)
+class _Snapshots:
+    """What a checkpoint writes to the run folder (rank 0 only): ``checkpoint-<step>.pt``,
+    ``samples/step-<step>.png`` and a ``log.jsonl`` record of the window's mean losses."""
+
+    def __init__(self, out: Path, data_dir, checkpoints: CheckpointManager, faces: GridFaces,
+                 per_step: int, resume: Resume):
+        self.out, self.data_dir, self.checkpoints, self.faces = out, data_dir, checkpoints, faces
+        self.per_step, self.wall_before = per_step, resume.wall_s
+        self.speed = Throughput(per_step, resume.step)
+        self.t0 = time.perf_counter()
+        (out / "samples").mkdir(parents=True, exist_ok=True)
+
+    def save(self, step: int, trainer: GANTrainer, stats: Collector, lr: float) -> str:
+        """Write the snapshot of ``step`` and start a new statistics window; returns a line
+        for the user."""
+        stats.collect()
+        wall = self.wall_before + time.perf_counter() - self.t0
+        ips = self.speed.lap(step)
+        path = self.checkpoints.write(step, trainer.state(step, {"wall_s": wall, "data": str(self.data_dir)}))
+        write_grid(self.out / "samples" / f"step-{step:07d}.png", trainer.G, self.faces)
+        means = stats.means()
+        record = {"step": step, "images_seen": step * self.per_step, "wall_s": round(wall, 1),
+                  "images_per_s": round(ips, 3), "lr": lr,
+                  **{k: round(v, 6) for k, v in sorted(means.items())}}
+        with open(self.out / "log.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+        stats.reset()
+        return f"checkpoint {path.name} (mean attention {means.get('attention', math.nan):.3f})"
 
 
-class _Reporter:
-    """Rich progress bar on a terminal; a plain line every 30 s otherwise (logs, nohup)."""
+# -------------------------------------------------------------- interaction
+
+class _StopFlag:
+    """Ctrl-C / SIGTERM, or the end of a ``max_minutes`` budget, ask for a clean stop at the
+    end of the current step."""
+
+    def __init__(self, max_minutes: float | None = None):
+        self.signalled = False
+        self.deadline = math.inf if max_minutes is None else time.perf_counter() + 60 * max_minutes
+        self._old = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signalled or time.perf_counter() > self.deadline
+
+    def __enter__(self):
+        import threading
+
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:  # second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.signalled = True
+
+    def __exit__(self, *exc):
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)
+
+
+class _TrainProgress:
+    """A progress bar on a terminal; a plain line every 30 s otherwise (logs, nohup)."""
+
+    KEYS = ("d_loss", "gp", "d_au", "g_adv", "g_au", "cycle", "attention")
 
     def __init__(self, enabled: bool, start: int, total: int, per_step: int):
         self.enabled, self.start, self.total, self.per_step = enabled, start, total, per_step
-        self.progress = None
+        self.speed = Throughput(per_step, start)
+        self.bar = None
         self.last_line = 0.0
         self.t0 = time.perf_counter()
 
@@ -523,43 +251,28 @@ class _Reporter:
             return self
         from rich.console import Console
 
-        self.console = Console(stderr=True)
-        if not self.console.is_terminal:
-            self.console = Console(stderr=True, width=400)  # one line per report in log files
-        if self.console.is_terminal:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
+        from ..progress import console, progress_bar
 
-            self.progress = Progress(TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(),
-                                     TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                                     TextColumn("{task.fields[stats]}"), console=self.console)
-            self.progress.__enter__()
-            self.task = self.progress.add_task("train", total=self.total, completed=self.start,
-                                               stats="")
+        if console.is_terminal:
+            self.console = console
+            self.bar = progress_bar("{task.fields[stats]}").__enter__()
+            self.task = self.bar.add_task("train", total=self.total, completed=self.start, stats="")
+        else:
+            self.console = Console(stderr=True, width=400)  # one line per report in log files
         return self
 
     def __exit__(self, *exc):
-        if self.progress is not None:
-            self.progress.__exit__(*exc)
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
 
-    @staticmethod
-    def _stats(logs: dict, ips: float) -> str:
-        keys = ("d_loss", "gp", "d_au", "g_adv", "g_au", "cycle", "attention")
-        parts = [f"{k} {logs[k]:.3g}" for k in keys if k in logs]
-        return " ".join(parts) + f" | {ips:.1f} img/s"
-
-    def update(self, step: int, logs: dict, ips: float) -> None:
+    def update(self, step: int, logs: dict) -> None:
+        """Show ``step``, the newest losses and the images/s since the last update."""
+        ips = self.speed.lap(step)
         if not self.enabled:
             return
-        stats = self._stats(logs, ips)
-        if self.progress is not None:
-            self.progress.update(self.task, completed=step, stats=stats)
+        stats = " ".join(f"{k} {logs[k]:.3g}" for k in self.KEYS if k in logs) + f" | {ips:.1f} img/s"
+        if self.bar is not None:
+            self.bar.update(self.task, completed=step, stats=stats)
             return
         now = time.perf_counter()
         if now - self.last_line >= 30 or step == self.total:

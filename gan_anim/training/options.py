@@ -2,7 +2,7 @@
 
 ``TrainOptions`` (stored in each checkpoint) with its ``LossWeights``, and
 ``RunOptions`` (how a run is carried out). ``gan-anim train`` derives its options
-from these fields (``cli.py``), and ``train.train`` takes them or keyword
+from these fields (``cli.py``), and ``loop.train`` takes them or keyword
 overrides of any field, so a default changed here changes everywhere.
 
 Field metadata: ``help``; ``cli``: the option name (default ``--field-name``), a

@@ -1,8 +1,8 @@
-"""A training set in one compact file (the GPU kit's ``gpu-pack/faces128.pack``).
+"""Reading a training set packed in one file (the GPU kit's ``gpu-pack/faces128.pack``).
 
-``write_pack`` turns a folder written by ``gan-anim prepare`` into one ``.npz`` (readable
-with ``np.load(allow_pickle=False)``; the JPEG bytes are stored, the small arrays deflated)
-that holds, in the folder's order (train.txt, then test.txt):
+``pack_writer.write_pack`` turns a folder written by ``gan-anim prepare`` into one ``.npz``
+(readable with ``np.load(allow_pickle=False)``; the JPEG bytes are stored, the small arrays
+deflated) that holds, in the folder's order (train.txt, then test.txt):
 
 * ``jpeg``: every face's JPEG bytes, one after the other (uint8), and ``offsets``
   (N+1, int64): face k is ``jpeg[offsets[k]:offsets[k+1]]``. Faces whose three
@@ -24,224 +24,93 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from ..aus import AU_NAMES
+from ..aus import AU_NAMES, AU_SCALE
 from ..errors import GanAnimError
-from .data import load_pack  # noqa: F401  (the pack's reader, re-exported)
-from .packfile import (  # noqa: F401
-    PACK_FORMAT,
-    PACK_SUFFIXES,
-    SPLITS,
-    _workers,
-    decode_face,
-    is_pack,
-    read_pack,
-)
+from .faceset import FaceDataset, resize_square
+from .runtime import thread_count
+
+PACK_FORMAT = "gan-anim-pack-v1"
+SPLITS = ("train", "test")
 
 
-def _bgr_image(path: Path, size: int) -> np.ndarray:
+def is_pack(path) -> bool:
+    """True for an existing file that looks like a pack (a zip, i.e. an .npz)."""
+    p = Path(path)
+    if not p.is_file():
+        return False
+    with open(p, "rb") as fh:
+        return fh.read(4) == b"PK\x03\x04"
+
+
+def decode_face(data: np.ndarray) -> np.ndarray:
+    """BGR uint8 (H, W, 3) of JPEG bytes (a 1-channel JPEG comes back with 3 equal channels)."""
     import cv2
 
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR)
     if img is None:
-        raise GanAnimError(f"{path}: not a readable image")
-    if img.shape[:2] != (size, size):
-        interp = cv2.INTER_AREA if min(img.shape[:2]) >= size else cv2.INTER_CUBIC
-        img = cv2.resize(img, (size, size), interpolation=interp)
+        raise GanAnimError("a face in the pack is not a readable JPEG")
     return img
 
 
-def encode_face(bgr: np.ndarray, quality: int) -> bytes:
-    """JPEG bytes of a BGR face: 1-channel when the three channels are equal."""
-    import cv2
-
-    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality), cv2.IMWRITE_JPEG_OPTIMIZE, 1]
-    grey = bool((bgr[..., 0] == bgr[..., 1]).all() and (bgr[..., 1] == bgr[..., 2]).all())
-    ok, buf = cv2.imencode(".jpg", bgr[..., 0] if grey else bgr, params)
-    if not ok:
-        raise GanAnimError("JPEG encoding failed")
-    return buf.tobytes()
-
-
-def _prepared_split(prepared: Path):
-    """(names in train.txt + test.txt order, split flags, AUs 0..5 float32, image paths)."""
-    from .data import _read_id_list, _read_project_aus, detect_layout
-
-    if detect_layout(prepared) != "project":
-        raise GanAnimError(f"{prepared}: a pack is made from a gan-anim prepare folder "
-                           f"(images/, aus.csv, train.txt, test.txt)")
-    table = _read_project_aus(prepared / "aus.csv")
-    train = _read_id_list(prepared / "train.txt", "train")
+def read_pack(path) -> dict:
+    """The pack's arrays (checked), with ``names`` as a list of str."""
+    p = Path(path)
+    if not p.is_file():
+        raise GanAnimError(f"{p}: no such pack file")
     try:
-        test = _read_id_list(prepared / "test.txt", "test")
-    except GanAnimError:
-        test = []
-    names = train + test
-    if len(set(names)) != len(names):
-        raise GanAnimError(f"{prepared}: an image is listed twice in train.txt/test.txt")
-    missing = [n for n in names if n not in table]
-    if missing:
-        raise GanAnimError(f"{prepared / 'aus.csv'}: {len(missing)} images have no AU row "
-                           f"(e.g. {missing[0]})")
-    paths = [prepared / "images" / n for n in names]
-    absent = [p for p in paths if not p.is_file()]
-    if absent:
-        raise GanAnimError(f"{prepared / 'images'}: {len(absent)} listed images are missing "
-                           f"(e.g. {absent[0].name})")
-    split = np.array([0] * len(train) + [1] * len(test), np.uint8)
-    # the same casts as data.load_dataset (float64 from the CSV -> float32)
-    aus = np.stack([table[n] for n in names]).astype(np.float32)
-    return names, split, aus, paths
+        with np.load(p, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as exc:
+        raise GanAnimError(f"{p}: not a readable pack file ({type(exc).__name__})") from None
+    need = ("format", "size", "names", "split", "aus", "offsets", "jpeg")
+    missing = [k for k in need if k not in arrays]
+    if missing or str(arrays.get("format", "")) != PACK_FORMAT:
+        raise GanAnimError(f"{p}: not a gan-anim pack (format {PACK_FORMAT}; missing {missing})")
+    names = bytes(arrays["names"]).decode("utf-8").split("\n") if arrays["names"].size else []
+    n = len(names)
+    if "au_names" in arrays and [str(a) for a in arrays["au_names"]] != list(AU_NAMES):
+        raise GanAnimError(f"{p}: made with a different AU list")
+    if (arrays["split"].shape != (n,) or arrays["aus"].shape != (n, len(AU_NAMES))
+            or arrays["offsets"].shape != (n + 1,) or int(arrays["offsets"][-1]) != arrays["jpeg"].size
+            or ("landmarks" in arrays and arrays["landmarks"].shape != (n, 68, 2))):
+        raise GanAnimError(f"{p}: inconsistent pack (truncated or damaged?)")
+    arrays["names"] = names
+    return arrays
 
 
-def encode_all(paths: list[Path], size: int, quality: int, workers: int | None = None):
-    """The JPEG bytes of each image file, resized to ``size``, in order."""
-    def one(p: Path) -> bytes:
-        return encode_face(_bgr_image(p, size), quality)
+def load_pack(path, image_size: int, split: str = "train", min_images: int = 1,
+              workers: int | None = None) -> FaceDataset:
+    """One split of a pack as a ``FaceDataset`` (faces resized by ``resize_square`` if needed)."""
+    if split not in SPLITS:
+        raise GanAnimError(f"split must be train or test, not {split!r}")
+    arrays = read_pack(path)
+    idx = np.flatnonzero(arrays["split"] == SPLITS.index(split))
+    if len(idx) < max(1, min_images):
+        if len(idx) == 0:
+            raise GanAnimError(f"{path}: the {split} split lists no images")
+        raise GanAnimError(f"{path}: {len(idx)} {split} images, too few for one batch of "
+                           f"{min_images}; add images or lower --batch-size")
+    jpeg, offsets = arrays["jpeg"], arrays["offsets"]
+    stored = int(arrays["size"])
+    out = np.empty((len(idx), 3, image_size, image_size), np.uint8)
 
-    with ThreadPoolExecutor(_workers(workers)) as pool:
-        blobs = list(pool.map(one, paths, chunksize=64))
-    return blobs
+    def load(k: int) -> None:
+        i = idx[k]
+        img = resize_square(decode_face(jpeg[offsets[i]:offsets[i + 1]]), image_size)
+        out[k] = img[:, :, ::-1].transpose(2, 0, 1)  # BGR HWC -> RGB CHW
 
-
-def write_pack(prepared_dir, out_path, size: int = 128, quality: int = 84,
-               workers: int | None = None) -> dict:
-    """Write ``prepared_dir`` (a ``gan-anim prepare`` folder) as one pack file.
-
-    Returns a summary: faces, train/test counts, grey faces, bytes, quality.
-    """
-    from .data import read_landmarks
-
-    prepared = Path(prepared_dir)
-    if not 1 <= int(quality) <= 100:
-        raise GanAnimError(f"JPEG quality must be 1..100, got {quality}")
-    names, split, aus, paths = _prepared_split(prepared)
-    blobs = encode_all(paths, size, quality, workers)
-    lms = read_landmarks(prepared, names)
-    return write_pack_arrays(out_path, blobs, aus, names, split, lms, size, quality)
-
-
-def write_pack_arrays(out_path, jpegs: list[bytes], aus: np.ndarray, names: list[str],
-                      split: np.ndarray, landmarks: np.ndarray | None, size: int,
-                      quality: int) -> dict:
-    """Write a pack from its parts: JPEG bytes of ``size``-pixel faces (``encode_face``),
-    AUs (N,17) on 0..5, names, split (0 train, 1 test), aligned landmarks (N,68,2) or None."""
-    from ..media.paths import atomic_output
-
-    n = len(jpegs)
-    aus = np.asarray(aus, np.float32)
-    split = np.asarray(split, np.uint8)
-    if aus.shape != (n, len(AU_NAMES)) or split.shape != (n,) or len(names) != n:
-        raise GanAnimError(f"pack parts disagree: {n} images, AUs {aus.shape}, split {split.shape}, "
-                           f"{len(names)} names")
-    if any("\n" in name for name in names):
-        raise GanAnimError("image names may not contain line breaks")
-    offsets = np.zeros(n + 1, np.int64)
-    offsets[1:] = np.cumsum([len(b) for b in jpegs])
-    arrays = {
-        "format": np.array(PACK_FORMAT),
-        "size": np.array(size, np.int32),
-        "quality": np.array(int(quality), np.int32),
-        "au_names": np.array(list(AU_NAMES)),
-        "names": np.frombuffer("\n".join(names).encode("utf-8"), np.uint8),
-        "split": split,
-        "aus": aus,
-        "offsets": offsets,
-        "jpeg": np.frombuffer(b"".join(jpegs), np.uint8),
-    }
-    if landmarks is not None:
-        arrays["landmarks"] = np.asarray(landmarks, np.float32).astype(np.float16)
-    out = Path(out_path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(out) as tmp:
-        _write_npz(tmp, arrays, stored=("jpeg",))
-    grey = sum(1 for b in jpegs if _jpeg_channels(b) == 1)
-    return {"path": str(out), "faces": n, "train": int((split == 0).sum()),
-            "test": int((split == 1).sum()), "grey": grey, "quality": int(quality), "size": size,
-            "landmarks": landmarks is not None, "bytes": out.stat().st_size,
-            "jpeg_bytes": int(offsets[-1])}
-
-
-def _write_npz(path, arrays: dict, stored=()) -> None:
-    """An .npz (what ``np.savez`` writes) whose members in ``stored`` are not deflated
-    (JPEG bytes do not shrink) and the others are (landmarks, AUs and names do)."""
-    import zipfile
-
-    with zipfile.ZipFile(path, "w", allowZip64=True) as zf:
-        for key, value in arrays.items():
-            kind = zipfile.ZIP_STORED if key in stored else zipfile.ZIP_DEFLATED
-            info = zipfile.ZipInfo(f"{key}.npy", date_time=(2020, 1, 1, 0, 0, 0))
-            info.compress_type = kind
-            with zf.open(info, "w", force_zip64=True) as fh:
-                np.lib.format.write_array(fh, np.asanyarray(value), allow_pickle=False)
-
-
-def _jpeg_channels(data: bytes) -> int:
-    """Number of components in a JPEG's frame header (SOF marker)."""
-    i = 2
-    while i + 9 < len(data):
-        if data[i] != 0xFF:
-            i += 1
-            continue
-        marker = data[i + 1]
-        if marker in (0xC0, 0xC1, 0xC2):
-            return data[i + 9]
-        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
-    return 3
-
-
-def quality_table(prepared_dir, qualities=(70, 75, 80, 85, 90, 95), size: int = 128,
-                  limit: int | None = None, workers: int | None = None) -> list[dict]:
-    """Size of the JPEG bytes (all faces, or the first ``limit``) and PSNR against the
-    PNGs, per JPEG quality: what ``make gpu-pack`` chooses its quality from."""
-    _, _, _, paths = _prepared_split(Path(prepared_dir))
-    if limit:
-        paths = paths[:limit]
-    originals = None
-    rows = []
-    with ThreadPoolExecutor(_workers(workers)) as pool:
-        originals = list(pool.map(lambda p: _bgr_image(p, size), paths, chunksize=64))
-        for q in qualities:
-            blobs = list(pool.map(lambda im: encode_face(im, q), originals, chunksize=64))
-            decoded = list(pool.map(lambda b: decode_face(np.frombuffer(b, np.uint8)), blobs,
-                                    chunksize=64))
-            se = sum(float(((d.astype(np.int32) - o) ** 2).sum()) for d, o in zip(decoded, originals))
-            mse = se / (len(originals) * size * size * 3)
-            rows.append({"quality": q, "faces": len(blobs), "jpeg_bytes": sum(map(len, blobs)),
-                         "psnr_db": round(10 * np.log10(255 ** 2 / max(mse, 1e-12)), 2)})
-    return rows
-
-
-def main(argv=None) -> int:
-    """python -m gan_anim.training.pack PREPARED OUT [--quality Q] [--size S] | --table PREPARED"""
-    import argparse
-    import json
-
-    ap = argparse.ArgumentParser(prog="python -m gan_anim.training.pack", description=main.__doc__)
-    ap.add_argument("prepared", help="a gan-anim prepare folder")
-    ap.add_argument("output", nargs="?", help="pack file to write, e.g. gpu-pack/faces128.pack")
-    ap.add_argument("--quality", type=int, default=84,
-                    help="JPEG quality (84: the 16,029 shared faces in 47.6 MiB, 41.2 dB PSNR)")
-    ap.add_argument("--size", type=int, default=128)
-    ap.add_argument("--table", default=None,
-                    help="comma-separated qualities: print size and PSNR of each instead of writing")
-    args = ap.parse_args(argv)
-    try:
-        if args.table:
-            for row in quality_table(args.prepared, [int(q) for q in args.table.split(",")], args.size):
-                print(json.dumps(row))
-            return 0
-        if not args.output:
-            ap.error("give an output file (or --table)")
-        summary = write_pack(args.prepared, args.output, args.size, args.quality)
-    except GanAnimError as exc:
-        print(f"gan-anim pack: error: {exc}")
-        return 1
-    print(f"wrote {summary['path']}: {summary['faces']} faces ({summary['train']} train, "
-          f"{summary['test']} test, {summary['grey']} greyscale), JPEG quality {summary['quality']}, "
-          f"{summary['bytes'] / 2 ** 20:.1f} MiB")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    with ThreadPoolExecutor(thread_count(workers)) as pool:
+        list(pool.map(load, range(len(idx)), chunksize=256))
+    notes = []
+    if stored != image_size:
+        notes.append(f"resized {len(idx)} {split} faces of the pack from {stored} to "
+                     f"{image_size}x{image_size} (INTER_AREA, once, in memory)")
+    aus = arrays["aus"][idx].astype(np.float32) / AU_SCALE
+    lms = None
+    if "landmarks" in arrays:
+        lms = torch.from_numpy(arrays["landmarks"][idx].astype(np.float32))
+    names = arrays["names"]
+    return FaceDataset(torch.from_numpy(out), torch.from_numpy(aus), [names[i] for i in idx],
+                       notes, lms)

@@ -121,42 +121,9 @@ def prepare_dataset(src_dir, out_dir, size: int = 128, pad: float = 0.3, detecto
     (also written to ``out_dir/summary.json``).
     """
     sources = [Path(s) for s in ([src_dir] if isinstance(src_dir, (str, os.PathLike)) else src_dir)]
-    if not sources:
-        raise GanAnimError("no source folder given")
-    for s in sources:
-        if not s.is_dir():
-            raise GanAnimError(f"{s}: not a folder of photos")
-    if not 16 <= size <= 1024:
-        raise GanAnimError(f"--size must be between 16 and 1024, got {size}")
-    if not 0.0 <= pad <= 2.0:
-        raise GanAnimError(f"--pad must be between 0 and 2, got {pad}")
-    if not 0.0 <= test_fraction < 1.0:
-        raise GanAnimError(f"test fraction must be in [0, 1), got {test_fraction}")
-    if workers < 1:
-        raise GanAnimError(f"--workers must be at least 1, got {workers}")
-    if detector not in ("hog", "cnn"):
-        raise GanAnimError(f"unknown detector {detector!r}: use hog or cnn")
-    if openface is not None and not Path(openface).is_dir():
-        raise GanAnimError(f"--openface {openface}: not a folder")
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise GanAnimError(f"{out_dir}: exists and is not a folder")
-    if any(out_dir.resolve() == s.resolve() or s.resolve() in out_dir.resolve().parents for s in sources):
-        raise GanAnimError(f"output {out_dir} is inside a source folder; choose another -o")
-
-    # Everything to do, with unique output names.
-    tasks, seen = [], set()
-    prefixes = _prefixes(sources)
-    for s, prefix in zip(sources, prefixes):
-        for path in list_images(s):
-            rel = path.relative_to(s)
-            name = _name_for(rel, prefix)
-            if name in seen:
-                name = prefix + "__".join(rel.parts).replace(".", "_")
-            seen.add(name)
-            tasks.append({"path": str(path), "src": str(path.resolve()), "name": name})
-    if not tasks:
-        raise GanAnimError(f"no photos ({', '.join(sorted(PHOTO_EXTS))}) in {', '.join(map(str, sources))}")
+    _check_arguments(sources, out_dir, size, pad, detector, workers, openface, test_fraction)
+    tasks = _tasks(sources)
 
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
     _check_config(out_dir, {"size": size, "pad": pad, "detector": detector})
@@ -183,19 +150,53 @@ def prepare_dataset(src_dir, out_dir, size: int = 128, pad: float = 0.3, detecto
     return summary
 
 
-def _run(todo: list[dict], out_dir: Path, workers: int, progress: bool) -> None:
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
+def _check_arguments(sources: list[Path], out_dir: Path, size: int, pad: float, detector: str,
+                     workers: int, openface, test_fraction: float) -> None:
+    """Raise GanAnimError for the first argument of ``prepare_dataset`` that cannot work."""
+    if not sources:
+        raise GanAnimError("no source folder given")
+    for s in sources:
+        if not s.is_dir():
+            raise GanAnimError(f"{s}: not a folder of photos")
+    if not 16 <= size <= 1024:
+        raise GanAnimError(f"--size must be between 16 and 1024, got {size}")
+    if not 0.0 <= pad <= 2.0:
+        raise GanAnimError(f"--pad must be between 0 and 2, got {pad}")
+    if not 0.0 <= test_fraction < 1.0:
+        raise GanAnimError(f"test fraction must be in [0, 1), got {test_fraction}")
+    if workers < 1:
+        raise GanAnimError(f"--workers must be at least 1, got {workers}")
+    if detector not in ("hog", "cnn"):
+        raise GanAnimError(f"unknown detector {detector!r}: use hog or cnn")
+    if openface is not None and not Path(openface).is_dir():
+        raise GanAnimError(f"--openface {openface}: not a folder")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise GanAnimError(f"{out_dir}: exists and is not a folder")
+    if any(out_dir.resolve() == s.resolve() or s.resolve() in out_dir.resolve().parents for s in sources):
+        raise GanAnimError(f"output {out_dir} is inside a source folder; choose another -o")
 
-    bar = Progress(TextColumn("prepare"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                   TextColumn("{task.fields[kept]} faces"), console=Console(stderr=True),
-                   disable=not progress, transient=False)
+
+def _tasks(sources: list[Path]) -> list[dict]:
+    """Every photo of ``sources`` with a unique output name."""
+    tasks, seen = [], set()
+    prefixes = _prefixes(sources)
+    for s, prefix in zip(sources, prefixes):
+        for path in list_images(s):
+            rel = path.relative_to(s)
+            name = _name_for(rel, prefix)
+            if name in seen:
+                name = prefix + "__".join(rel.parts).replace(".", "_")
+            seen.add(name)
+            tasks.append({"path": str(path), "src": str(path.resolve()), "name": name})
+    if not tasks:
+        raise GanAnimError(f"no photos ({', '.join(sorted(PHOTO_EXTS))}) in {', '.join(map(str, sources))}")
+    return tasks
+
+
+def _run(todo: list[dict], out_dir: Path, workers: int, progress: bool) -> None:
+    from ..progress import progress_bar
+
+    bar = progress_bar("{task.fields[kept]} faces", enabled=progress)
     kept = 0
     with open(out_dir / MANIFEST, "a", encoding="utf-8") as log, bar:
         job = bar.add_task("prepare", total=len(todo), kept=0)
