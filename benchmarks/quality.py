@@ -48,7 +48,8 @@ sys.path.insert(0, str(ROOT))
 
 from gan_anim import aus as au  # noqa: E402
 from gan_anim.estimator import estimate_from_landmarks  # noqa: E402
-from gan_anim.faces.detect import Face, detect_faces, face_descriptor, landmarks  # noqa: E402
+from gan_anim.faces.detect import Face, detect_faces, landmarks  # noqa: E402
+from gan_anim.faces.identity import face_descriptor  # noqa: E402
 from gan_anim.media.images import read_image  # noqa: E402
 from gan_anim.media.paths import PHOTO_EXTS  # noqa: E402
 from gan_anim.media.writer import FrameWriter  # noqa: E402

@@ -15,9 +15,9 @@ from PIL import Image
 
 from gan_anim import aus
 from gan_anim.cli import main
-from gan_anim.faces.detect import detect_faces, select_faces
+from gan_anim.faces.detect import detect_faces
 from gan_anim.media.images import read_image
-from gan_anim.pipeline.photo import Animator, default_output
+from gan_anim.pipeline.photo import Animator, default_output, select_faces
 from gan_anim.render.blend import FaceBlender
 
 

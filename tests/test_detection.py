@@ -111,8 +111,8 @@ def test_animate_edits_every_face_and_nothing_else(group, random_weights, tmp_pa
 
 def test_aus_grid_and_video_tracker_find_the_same_faces(group, random_weights, tmp_path):
     from gan_anim.estimator import estimate_aus_file
+    from gan_anim.faces.tracking import FaceTracker
     from gan_anim.pipeline.grid import au_grid
-    from gan_anim.pipeline.video import FaceTracker
 
     path, image, truth = group
     # aus (the JPEG decoded at half size): boxes in file pixels around each face's eyes
@@ -178,10 +178,10 @@ def test_borrowed_detectors_are_clones_that_find_the_same_faces(shared_data):
     2 ms instead of 0.24 s); a clone finds exactly what dlib's own detector finds."""
     import dlib
 
-    from gan_anim.faces import detect as faces
+    from gan_anim.faces.dlib_models import borrow_detector
 
     photos = sorted((shared_data / "facial_expressions" / "images").glob("*.jpg"))[:5]
-    with faces._borrow("hog") as a, faces._borrow("hog") as b:
+    with borrow_detector("hog") as a, borrow_detector("hog") as b:
         assert a is not b
         fresh = dlib.get_frontal_face_detector()
         for p in photos + [EXAMPLE]:

@@ -6,8 +6,9 @@ import numpy as np
 from conftest import EXAMPLE
 
 from gan_anim.faces.align import align, crop
-from gan_anim.faces.detect import detect_faces, select_faces
+from gan_anim.faces.detect import detect_faces
 from gan_anim.media.images import read_image
+from gan_anim.pipeline.photo import select_faces
 
 
 def test_hog_and_cnn_find_the_astronaut():

@@ -11,7 +11,8 @@ from conftest import EXAMPLE, ROOT
 from PIL import Image, ImageSequence
 
 from gan_anim.cli import main
-from gan_anim.faces.detect import detect_faces, face_descriptor
+from gan_anim.faces.detect import detect_faces
+from gan_anim.faces.identity import face_descriptor
 from gan_anim.media.images import read_image
 from gan_anim.model import load_generator
 from gan_anim.pipeline.photo import DEFAULT_WEIGHTS, WEIGHTS_DIR, Animator

@@ -1,25 +1,21 @@
-"""Face finding (dlib HOG or CNN), 68 landmarks, and the one alignment/crop function.
+"""Face finding (dlib HOG or CNN) and dlib's 68 landmarks.
 
 ``detect_faces`` is the one detection cascade of every command (animate, grid, video,
 aus, prepare): shrunk and edge-padded copy, then upscaled tiles for small faces, merged.
-The same ``align``/``crop`` pair prepares training data (``gan-anim prepare``) and
-feeds the generator at inference, so the model always sees faces framed the same way.
+Landmarks are always read on the full-resolution image. dlib's models come from
+``dlib_models``.
 """
 from __future__ import annotations
 
-import contextlib
 import os
-import pickle
-import queue
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
 
 import cv2
 import numpy as np
 
 from ..errors import GanAnimError
+from .dlib_models import DETECTORS, borrow_detector, shared_model
 
 # Faces whose eye-to-eye distance is below this many pixels (in the full-resolution
 # image) are skipped: too small for the generator to change anything visible. The
@@ -67,47 +63,6 @@ class Face:
         return (right - left) * (bottom - top)
 
 
-_loading_lock = threading.Lock()
-
-
-@lru_cache(maxsize=None)
-def _cached(kind: str):
-    return _load(kind)
-
-
-def _models(kind: str):
-    """dlib's model ``kind``, loaded once even when threads ask for it together (the
-    landmark model takes 0.65 s; ``Animator`` loads it in the background)."""
-    with _loading_lock:
-        return _cached(kind)
-
-
-def load_models(*kinds: str) -> None:
-    """Load dlib's models now (worker start-up), not on first use. A detector goes into
-    the pool that ``detect_faces`` borrows from."""
-    for kind in kinds:
-        if kind in DETECTOR_MIN_EYE:
-            with _borrow(kind):
-                pass
-        else:
-            _models(kind)
-
-
-def _load(kind: str):
-    import dlib
-    import face_recognition_models as frm
-
-    if kind == "hog":
-        return dlib.get_frontal_face_detector()
-    if kind == "cnn":
-        return dlib.cnn_face_detection_model_v1(frm.cnn_face_detector_model_location())
-    if kind == "landmarks":
-        return dlib.shape_predictor(frm.pose_predictor_model_location())
-    if kind == "descriptor":
-        return dlib.face_recognition_model_v1(frm.face_recognition_model_location())
-    raise ValueError(kind)
-
-
 def detect_boxes(image: np.ndarray, detector: str = "hog", upsample: int = 0,
                  max_side: int = DETECT_MAX_SIDE) -> list[tuple[tuple[int, int, int, int], float]]:
     """One detector pass: face boxes (left, top, right, bottom) in ``image`` coordinates,
@@ -119,7 +74,7 @@ def detect_boxes(image: np.ndarray, detector: str = "hog", upsample: int = 0,
 
 
 def _check_detector(detector: str) -> None:
-    if detector not in DETECTOR_MIN_EYE:
+    if detector not in DETECTORS:
         raise GanAnimError(f"unknown detector {detector!r}: use hog or cnn")
 
 
@@ -135,7 +90,7 @@ def _run(image: np.ndarray, detector: str, upsample: int = 0, model=None) -> lis
     """[(box in ``image`` px as floats, score)] from one dlib detector call."""
     _check_detector(detector)
     if model is None:
-        with _borrow(detector) as model:
+        with borrow_detector(detector) as model:
             return _run(image, detector, upsample, model)
     if detector == "hog":
         rects, scores, _ = model.run(image, upsample, HOG_THRESHOLD)
@@ -197,37 +152,6 @@ def _tile_grid(shape, scale: float, largest_eye: float):
                     for x0, x1 in _tiles(w, tile, overlap)]
 
 
-_spare: dict[str, queue.SimpleQueue] = {}
-_pickled: dict[str, bytes] = {}
-
-
-def _new_detector(detector: str):
-    """A fresh detector instance: the first one built by dlib (HOG: 0.24 s, it parses its
-    model from text), the others unpickled from it (HOG: 2 ms)."""
-    data = _pickled.get(detector)
-    if data is not None:
-        return pickle.loads(data)
-    model = _load(detector)
-    with contextlib.suppress(Exception):  # not every dlib build pickles every model
-        _pickled[detector] = pickle.dumps(model)
-    return model
-
-
-@contextlib.contextmanager
-def _borrow(detector: str):
-    """A detector instance of one's own while in use: dlib's detectors release the GIL
-    and are not thread-safe, so each concurrent tile gets its own (created once, reused)."""
-    spare = _spare.setdefault(detector, queue.SimpleQueue())
-    try:
-        model = spare.get_nowait()
-    except queue.Empty:
-        model = _new_detector(detector)
-    try:
-        yield model
-    finally:
-        spare.put(model)
-
-
 def small_face_scale(shape, detector: str = "hog", min_eye_distance: float = MIN_EYE_DISTANCE,
                      first_scale: float = 1.0, max_pixels: float = SMALL_FACE_PIXELS) -> float:
     """Scale of the small-face pass (0: not needed): the one that sees eyes
@@ -276,7 +200,7 @@ def landmarks(image: np.ndarray, box) -> np.ndarray:
     import dlib
 
     rect = dlib.rectangle(*[int(v) for v in box])
-    shape = _models("landmarks")(np.ascontiguousarray(image), rect)
+    shape = shared_model("landmarks")(np.ascontiguousarray(image), rect)
     return np.array([(p.x, p.y) for p in shape.parts()], np.float32)
 
 
@@ -315,29 +239,16 @@ def detect_faces(image: np.ndarray, detector: str = "hog", upsample: int = 0,
        (``warn`` hears about each).
 
     ``padded_first`` (prepare, the calibration): the padded copy only, in place of 1 and 2,
-    and landmarks on edge-padded surroundings (``face_landmarks``), as on a padded photo. ``pixel_scale``: pixels of the original
-    photo per pixel of ``image`` (decoded at reduced size); ``min_eye_distance`` stays in
-    the original's pixels.
+    and landmarks on edge-padded surroundings (``face_landmarks``), as on a padded photo.
+    ``pixel_scale``: pixels of the original photo per pixel of ``image`` (decoded at
+    reduced size); ``min_eye_distance`` stays in the original's pixels.
     """
     _check_detector(detector)
     if max_side < 80:
         raise GanAnimError(f"detection size must be at least 80 px, got {max_side}")
-    h, w = image.shape[:2]
-    s0 = min(1.0, max_side / max(h, w))
-    shrunk = _resized(image, s0)
-
-    def first_pass(pad_by: float) -> list:
-        copy, p = pad_image(shrunk, pad_by)
-        return [(((b[0] - p) / s0, (b[1] - p) / s0, (b[2] - p) / s0, (b[3] - p) / s0), s)
-                for b, s in _run(np.ascontiguousarray(copy), detector, upsample)]
-
-    passes = [first_pass(pad)] if padded_first else [first_pass(0.0)] + ([first_pass(pad)] if pad > 0 else [])
     min_eye = min_eye_distance / pixel_scale
-    first_scale = s0 * 2 ** upsample
-    s1 = small_face_scale(image.shape, detector, min_eye, first_scale, small_face_pixels)
-    if s1:
-        threads = threads or min(4, os.cpu_count() or 1)
-        passes.append(_small_faces(image, detector, s1, DETECTOR_MIN_EYE[detector] / first_scale, threads))
+    passes = _cascade(image, detector, upsample, pad, max_side, min_eye, small_face_pixels,
+                      threads, padded_first)
     faces = []
     for box, score in merge_boxes(passes):
         box = tuple(int(round(v)) for v in box)
@@ -351,6 +262,29 @@ def detect_faces(image: np.ndarray, detector: str = "hog", upsample: int = 0,
         faces.append(face)
     faces.sort(key=lambda f: f.area, reverse=True)
     return faces
+
+
+def _cascade(image: np.ndarray, detector: str, upsample: int, pad: float, max_side: int,
+             min_eye: float, small_face_pixels: float, threads: int | None,
+             padded_first: bool) -> list[list]:
+    """Steps 1-3 of ``detect_faces``: its passes, each [(box in ``image`` px, score)].
+    ``min_eye``: the smallest eye distance to find, in ``image`` px."""
+    h, w = image.shape[:2]
+    s0 = min(1.0, max_side / max(h, w))
+    shrunk = _resized(image, s0)
+
+    def first_pass(pad_by: float) -> list:
+        copy, p = pad_image(shrunk, pad_by)
+        return [(((b[0] - p) / s0, (b[1] - p) / s0, (b[2] - p) / s0, (b[3] - p) / s0), s)
+                for b, s in _run(np.ascontiguousarray(copy), detector, upsample)]
+
+    passes = [first_pass(pad)] if padded_first else [first_pass(0.0)] + ([first_pass(pad)] if pad > 0 else [])
+    first_scale = s0 * 2 ** upsample
+    s1 = small_face_scale(image.shape, detector, min_eye, first_scale, small_face_pixels)
+    if s1:
+        threads = threads or min(4, os.cpu_count() or 1)
+        passes.append(_small_faces(image, detector, s1, DETECTOR_MIN_EYE[detector] / first_scale, threads))
+    return passes
 
 
 def find_face(image: np.ndarray, pad: float = BORDER_PAD, detector: str = "hog", threads: int | None = None):
@@ -367,35 +301,3 @@ def find_face(image: np.ndarray, pad: float = BORDER_PAD, detector: str = "hog",
         return "no face", None, None
     face = found[0]
     return ("ok" if face.eye_distance >= MIN_EYE_DISTANCE else "too small"), face.box, face.landmarks
-
-
-def select_faces(faces: list[Face], which: str) -> list[Face]:
-    """``--face all|largest|N`` (N counts from 1 in largest-first order)."""
-    if which == "all":
-        return faces
-    if which == "largest":
-        return faces[:1]
-    try:
-        n = int(which)
-    except ValueError:
-        raise GanAnimError(f"--face must be all, largest or a number, got {which!r}") from None
-    if not 1 <= n <= len(faces):
-        raise GanAnimError(f"--face {n}: the photo has {len(faces)} face(s)")
-    return [faces[n - 1]]
-
-
-# ------------------------------------------------------------------------- alignment
-
-
-
-
-
-
-
-def face_descriptor(image: np.ndarray, face: Face) -> np.ndarray:
-    """dlib's 128-d face descriptor (the model shipped with face_recognition_models)."""
-    import dlib
-
-    rect = dlib.rectangle(*[int(v) for v in face.box])
-    shape = _models("landmarks")(np.ascontiguousarray(image), rect)
-    return np.array(_models("descriptor").compute_face_descriptor(np.ascontiguousarray(image), shape))

@@ -4,11 +4,10 @@ One-Euro filter on each face's alignment.
 Faces are detected every ``detect_every`` frames and on scene cuts (the whole detection
 cascade on the first frame, on cuts and every ``FULL_DETECT_S`` seconds; its cheap first
 pass otherwise); in between each face is followed by re-fitting dlib's 68 landmarks
-inside its previous box. The
-alignment transform of every face is smoothed with a One-Euro filter (Casiez et al.,
-CHI 2012) on (centre, log scale, angle), so crops and blended faces do not jitter
-while fast head motion is still followed. A "track" is always one face followed
-through time (AU targets over time are "timelines", ``au_timeline``).
+inside its previous box. The alignment transform of every face is smoothed with a
+One-Euro filter (``smoothing``) on (centre, log scale, angle), so crops and blended faces
+do not jitter while fast head motion is still followed. A "track" is always one face
+followed through time (AU targets over time are "timelines", ``pipeline.au_timeline``).
 """
 from __future__ import annotations
 
@@ -21,39 +20,17 @@ import numpy as np
 from ..errors import GanAnimError
 from .align import align, invert
 from .detect import Face, box_overlap, detect_faces, landmarks
+from .smoothing import OneEuroFilter
 
 # Mean absolute difference (0..255) between consecutive 64 px grey thumbnails above
 # which a frame starts a new shot: tracks are dropped and faces detected afresh.
 CUT_THRESHOLD = 30.0
-# One-Euro defaults for the alignment (centre in face sizes, log scale, angle in radians).
+# Seconds between whole-cascade detections: its border and small-face passes cost 0.5-1 s
+# a frame, so the detections in between run only its shrunk-frame pass.
+FULL_DETECT_S = 2.0
+# One-Euro settings for the alignment (centre in face sizes, log scale, angle in radians).
 MIN_CUTOFF = 0.5   # Hz: smoothing of a still face
 BETA = 10.0        # per face-size/s of speed: less lag when the face moves
-D_CUTOFF = 1.0     # Hz: smoothing of the speed estimate
-
-
-class OneEuroFilter:
-    """One-Euro low-pass filter on a vector: cutoff grows with speed (Casiez 2012)."""
-
-    def __init__(self, min_cutoff: float = MIN_CUTOFF, beta: float = BETA,
-                 d_cutoff: float = D_CUTOFF):
-        self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
-        self.x = self.dx = None
-
-    @staticmethod
-    def _alpha(cutoff, dt):
-        tau = 1.0 / (2 * math.pi * cutoff)
-        return 1.0 / (1.0 + tau / dt)
-
-    def __call__(self, x: np.ndarray, dt: float) -> np.ndarray:
-        x = np.asarray(x, np.float64)
-        if self.x is None:
-            self.x, self.dx = x.copy(), np.zeros_like(x)
-            return x.copy()
-        a_d = self._alpha(self.d_cutoff, dt)
-        self.dx = self.dx + a_d * ((x - self.x) / dt - self.dx)
-        a = self._alpha(self.min_cutoff + self.beta * np.abs(self.dx), dt)
-        self.x = self.x + a * (x - self.x)
-        return self.x.copy()
 
 
 def transform_params(m: np.ndarray, size: int, unit: float) -> np.ndarray:
@@ -85,17 +62,14 @@ class FaceTrack:
     landmarks: np.ndarray            # raw (68, 2) of the current frame
     box_rel: np.ndarray              # detector box relative to the landmark box
     unit: float                      # face size at the start (px), the smoothing unit
-    filter: OneEuroFilter | None
+    filter: OneEuroFilter | None     # on the alignment's (centre, log scale, angle)
     transform: np.ndarray = None     # smoothed 2x3 image -> crop
-    own_filter: OneEuroFilter | None = None
-    own: np.ndarray | None = None    # the face's own AUs (0..5), smoothed
-
-
-FULL_DETECT_S = 2.0  # seconds between whole-cascade detections in a video
 
 
 @dataclass
 class TrackedFace:
+    """One face in one frame: its track id, raw (68, 2) landmarks, smoothed 2x3 transform."""
+
     id: int
     landmarks: np.ndarray
     transform: np.ndarray

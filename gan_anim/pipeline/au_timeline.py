@@ -4,6 +4,9 @@ A timeline is a constant expression (preset, JSON, inline), an OpenFace-format C
 driving video. A driving video's AUs come from ``video_aus``, the same function that
 ``gan-anim aus clip.mp4 -o aus.csv`` writes to a CSV, and its rows are matched to clip
 frames as a CSV's are, so both routes give the same targets.
+
+Per face, ``face_target`` mixes a timeline row with the face's own AUs, which
+``FaceAUSmoother`` estimates from its landmarks and smooths over time.
 """
 from __future__ import annotations
 
@@ -15,12 +18,16 @@ import numpy as np
 from .. import aus as au
 from ..errors import GanAnimError
 from ..estimator import estimate_from_landmarks
-from ..faces.tracking import FaceTracker, OneEuroFilter
+from ..faces.smoothing import OneEuroFilter
+from ..faces.tracking import FaceTracker
 from ..media.paths import VIDEO_EXTS
 from ..media.video_reader import VideoReader
 
-# One-Euro filter on a face's estimated AUs (0..5) over time.
-AU_MIN_CUTOFF, AU_BETA = 1.5, 0.5
+# One-Euro filter on a face's AUs (0..5) estimated from its landmarks: landmark noise makes
+# the estimate flicker from frame to frame, and a target built on it would pass that on
+# to the rendered face.
+AU_MIN_CUTOFF = 1.5  # Hz: smoothing of a still expression
+AU_BETA = 0.5        # per AU unit/s of speed: less lag when the expression changes
 
 
 def video_aus(path, detector: str = "hog", detect_every: int = 10):
@@ -198,6 +205,24 @@ def open_timeline(spec: str, fps: float, end: str = "hold", detect_every: int = 
     if suffix in VIDEO_EXTS:
         return DrivingVideoTimeline(spec, end, detect_every, detector)
     return ConstantTimeline(spec)
+
+
+class FaceAUSmoother:
+    """Each face's own AUs in a video, frame by frame: estimated from its landmarks and
+    smoothed with a One-Euro filter per face track id. A track missing from a frame has
+    ended (the tracker never resumes one), so its filter is dropped."""
+
+    def __init__(self, fps: float):
+        self.dt = 1 / fps
+        self.filters: dict[int, OneEuroFilter] = {}
+
+    def __call__(self, faces) -> dict[int, np.ndarray]:
+        """{track id: (17,) float64 own AUs, smoothed} for one frame's ``faces``
+        (``faces.tracking.TrackedFace``)."""
+        self.filters = {f.id: self.filters.get(f.id) or OneEuroFilter(AU_MIN_CUTOFF, AU_BETA)
+                        for f in faces}
+        return {f.id: self.filters[f.id](estimate_from_landmarks(f.landmarks), self.dt)
+                for f in faces}
 
 
 def face_target(own: np.ndarray | None, row: np.ndarray, first: np.ndarray,

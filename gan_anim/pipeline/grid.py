@@ -12,11 +12,11 @@ from PIL import Image, ImageDraw
 from .. import aus as au
 from ..errors import GanAnimError
 from ..faces.align import align, crop
-from ..faces.detect import detect_faces, select_faces
+from ..faces.detect import detect_faces
 from ..media.images import read_image
 from ..media.paths import atomic_output, check_output_path
 from ..render.renderer import FrameRender, Renderer
-from .photo import Animator, FaceJob
+from .photo import Animator, FaceJob, select_faces
 
 GRID_AUS = ("AU01", "AU02", "AU04", "AU05", "AU06", "AU09", "AU12", "AU15", "AU20", "AU25", "AU26", "AU45")
 GRID_LEVELS = (0.0, 0.33, 0.66, 1.0)

@@ -16,7 +16,7 @@ import numpy as np
 from .. import aus as au
 from ..errors import GanAnimError
 from ..faces.align import align, crop
-from ..faces.detect import Face, detect_faces, select_faces
+from ..faces.detect import Face, detect_faces
 from ..media.images import read_image
 from ..media.paths import check_output_path, default_output, output_kind
 from ..media.writer import FrameWriter
@@ -159,7 +159,7 @@ class Animator:
 
     def _load(self, path, generator, device: str, precision: str, painted_names) -> None:
         if self._loading is not None:  # the pipeline needs dlib's landmarks first
-            from ..faces.detect import load_models
+            from ..faces.dlib_models import load_models
 
             load_models("landmarks")
         import torch
@@ -378,6 +378,21 @@ class Animator:
             rep.summary(f"{len(faces)} face(s), {len(alphas)} frames {w}x{h} -> {out_path} "
                         f"in {seconds:.1f} s")
         return AnimationResult(out_path, len(alphas), len(faces), (w, h), seconds, timings)
+
+
+def select_faces(faces: list[Face], which: str) -> list[Face]:
+    """``--face all|largest|N`` of ``faces`` in largest-first order (N counts from 1)."""
+    if which == "all":
+        return faces
+    if which == "largest":
+        return faces[:1]
+    try:
+        n = int(which)
+    except ValueError:
+        raise GanAnimError(f"--face must be all, largest or a number, got {which!r}") from None
+    if not 1 <= n <= len(faces):
+        raise GanAnimError(f"--face {n}: the photo has {len(faces)} face(s)")
+    return [faces[n - 1]]
 
 
 def animate(photo, output=None, to: str = "happy", start: str | None = None, *,

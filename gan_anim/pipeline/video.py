@@ -1,13 +1,17 @@
 """The video pipeline: decode, track faces, follow an AU timeline, render, encode.
 
-    from gan_anim.video import animate_video
+    from gan_anim.pipeline.video import animate_video
     animate_video("clip.mp4", "out.mp4", aus="aus.csv")
 
-Everything streams: frames are decoded one at a time (``video_io``), faces tracked and
-smoothed (``face_tracking``), targets taken from the AU timeline (``au_timeline``), a
-few frames buffered so the generator runs on a batch of face crops (``render``), and
-finished frames go straight to the encoder (``media.FrameWriter``). Memory does not
-grow with the clip's length.
+Everything streams: frames are decoded one at a time (``media.video_reader``), faces
+tracked and smoothed (``faces.tracking``), targets taken from the AU timeline
+(``au_timeline``), a few frames buffered so the generator runs on a batch of face crops
+(``render.renderer``), and finished frames go straight to the encoder
+(``media.writer.FrameWriter``). Memory does not grow with the clip's length.
+
+``animate_video`` reads top to bottom: the request is checked, a ``VideoJob`` opens the
+clip and the timeline, ``FaceTargets`` turns each tracked frame into render jobs, and
+``VideoJob.run`` renders, encodes and reports.
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ import numpy as np
 
 from ..errors import GanAnimError
 from ..faces.align import crop, normalised_landmarks
-from ..faces.tracking import FaceTracker, OneEuroFilter
+from ..faces.tracking import FaceTracker
 from ..media.paths import check_output_path, output_kind
 from ..media.video_reader import MP4_AUDIO, VideoReader
 from ..media.writer import FrameWriter
@@ -29,12 +33,19 @@ from ..overlap import prefetch
 from ..progress import Reporter
 from ..render.renderer import FaceRender, FrameRender, Renderer
 from .au_timeline import (
-    AU_BETA,
-    AU_MIN_CUTOFF,
+    AUTimeline,
     DrivingVideoTimeline,
+    FaceAUSmoother,
     face_target,
     open_timeline,
 )
+
+# Timed stages, seconds each in ``VideoResult.timings`` ("driver" is added for a driving
+# video: reading it and estimating its AUs, taken out of "track").
+STAGES = ("decode", "track", "generate", "blend", "encode")
+# Frames decoded and tracked ahead of the renderer: enough to keep the generator fed
+# through a detection frame, few enough that memory stays flat whatever the clip's length.
+TRACK_AHEAD = 4
 
 
 @dataclass
@@ -52,6 +63,14 @@ class VideoResult:
     @property
     def frames_without_faces(self) -> int:
         return self.frames - self.frames_with_faces
+
+    def summary(self) -> str:
+        """The command's one summary line."""
+        w, h = self.size
+        return (f"{self.frames} frames {w}x{h} @ {self.fps:.3g} fps, {self.frames_with_faces} with "
+                f"faces ({self.frames_without_faces} without, passed through), {self.faces} face "
+                f"track(s) -> {self.output} in {self.seconds:.1f} s "
+                f"({self.frames / self.seconds:.1f} frames/s)")
 
 
 def default_video_output(video, aus: str) -> Path:
@@ -73,14 +92,26 @@ def animate_video(video, output=None, *, aus: str, weights=None, device: str = "
     ``aus``: an OpenFace-format CSV, a driving video, or a preset / JSON / inline
     expression (constant). Output keeps the input's size, frame rate, frame count
     and audio. ``timeline_end``: "hold" or "loop" a timeline shorter than the clip.
-    ``animator``: an ``animate.Animator`` to reuse (else one is loaded, in ``precision``:
-    see ``render.device.resolve_precision``).
+    ``animator``: a ``pipeline.photo.Animator`` to reuse (else one is loaded, in
+    ``precision``: see ``render.device.resolve_precision``).
     ``keep_targets``: record each frame's {face track id: target AUs} in ``targets``.
     ``overlap=False`` runs the stages one after the other, in one thread (the baseline).
     """
-    from .photo import Animator
-
     t0 = time.perf_counter()
+    out_path, kind = _checked_request(video, output, aus, strength, detect_every)
+    with VideoJob(video, out_path, kind, t0, keep_targets) as job:
+        timeline = job.open_timeline(aus, timeline_end, detect_every, detector, relative)
+        size, motion, renderer = _renderer(animator, weights, device, batch_size, precision,
+                                           job.timings, overlap)
+        tracker = FaceTracker(size, job.fps, detect_every, detector, smooth=smooth)
+        targets = FaceTargets(timeline, job.fps, size, motion, strength, relative)
+        return job.run(renderer, job.frames(tracker, targets), tracker, crf, overlap, quiet)
+
+
+def _checked_request(video, output, aus: str, strength: float,
+                     detect_every: int) -> tuple[Path, str]:
+    """The output path and its kind ("mp4" or "frames"), after the checks that need no
+    decoding: the options, the output (not an input, not a GIF)."""
     if not math.isfinite(strength) or strength < 0:
         raise GanAnimError(f"--strength must be 0 or more, got {strength}")
     if detect_every < 1:
@@ -91,94 +122,137 @@ def animate_video(video, output=None, *, aus: str, weights=None, device: str = "
     if kind == "gif":
         raise GanAnimError(f"{out_path}: write a video to .mp4 (or a folder of PNG frames); "
                            "GIF is for short photo animations")
-    timings = dict.fromkeys(("decode", "track", "generate", "blend", "encode"), 0.0)
+    return out_path, kind
 
-    reader = VideoReader(video)
-    timeline = None
-    try:
-        info = reader.info
-        fps = float(info.fps)
-        timeline = open_timeline(aus, fps, timeline_end, detect_every, detector)
-        if relative and timeline.constant:
+
+def _renderer(animator, weights, device: str, batch_size: int, precision: str,
+              timings: dict, overlap: bool) -> tuple[int, bool, Renderer]:
+    """The generator's side: (crop size S, whether it moves landmarks, the ``Renderer``
+    over ``animator``, loaded from ``weights`` when None)."""
+    from .photo import Animator
+
+    if animator is None:
+        animator = Animator(weights, device, batch_size, precision=precision)
+    motion = getattr(animator.generator, "motion", None) is not None
+    return animator.size, motion, Renderer(animator, timings, overlap=overlap)
+
+
+class FaceTargets:
+    """Each tracked face of a frame -> its ``FaceRender``: the (S,S,3) crop, the (17,)
+    target AUs from the timeline row and, for a motion generator, its (68,2) normalised
+    landmarks and (17,) own AUs.
+
+    The faces' own AUs (``FaceAUSmoother``) are estimated only when a target needs them:
+    ``relative``, ``strength`` other than 1, a timeline missing some AUs, or motion.
+    """
+
+    def __init__(self, timeline: AUTimeline, fps: float, size: int, motion: bool,
+                 strength: float, relative: bool):
+        self.timeline, self.size, self.motion = timeline, size, motion
+        self.strength, self.relative = strength, relative
+        need_own = relative or strength != 1.0 or timeline.partial or motion
+        self.own_aus = FaceAUSmoother(fps) if need_own else None
+
+    def frame(self, frame: np.ndarray, faces: list, row: np.ndarray) -> FrameRender:
+        """``frame`` (H,W,3 uint8) with its ``faces`` (``TrackedFace``) and timeline ``row``."""
+        own_aus = self.own_aus(faces) if self.own_aus is not None else {}
+        item = FrameRender(frame)
+        for face in faces:
+            own = own_aus.get(face.id)
+            item.faces.append(FaceRender(
+                face.transform, crop(frame, face.transform, self.size),
+                face_target(own, row, self.timeline.first, self.strength, self.relative),
+                normalised_landmarks(face.landmarks, face.transform, self.size) if self.motion else None,
+                np.asarray(own, np.float32) if self.motion else None))
+        return item
+
+
+class VideoJob:
+    """One clip through the pipeline: the reader and the AU timeline (closed on exit),
+    the stage timings and the frame counts.
+
+    ``open_timeline`` -> ``frames`` (decode + track + targets, a generator) -> ``run``
+    (render, encode, the result).
+    """
+
+    def __init__(self, video, out_path: Path, kind: str, t0: float, keep_targets: bool = False):
+        self.video, self.out_path, self.kind, self.t0 = video, out_path, kind, t0
+        self.timings = dict.fromkeys(STAGES, 0.0)
+        self.targets = [] if keep_targets else None  # per frame {face track id: (17,) target}
+        self.frames_done = self.frames_with_faces = 0
+        self.timeline: AUTimeline | None = None
+        self.reader = VideoReader(video)
+
+    def __enter__(self) -> VideoJob:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.reader.close()
+        if self.timeline is not None:
+            self.timeline.close()
+
+    def open_timeline(self, aus: str, end: str, detect_every: int, detector: str,
+                      relative: bool) -> AUTimeline:
+        """Read the clip's header and open ``aus`` at its frame rate."""
+        self.info = self.reader.info
+        self.fps = float(self.info.fps)
+        self.timeline = open_timeline(aus, self.fps, end, detect_every, detector)
+        if relative and self.timeline.constant:
             raise GanAnimError("--relative needs an AU CSV or a driving video "
                                "(a constant expression has no change)")
-        if animator is None:
-            animator = Animator(weights, device, batch_size, precision=precision)
-        size = animator.size
-        motion = getattr(animator.generator, "motion", None) is not None
-        need_own = relative or strength != 1.0 or timeline.partial or motion
-        tracker = FaceTracker(size, fps, detect_every, detector, smooth=smooth)
-        estimate = None
-        if need_own:
-            from ..estimator import estimate_from_landmarks as estimate
-        audio = video if info.audio_codec and kind == "mp4" else None
-        writer = FrameWriter(out_path, fps=info.fps, crf=crf, audio_from=audio,
-                             audio_codec="copy" if info.audio_codec in MP4_AUDIO else "aac",
+        return self.timeline
+
+    def frames(self, tracker: FaceTracker, targets: FaceTargets):
+        """Decode and track each frame: yields its ``FrameRender`` (faces with targets)."""
+        while True:
+            t = time.perf_counter()
+            frame = next(self.reader, None)
+            self.timings["decode"] += time.perf_counter() - t
+            if frame is None:
+                return
+            t = time.perf_counter()
+            i = self.reader.count - 1
+            faces = tracker.update(frame)
+            item = targets.frame(frame, faces, self.timeline.at(i, i / self.fps))
+            if self.targets is not None:
+                self.targets.append({face.id: f.target for face, f in zip(faces, item.faces)})
+            self.frames_with_faces += bool(faces)
+            self.timings["track"] += time.perf_counter() - t
+            yield item
+
+    def run(self, renderer: Renderer, frames, tracker: FaceTracker, crf: int, overlap: bool,
+            quiet: bool) -> VideoResult:
+        """Render ``frames`` and encode them to the output, keeping the clip's audio; the
+        result (``tracker`` counts the face tracks), its summary line printed unless ``quiet``."""
+        audio = self.video if self.info.audio_codec and self.kind == "mp4" else None
+        writer = FrameWriter(self.out_path, fps=self.info.fps, crf=crf, audio_from=audio,
+                             audio_codec="copy" if self.info.audio_codec in MP4_AUDIO else "aac",
                              background=overlap)
-        stats = {"frames": 0, "with_faces": 0}
-        targets = [] if keep_targets else None
-
-        def frames():
-            """Decode and track each frame; its faces with their targets."""
-            while True:
-                t = time.perf_counter()
-                frame = next(reader, None)
-                timings["decode"] += time.perf_counter() - t
-                if frame is None:
-                    return
-                t = time.perf_counter()
-                i = reader.count - 1
-                faces = tracker.update(frame)
-                row = timeline.at(i, i / fps)
-                item = FrameRender(frame)
-                for face in faces:
-                    own = None
-                    if need_own:  # the face's own AUs in this frame, smoothed over time
-                        tr = face.track
-                        tr.own_filter = tr.own_filter or OneEuroFilter(AU_MIN_CUTOFF, AU_BETA)
-                        own = tr.own = tr.own_filter(estimate(face.landmarks), 1 / fps)
-                    item.faces.append(FaceRender(
-                        face.transform, crop(frame, face.transform, size),
-                        face_target(own, row, timeline.first, strength, relative),
-                        normalised_landmarks(face.landmarks, face.transform, size) if motion else None,
-                        np.asarray(own, np.float32) if motion else None))
-                if targets is not None:
-                    targets.append({face.id: f.target for face, f in zip(faces, item.faces)})
-                stats["with_faces"] += bool(faces)
-                timings["track"] += time.perf_counter() - t
-                yield item
-
-        with Reporter(quiet) as rep, writer, rep.stage("video", info.frames_estimate) as advance:
+        with Reporter(quiet) as rep, writer, rep.stage("video", self.info.frames_estimate) as advance:
             # decode + track, generate, blend and encode each run in their own thread,
             # joined by short queues; torch uses every core while it runs (with
             # OMP_WAIT_POLICY=PASSIVE its idle threads give the cores back: one torch thread
             # was 20-40 % slower, README "Speed")
-            rendered = Renderer(animator, timings, overlap=overlap).render(
-                prefetch(frames(), 4) if overlap else frames())
+            rendered = renderer.render(prefetch(frames, TRACK_AHEAD) if overlap else frames)
             with contextlib.closing(rendered):
                 for out in rendered:
                     t = time.perf_counter()
                     writer.write(out)
-                    timings["encode"] += time.perf_counter() - t
-                    stats["frames"] += 1
-                    advance(rate=f"{stats['frames'] / (time.perf_counter() - t0):.1f} frames/s")
-            if stats["with_faces"] == 0:
-                raise GanAnimError(f"{video}: no face found in any of its {stats['frames']} frames")
+                    self.timings["encode"] += time.perf_counter() - t
+                    self.frames_done += 1
+                    advance(rate=f"{self.frames_done / (time.perf_counter() - self.t0):.1f} frames/s")
+            if self.frames_with_faces == 0:
+                raise GanAnimError(f"{self.video}: no face found in any of its {self.frames_done} frames")
             t = time.perf_counter()
-        timings["encode"] += time.perf_counter() - t
-        if isinstance(timeline, DrivingVideoTimeline):
-            timings["driver"] = timeline.seconds
-            timings["track"] -= timeline.seconds
-        seconds = time.perf_counter() - t0
-        res = VideoResult(out_path, stats["frames"], stats["with_faces"], tracker.next_id, fps,
-                          info.size, seconds, timings, targets)
-        if not quiet:
-            w, h = info.size
-            rep.summary(f"{res.frames} frames {w}x{h} @ {fps:.3g} fps, {res.frames_with_faces} with "
-                        f"faces ({res.frames_without_faces} without, passed through), {res.faces} face "
-                        f"track(s) -> {out_path} in {seconds:.1f} s ({res.frames / seconds:.1f} frames/s)")
+        self.timings["encode"] += time.perf_counter() - t
+        res = self.result(tracker.next_id)
+        rep.summary(res.summary())
         return res
-    finally:
-        reader.close()
-        if timeline is not None:
-            timeline.close()
+
+    def result(self, tracks: int) -> VideoResult:
+        """The counts and timings so far (the driving video's own time apart)."""
+        if isinstance(self.timeline, DrivingVideoTimeline):
+            self.timings["driver"] = self.timeline.seconds
+            self.timings["track"] -= self.timeline.seconds
+        return VideoResult(self.out_path, self.frames_done, self.frames_with_faces, tracks, self.fps,
+                           self.info.size, time.perf_counter() - self.t0, self.timings, self.targets)

@@ -19,7 +19,7 @@ def init_worker() -> None:
     """One thread per worker for OpenCV; dlib's models loaded now, not on the first photo."""
     import cv2
 
-    from ..faces.detect import load_models
+    from ..faces.dlib_models import load_models
 
     cv2.setNumThreads(1)
     load_models("hog", "landmarks")
