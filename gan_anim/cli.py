@@ -188,8 +188,6 @@ def _field_options(cls, target: str) -> list[tuple[click.Option, tuple]]:
             continue
         if isinstance(kind, tuple):
             kw = {"type": click.Choice(kind)}
-        elif "/" in names:
-            kw = {}
         elif isinstance(default, bool):
             kw = {"is_flag": True}
         else:
@@ -483,8 +481,8 @@ def info(weights):
     """
     from .aus import AU_NAMES
     from .model import load_generator
-    from .pipeline.photo import find_weights
     from .render.device import resolve_device, resolve_precision
+    from .render.weights import find_weights
 
     path = find_weights(weights)
     try:

@@ -104,8 +104,9 @@ def animate_video(video, output=None, *, aus: str, weights=None, device: str = "
                                "(a constant expression has no change)")
         if animator is None:
             animator = Animator(weights, device, batch_size, precision=precision)
-        size = animator.size
-        motion = getattr(animator.generator, "motion", None) is not None
+        model = animator.model
+        size = model.size
+        motion = model.generator.motion is not None
         need_own = relative or strength != 1.0 or timeline.partial or motion
         tracker = FaceTracker(size, fps, detect_every, detector, smooth=smooth)
         estimate = None
@@ -153,7 +154,7 @@ def animate_video(video, output=None, *, aus: str, weights=None, device: str = "
             # joined by short queues; torch uses every core while it runs (with
             # OMP_WAIT_POLICY=PASSIVE its idle threads give the cores back: one torch thread
             # was 20-40 % slower, README "Speed")
-            rendered = Renderer(animator, timings, overlap=overlap).render(
+            rendered = Renderer(model, timings, overlap=overlap).render(
                 prefetch(frames(), 4) if overlap else frames())
             with contextlib.closing(rendered):
                 for out in rendered:

@@ -334,8 +334,6 @@ def train(data_dir, out_dir, options: TrainOptions | None = None, run: RunOption
                     ("checkpoint-every", checkpoint_every), ("keep", keep), ("gp-every", opts.gp_every)):
         if v < 1:
             raise GanAnimError(f"--{name} must be at least 1, got {v}")
-    if ro.flow is not None:
-        cfg = dataclasses.replace(cfg, flow=ro.flow)
     resume = ro.resume
 
     blob, start, wall_before = None, 0, 0.0
