@@ -76,7 +76,7 @@ def _cached(kind: str):
 
 def _models(kind: str):
     """dlib's model ``kind``, loaded once even when threads ask for it together (the
-    landmark model takes 0.65 s; ``Animator`` loads it in the background)."""
+    landmark model takes 0.65 s; ``render.edit_model.EditModel`` loads it in the background)."""
     with _loading_lock:
         return _cached(kind)
 
