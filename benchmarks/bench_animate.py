@@ -34,8 +34,10 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from gan_anim.config import InferenceConfig  # noqa: E402
 from gan_anim.model import PRESETS, Generator, generator_state, load_generator  # noqa: E402
 from gan_anim.pipeline.photo import Animator  # noqa: E402
+from gan_anim.render.edit_model import EditModel  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "astronaut.jpg"
 
@@ -71,28 +73,28 @@ def time_stages(animator: Animator, photo: Path, frames: int, out: Path, overlap
     return stages
 
 
-def generator_ratio(animator: Animator, frames: int) -> tuple[float, float]:
-    """ms per face-frame: batched (animator.batch_size) vs one generator pass per frame
+def generator_ratio(model: EditModel, frames: int) -> tuple[float, float]:
+    """ms per face-frame: batched (model.batch_size) vs one generator pass per frame
     (motion models: landmark warp included)."""
     from gan_anim.faces.align import align, normalised_landmarks
     from gan_anim.faces.detect import detect_faces
     from gan_anim.media.images import read_image
 
-    s = animator.size
+    s = model.size
     crops = np.random.default_rng(0).integers(0, 255, (frames, s, s, 3), dtype=np.uint8)
     targets = np.linspace(0, 5, frames * 17, dtype=np.float32).reshape(frames, 17) % 5
     face = detect_faces(read_image(EXAMPLE))[0]
     lms = np.repeat(normalised_landmarks(face.landmarks, align(face.landmarks, s), s)[None], frames, 0)
     own = np.zeros_like(targets)
-    b = animator.batch_size
-    animator.generate(crops[:2], targets[:2], lms[:2], own[:2])  # warm-up
+    b = model.batch_size
+    model.generate(crops[:2], targets[:2], lms[:2], own[:2])  # warm-up
     t = time.perf_counter()
     for i in range(0, frames, b):
-        animator.generate(crops[i:i + b], targets[i:i + b], lms[i:i + b], own[i:i + b])
+        model.generate(crops[i:i + b], targets[i:i + b], lms[i:i + b], own[i:i + b])
     batched = (time.perf_counter() - t) / frames * 1000
     t = time.perf_counter()
     for i in range(frames):
-        animator.generate(crops[i:i + 1], targets[i:i + 1], lms[i:i + 1], own[i:i + 1])
+        model.generate(crops[i:i + 1], targets[i:i + 1], lms[i:i + 1], own[i:i + 1])
     single = (time.perf_counter() - t) / frames * 1000
     return batched, single
 
@@ -136,9 +138,9 @@ def main() -> None:
         for preset in args.presets.split(","):
             weights, kind = weights_for(preset, tmp)
             animator = Animator(weights, device="auto", batch_size=args.batch_size)
-            print(f"\n== preset {preset} ({kind} weights, {animator.size} px, {animator.precision}), "
+            print(f"\n== preset {preset} ({kind} weights, {animator.model.size} px, {animator.model.precision}), "
                   f"{args.frames} frames -> MP4")
-            b, s = generator_ratio(animator, args.frames)
+            b, s = generator_ratio(animator.model, args.frames)
             print(f"generator: {b:.1f} ms/face-frame batched ({args.batch_size}), {s:.1f} ms one pass "
                   f"per frame (naive): {s / b:.2f}x")
             for label, photo in photos.items():
@@ -151,7 +153,7 @@ def main() -> None:
                         fast = total
                     else:
                         print(f"{'serial':>16}: {row}  | overlapped vs serial {total / fast:.2f}x")
-        precision = Animator(device="cpu").precision
+        precision = EditModel(InferenceConfig(device="cpu")).precision
         for preset in ("medium", "small"):
             weights, kind = weights_for(preset, tmp)
             runs = [(True, precision), (False, precision)] + ([(True, "fp32")] if precision != "fp32" else [])

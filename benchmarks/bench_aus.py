@@ -3,11 +3,11 @@
     python benchmarks/bench_aus.py            # needs ../shared/data (or GAN_ANIM_SHARED)
 
 Stages: decode (media.read_image_scaled: large JPEGs decoded at reduced size / ffmpeg),
-detect (one dlib HOG pass on a copy of at most faces.DETECT_MAX_SIDE px; the end-to-end
+detect (one dlib HOG pass on a copy of at most InferenceConfig.detect_max_side px; the end-to-end
 line runs the whole detection cascade, faces.detect_faces), landmarks (68 points at full resolution), estimate
 (estimate_from_landmarks). Baseline, measured in the same run: detection at full
 resolution with upsample=1 (what a plain dlib script does), and the full-size decode
-with detection at faces.DETECT_MAX_SIDE.
+with detection at InferenceConfig.detect_max_side.
 """
 from __future__ import annotations
 
@@ -25,13 +25,13 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from gan_anim.config import InferenceConfig  # noqa: E402
 from gan_anim.estimator import (  # noqa: E402
     AUS_DECODE_SIDE,
     estimate_aus_file,
     estimate_from_landmarks,
 )
 from gan_anim.faces import detect as faces  # noqa: E402
-from gan_anim.faces.detect import DETECT_MAX_SIDE  # noqa: E402
 from gan_anim.media.images import read_image, read_image_scaled  # noqa: E402
 
 SHARED = Path(os.environ.get("GAN_ANIM_SHARED", ROOT.parent / "shared")) / "data"
@@ -59,7 +59,7 @@ def one_photo(path: Path, detect_kw: dict) -> tuple[dict, int]:
     stages = {}
     if detect_kw.get("fast"):
         (img, _), stages["decode"] = timed(read_image_scaled, path, AUS_DECODE_SIDE)
-        detect_kw = {"max_side": DETECT_MAX_SIDE}
+        detect_kw = {"max_side": InferenceConfig.detect_max_side}
     else:
         img, stages["decode"] = timed(read_image, path)
     boxes, stages["detect"] = timed(faces.detect_boxes, img, **detect_kw)
@@ -107,7 +107,7 @@ def bench_video(path: Path, label: str) -> None:
             break
         frame = np.frombuffer(buf, np.uint8).reshape(h, w, 3)
         total["decode"] += time.perf_counter() - t
-        boxes, dt = timed(faces.detect_boxes, frame, max_side=DETECT_MAX_SIDE)
+        boxes, dt = timed(faces.detect_boxes, frame, max_side=InferenceConfig.detect_max_side)
         total["detect"] += dt
         if boxes:
             lm, dt = timed(faces.landmarks, frame, boxes[0][0])
@@ -146,7 +146,7 @@ def main() -> int:
     cv2.setNumThreads(1)
     fe = sorted((SHARED / "facial_expressions" / "images").glob("*.jpg"))[::400][:16]
     print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; one process; "
-          f"aus detects at <= {DETECT_MAX_SIDE} px (faces.DETECT_MAX_SIDE={faces.DETECT_MAX_SIDE})")
+          f"aus detects at <= {InferenceConfig.detect_max_side} px (InferenceConfig.detect_max_side)")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         big = []

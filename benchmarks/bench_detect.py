@@ -24,6 +24,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 from scenes import group_photo  # noqa: E402
 
+from gan_anim.config import InferenceConfig  # noqa: E402
 from gan_anim.faces import detect as faces  # noqa: E402
 from gan_anim.media.images import read_image  # noqa: E402
 
@@ -60,7 +61,7 @@ def main():
         t0, base = median_time(lambda: single_pass(image), args.repeat)
         t1, found = median_time(lambda: faces.detect_faces(image), args.repeat)
         t2, first = median_time(lambda: faces.detect_faces(image, small_face_pixels=0), args.repeat)
-        s0 = min(1.0, faces.DETECT_MAX_SIDE / max(image.shape[:2]))
+        s0 = min(1.0, InferenceConfig.detect_max_side / max(image.shape[:2]))
         s1 = faces.small_face_scale(image.shape, "hog", faces.MIN_EYE_DISTANCE, s0)
         floor = faces.DETECTOR_MIN_EYE["hog"] / max(s1, s0)
         print(f"{name:<26} {t0:7.3f} s {len(base):2d} f {t1:7.3f} s {len(found):2d} f "

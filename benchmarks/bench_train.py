@@ -39,12 +39,7 @@ def plain_generate(G, x, y):
     b, _, h, w = x.shape
     feat = G.body(torch.cat([x, y.view(b, -1, 1, 1).expand(b, y.shape[1], h, w)], 1))
     color, attn = torch.tanh(G.color(feat)), torch.sigmoid(G.attention(feat))
-    flow = None
-    if G.flow is not None:
-        g = G.cfg.flow_grid
-        coarse = torch.tanh(F.adaptive_avg_pool2d(G.flow(feat), (g, g))) * (2 * G.cfg.flow_max)
-        flow = F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
-    return compose(x, color, attn, flow), attn
+    return compose(x, color, attn), attn
 
 
 def plain_step(G, D, opt_g, opt_d, x, real_aus, target_aus, g_step, w):

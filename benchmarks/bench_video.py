@@ -51,6 +51,7 @@ from gan_anim.model import PRESETS, Generator, load_generator  # noqa: E402
 from gan_anim.pipeline.photo import Animator  # noqa: E402
 from gan_anim.pipeline.video import animate_video  # noqa: E402
 from gan_anim.render.blend import FaceBlender  # noqa: E402
+from gan_anim.render.edit_model import EditModel  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "astronaut.jpg"
 SIZES = {720: (1280, 720), 1080: (1920, 1080)}
@@ -129,10 +130,10 @@ def run_pipeline(animator: Animator, clip: Path, out: Path, overlap: bool = True
     return {"frames": res.frames, "seconds": res.seconds, **res.timings}, mem
 
 
-def run_naive(animator: Animator, clip: Path, out: Path) -> dict:
+def run_naive(model: EditModel, clip: Path, out: Path) -> dict:
     """Every frame: detect + landmarks, align, crop, one generator pass, blend, encode."""
     target = aus.au_dict_to_vector(aus.PRESETS["happy"])[None]
-    size = animator.size
+    size = model.size
     tm = dict.fromkeys(STAGES, 0.0)
     t0 = time.perf_counter()
     reader = VideoReader(clip)
@@ -152,7 +153,7 @@ def run_naive(animator: Animator, clip: Path, out: Path) -> dict:
             source, frame = frame, frame.copy()
             for m, c, lm, own in jobs:
                 t = time.perf_counter()
-                edits = animator.generate(c[None], target, lm[None], np.asarray(own, np.float32)[None])
+                edits = model.generate(c[None], target, lm[None], np.asarray(own, np.float32)[None])
                 tm["generate"] += time.perf_counter() - t
                 t = time.perf_counter()
                 FaceBlender(frame.shape, m, size).blend(frame, edits[0], source=source)
@@ -184,7 +185,7 @@ def main() -> None:
     gen, source = shipped_generator(args.preset)
     animator = Animator(device=args.device, batch_size=args.batch_size, generator=gen)
     print(f"machine: {platform.machine()}, {len(os.sched_getaffinity(0))} CPUs ({torch.get_num_threads()} "
-          f"torch threads), device {animator.device}, {animator.precision}; torch {torch.__version__}")
+          f"torch threads), device {animator.model.device}, {animator.model.precision}; torch {torch.__version__}")
     print(f"weights: {source}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -195,7 +196,7 @@ def main() -> None:
             print(f"{size[0]}x{size[1]}, {args.frames} frames, one face:")
             pipe, mem = run_pipeline(animator, clip, tmp / "pipe.mp4")
             serial, _ = run_pipeline(animator, clip, tmp / "serial.mp4", overlap=False)
-            naive = run_naive(animator, clip, tmp / "naive.mp4")
+            naive = run_naive(animator.model, clip, tmp / "naive.mp4")
             report("pipeline", pipe)
             report("serial", serial)
             report("naive", naive)

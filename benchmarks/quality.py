@@ -53,8 +53,9 @@ from gan_anim.faces.identity import face_descriptor  # noqa: E402
 from gan_anim.media.images import read_image  # noqa: E402
 from gan_anim.media.paths import PHOTO_EXTS  # noqa: E402
 from gan_anim.media.writer import FrameWriter  # noqa: E402
-from gan_anim.pipeline.photo import Animator, find_weights  # noqa: E402
+from gan_anim.pipeline.photo import Animator  # noqa: E402
 from gan_anim.pipeline.video import animate_video  # noqa: E402
+from gan_anim.render.weights import find_weights  # noqa: E402
 
 REPORT_AUS = ("AU01", "AU02", "AU04", "AU05", "AU06", "AU12", "AU15", "AU25", "AU26")
 EXAMPLES = ROOT / "examples"
@@ -134,7 +135,7 @@ def au_report(args) -> None:
             err_in.append(np.abs(job.start - job.goal))
             err_out.append(np.abs(est_out - job.goal))
             ident.append(float(np.linalg.norm(face_descriptor(out, face) - desc_in)))
-            s = animator.size
+            s = animator.model.size
             att_mean.append(float(attention[0][s // 5: -s // 5, s // 5: -s // 5].mean()))
     err_in, err_out, ident = np.array(err_in), np.array(err_out), np.array(ident)
     n = len(ident)
@@ -247,7 +248,7 @@ def edit(anim: Animator, subj: Subject, to: str | None, start: str | None = None
 def generate(anim: Animator, jobs):
     """The generator on ``jobs``' crops and goals, as ``render`` calls it at alpha 1."""
     stack = lambda key: np.stack([getattr(j, key) for j in jobs])  # noqa: E731
-    return anim.generate(stack("crop"), stack("goal"), landmarks=stack("landmarks"), own=stack("own"))
+    return anim.model.generate(stack("crop"), stack("goal"), landmarks=stack("landmarks"), own=stack("own"))
 
 
 def iou(a, b) -> float:

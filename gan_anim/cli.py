@@ -14,6 +14,7 @@ import sys
 
 import click
 
+from .config import InferenceConfig
 from .errors import GanAnimError
 from .training.options import LossWeights, RunOptions, TrainOptions
 
@@ -76,8 +77,13 @@ weights_option = click.option(
     help="Weights file (default: weights/gan-anim-medium.pt; weights/gan-anim-small.pt: "
          "about 3.5x faster on a CPU, softer; see weights/README.md).")
 
+device_option = click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default=InferenceConfig.device,
+    show_default=True)
+
 precision_option = click.option(
-    "--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto", show_default=True,
+    "--precision", type=click.Choice(["auto", "fp32", "bf16"]), default=InferenceConfig.precision,
+    show_default=True,
     help="Generator arithmetic. auto: bf16 where the hardware computes it natively (CPUs with "
          "AVX512-BF16 or AMX: ~2.6x faster, within 1-5 grey levels of fp32; CUDA), else fp32 "
          "(emulated bf16 is ~60x slower). `gan-anim info` shows the choice.")
@@ -100,10 +106,12 @@ precision_option = click.option(
 @click.option("--face", "face", default="all", show_default=True, help="all, largest or N (1 = largest).")
 @click.option("--detector", type=click.Choice(["hog", "cnn"]), default="hog", show_default=True)
 @weights_option
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--batch-size", default=16, show_default=True, type=int, help="Face-frames per generator pass.")
+@device_option
+@click.option("--batch-size", default=InferenceConfig.batch_size, show_default=True, type=int,
+              help="Face-frames per generator pass.")
 @precision_option
-@click.option("--crf", default=18, show_default=True, type=int, help="MP4 quality (lower is better).")
+@click.option("--crf", default=InferenceConfig.crf, show_default=True, type=int,
+              help="MP4 quality (lower is better).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bars or summary.")
 def animate(photos, to, start, output, frames, fps, ease, loop, face, detector, weights, device,
             batch_size, precision, crf, quiet):
@@ -180,8 +188,6 @@ def _field_options(cls, target: str) -> list[tuple[click.Option, tuple]]:
             continue
         if isinstance(kind, tuple):
             kw = {"type": click.Choice(kind)}
-        elif "/" in names:
-            kw = {}
         elif isinstance(default, bool):
             kw = {"is_flag": True}
         else:
@@ -279,7 +285,7 @@ def export(checkpoint, output, half):
 @click.option("--from", "start", default=None, help="Start expression. Default: the face's own, estimated.")
 @click.option("--cell", default=128, show_default=True, type=int, help="Cell size in pixels.")
 @weights_option
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@device_option
 @precision_option
 def grid(photo, output, face, start, cell, weights, device, precision):
     """Single-AU control grid: rows of AUs, columns of intensities 0, .33, .66, 1.
@@ -309,7 +315,7 @@ def grid(photo, output, face, start, cell, weights, device, precision):
               help="out.json (photo) or out.csv (OpenFace format; required for videos). Default: JSON on stdout.")
 @click.option("--detector", type=click.Choice(["hog", "cnn"]), default="hog", show_default=True,
               help="dlib face detector (cnn: slower, finds turned faces).")
-@click.option("--detect-side", default=1280, show_default=True,
+@click.option("--detect-side", default=InferenceConfig.detect_max_side, show_default=True,
               help="First pass of the detection cascade on a copy at most this many px (as animate); "
                    "tiles at a larger scale find the small faces.")
 def aus_command(media, output, detector, detect_side):
@@ -418,10 +424,12 @@ def prepare_command(sources, output, size, pad, workers, detector, openface, tes
 @click.option("--track-end", type=click.Choice(["hold", "loop"]), default="hold", show_default=True,
               help="A track shorter than the clip holds its last row or loops.")
 @click.option("--detector", type=click.Choice(["hog", "cnn"]), default="hog", show_default=True)
-@click.option("--crf", default=18, show_default=True, type=int, help="H.264 quality (lower is better).")
+@click.option("--crf", default=InferenceConfig.crf, show_default=True, type=int,
+              help="H.264 quality (lower is better).")
 @weights_option
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--batch-size", default=16, show_default=True, type=int, help="Face crops per generator pass.")
+@device_option
+@click.option("--batch-size", default=InferenceConfig.batch_size, show_default=True, type=int,
+              help="Face crops per generator pass.")
 @precision_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar or summary.")
 def video_command(clip, aus, output, detect_every, strength, relative, track_end, detector, crf,
@@ -473,8 +481,8 @@ def info(weights):
     """
     from .aus import AU_NAMES
     from .model import load_generator
-    from .pipeline.photo import find_weights
     from .render.device import resolve_device, resolve_precision
+    from .render.weights import find_weights
 
     path = find_weights(weights)
     try:

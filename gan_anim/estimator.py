@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .aus import AU_NAMES, AU_SCALE
+from .config import InferenceConfig
 from .errors import GanAnimError
 
 CALIBRATION_PATH = Path(__file__).with_name("au_calibration.json")
@@ -158,24 +159,15 @@ def _faces(image: np.ndarray, detector: str, max_side: int, pixel_scale: float =
     return detect_faces(image, detector, max_side=max_side, pixel_scale=pixel_scale)
 
 
-def _detect_side(side: int | None) -> int:
-    if side is not None:
-        return side
-    from .faces.detect import DETECT_MAX_SIDE
-
-    return DETECT_MAX_SIDE
-
-
-def estimate_aus(image: np.ndarray, detector: str = "hog", detect_side: int | None = None,
+def estimate_aus(image: np.ndarray, detector: str = "hog",
+                 detect_side: int = InferenceConfig.detect_max_side,
                  pixel_scale: float = 1.0) -> list[dict]:
     """Every face of an RGB uint8 image, largest first: [{"box": (l, t, r, b), "aus": {name: 0..5}}].
 
     Faces come from the detection cascade every command uses (``faces.detect_faces``),
     its first pass on a copy of at most ``detect_side`` px. ``pixel_scale``: original
-    pixels per image pixel, for an image decoded at reduced size. ``detect_side`` defaults
-    to the cascade's own (``faces.detect.DETECT_MAX_SIDE``).
+    pixels per image pixel, for an image decoded at reduced size.
     """
-    detect_side = _detect_side(detect_side)
     if detect_side < 80:
         raise GanAnimError(f"detection size must be at least 80 px, got {detect_side}")
     found = _faces(image, detector, detect_side, pixel_scale)
@@ -186,7 +178,8 @@ def estimate_aus(image: np.ndarray, detector: str = "hog", detect_side: int | No
             for f, a in zip(found, aus)]
 
 
-def decode_side(path, detector: str = "hog", detect_side: int | None = None) -> int | None:
+def decode_side(path, detector: str = "hog",
+                detect_side: int = InferenceConfig.detect_max_side) -> int | None:
     """The smallest longer side a photo may be decoded at for ``estimate_aus`` without
     losing a face the cascade finds at full size: the larger of its two passes' scales
     (at least ``AUS_DECODE_SIDE``); None when the size cannot be read (the decoder reports)."""
@@ -199,12 +192,13 @@ def decode_side(path, detector: str = "hog", detect_side: int | None = None) -> 
             w, h = im.size
     except Exception:
         return None
-    s0 = min(1.0, _detect_side(detect_side) / max(h, w))
+    s0 = min(1.0, detect_side / max(h, w))
     scale = max(s0, small_face_scale((h, w), detector, MIN_EYE_DISTANCE, s0))
     return max(AUS_DECODE_SIDE, int(np.ceil(min(1.0, scale) * max(h, w))))
 
 
-def estimate_aus_file(path, detector: str = "hog", detect_side: int | None = None) -> list[dict]:
+def estimate_aus_file(path, detector: str = "hog",
+                      detect_side: int = InferenceConfig.detect_max_side) -> list[dict]:
     """``estimate_aus`` on a photo file; a large JPEG is decoded at reduced size
     (``media.read_image``'s ``min_side``) where the detection cascade would not use the
     full resolution (``decode_side``). Boxes in file pixels."""

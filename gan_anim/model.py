@@ -12,8 +12,6 @@ Two extensions, both off in the ``paper`` preset:
 * ``color="luma"``: C is a luminance and a saturation factor instead of RGB; the
   output's chroma is the warped input's, scaled by ``A + (1 - A) * s`` (s in 0..1), so
   paint can darken, lighten or desaturate a face but never change its hue.
-
-(The older learned ``flow`` head is still loaded for weights trained with it.)
 """
 from __future__ import annotations
 
@@ -26,7 +24,6 @@ import torch.nn.functional as F
 
 from .aus import AU_NAMES, AU_SCALE
 from .colour import from_ycbcr, to_ycbcr
-from .motion import warp
 
 
 @dataclass(frozen=True)
@@ -39,9 +36,6 @@ class ModelConfig:
     critic_channels: int = 64    # critic first-layer channels
     critic_layers: int = 6       # 4x4 stride-2 convs; realism map is image_size / 2**layers
     n_aus: int = len(AU_NAMES)
-    flow: bool = False           # extra head: smooth 2-channel displacement field
-    flow_max: float = 0.1        # largest displacement, as a fraction of the crop side (x2 in grid units)
-    flow_grid: int = 16          # flow is predicted at this resolution and upsampled (smoothness)
     motion: bool = False         # warp the input by the landmark motion of the AU change
     color: str = "rgb"           # "rgb": C is RGB; "luma": C is luminance + saturation factor
     upsample: str = "transpose"  # decoder: "transpose" (the paper's 4x4/2 transposed convs) or
@@ -52,6 +46,11 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
+        """The config of a weights file or checkpoint (unknown keys ignored). ValueError for
+        a learned flow head ("flow": true), which these networks do not have."""
+        if d.get("flow"):
+            raise ValueError("trained with a learned flow head (config \"flow\": true), "
+                             "which gan-anim does not run: use weights without it")
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
 
@@ -86,7 +85,7 @@ class ResidualBlock(nn.Module):
 
 
 class Generator(nn.Module):
-    """Encoder / residual bottleneck / decoder with colour, attention (and flow) heads."""
+    """Encoder / residual bottleneck / decoder with colour and attention heads."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -115,10 +114,6 @@ class Generator(nn.Module):
         self.luma = cfg.color == "luma"
         self.color = nn.Conv2d(c, 2 if self.luma else 3, 7, 1, 3, bias=False)
         self.attention = nn.Conv2d(c, 1, 7, 1, 3, bias=False)
-        self.flow = nn.Conv2d(c, 2, 7, 1, 3, bias=True) if cfg.flow else None
-        if self.flow is not None:  # start as the identity warp
-            nn.init.zeros_(self.flow.weight)
-            nn.init.zeros_(self.flow.bias)
         self.motion = None
         if cfg.motion:
             from .motion import LandmarkMotion
@@ -128,32 +123,20 @@ class Generator(nn.Module):
     def forward(self, image: torch.Tensor, aus: torch.Tensor):
         """image: (B,3,H,W) in [-1,1]; aus: (B,17) in [0,1].
 
-        Returns (C, A, flow): C (B,3,H,W) in [-1,1] (luma mode: (B,2,H,W), luminance
-        in [-1,1] and saturation factor in [0,1]), A (B,1,H,W) in [0,1], flow
-        (B,2,H,W) in grid units (x, y; [-1,1] spans the crop) or None. With ``motion``
-        the caller warps ``image`` first (``motion.LandmarkMotion.spline``); G sees the warped face.
+        Returns (C, A): C (B,3,H,W) in [-1,1] (luma mode: (B,2,H,W), luminance in [-1,1]
+        and saturation factor in [0,1]), A (B,1,H,W) in [0,1]. With ``motion`` the caller
+        warps ``image`` first (``motion.LandmarkMotion.spline``); G sees the warped face.
         """
         feat = self.body[1:](self._input_conv(image, aus))
-        # the three 7x7 heads as one convolution (one pass over the widest feature map)
-        heads = [self.color, self.attention] + ([self.flow] if self.flow is not None else [])
+        # the two 7x7 heads as one convolution (one pass over the widest feature map)
         nc = self.color.out_channels
-        bias = None
-        if self.flow is not None:
-            bias = torch.cat([self.flow.bias.new_zeros(nc + 1), self.flow.bias])
-        out = F.conv2d(feat, torch.cat([m.weight for m in heads]), bias, padding=3)
+        out = F.conv2d(feat, torch.cat([self.color.weight, self.attention.weight]), padding=3)
         if self.luma:  # saturation starts near 1 (keep the face's colour)
             color = torch.cat([torch.tanh(out[:, :1]), torch.sigmoid(out[:, 1:2] + 3.0)], 1)
         else:
             color = torch.tanh(out[:, :3])
         attention = torch.sigmoid(out[:, nc:nc + 1])
-        flow = None
-        if self.flow is not None:
-            g = self.cfg.flow_grid
-            h, w = image.shape[-2:]
-            coarse = F.adaptive_avg_pool2d(out[:, nc + 1:nc + 3], (g, g))
-            coarse = torch.tanh(coarse) * (2.0 * self.cfg.flow_max)
-            flow = F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
-        return color, attention, flow
+        return color, attention
 
     def _input_conv(self, image: torch.Tensor, aus: torch.Tensor) -> torch.Tensor:
         """First 7x7 convolution of [image, AU maps], without building the AU maps.
@@ -174,19 +157,15 @@ class Generator(nn.Module):
         return F.conv2d(image, conv.weight[:, :3], padding=conv.padding) + au_part
 
 
-
-
-def compose(image: torch.Tensor, color: torch.Tensor, attention: torch.Tensor,
-            flow: torch.Tensor | None = None) -> torch.Tensor:
-    """The GANimation output ``(1 - A) * C + A * input`` (input warped by flow if given).
+def compose(image: torch.Tensor, color: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
+    """The GANimation output ``(1 - A) * C + A * input``.
 
     A 2-channel C (luma mode) paints luminance ``(1 - A) * L + A * Y`` and scales the
     input's chroma by ``A + (1 - A) * s``.
     """
-    kept = image if flow is None else warp(image, flow)
     if color.shape[1] == 3:
-        return (1 - attention) * color + attention * kept
-    y, cb, cr = to_ycbcr(kept)
+        return (1 - attention) * color + attention * image
+    y, cb, cr = to_ycbcr(image)
     keep_chroma = attention + (1 - attention) * color[:, 1:2]
     out = from_ycbcr((1 - attention) * color[:, :1] + attention * y, cb * keep_chroma, cr * keep_chroma)
     return out.clamp(-1, 1)
@@ -245,8 +224,10 @@ def load_generator(path, device: str | torch.device = "cpu") -> Generator:
         raise ValueError(f"{path}: not a gan-anim weights file (no generator/config)")
     if list(blob.get("au_names", AU_NAMES)) != list(AU_NAMES):
         raise ValueError(f"{path}: weights were trained on a different AU list")
-    cfg = ModelConfig.from_dict(blob["config"])
-    gen = Generator(cfg)
+    try:
+        gen = Generator(ModelConfig.from_dict(blob["config"]))
+    except ValueError as exc:  # a config these networks cannot build
+        raise ValueError(f"{path}: {exc}") from None
     state = {k: v.float() if v.is_floating_point() else v for k, v in blob["generator"].items()}
     gen.load_state_dict(state)
     return gen.to(device).eval()

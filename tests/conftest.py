@@ -27,26 +27,12 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def random_weights(tmp_path_factory) -> Path:
-    """A small randomly initialised generator (mechanics, not quality), with a flow head."""
+    """A small randomly initialised generator (mechanics, not quality)."""
     from gan_anim.model import PRESETS, Generator, generator_state
 
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("weights") / "random-small.pt"
     torch.save(generator_state(Generator(PRESETS["small"])), path)
-    return path
-
-
-@pytest.fixture(scope="session")
-def random_weights_noflow(tmp_path_factory) -> Path:
-    """A small random generator without the flow head (the paper's output formula)."""
-    import dataclasses
-
-    from gan_anim.model import PRESETS, Generator, generator_state
-
-    torch.manual_seed(1)
-    cfg = dataclasses.replace(PRESETS["small"], flow=False)
-    path = tmp_path_factory.mktemp("weights") / "random-small-noflow.pt"
-    torch.save(generator_state(Generator(cfg)), path)
     return path
 
 

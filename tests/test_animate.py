@@ -33,7 +33,7 @@ def outside_mask(image, animator: Animator, faces):
     """True for pixels outside every face's paste region."""
     mask = np.ones(image.shape[:2], bool)
     for job in animator.face_jobs(image, faces, "happy", "neutral"):
-        b = FaceBlender(image.shape, job.transform, animator.size)
+        b = FaceBlender(image.shape, job.transform, animator.model.size)
         mask[b.slices] = False
     return mask
 
@@ -107,16 +107,15 @@ def test_png_frames_keep_size_and_outside_pixels(random_weights, tmp_path):
     assert sha(EXAMPLE) == before
 
 
-def test_attention_one_gives_back_original(random_weights_noflow, tmp_path):
-    animator = Animator(random_weights_noflow, device="cpu")
-    gen = animator.generator
+def test_attention_one_gives_back_original(random_weights, tmp_path):
+    gen = Animator(random_weights, device="cpu").model.generator
 
     class KeepAll(torch.nn.Module):
         cfg, luma, motion = gen.cfg, gen.luma, gen.motion
 
         def forward(self, x, y):
-            c, a, f = gen(x, y)
-            return c, torch.ones_like(a), f
+            c, a = gen(x, y)
+            return c, torch.ones_like(a)
 
     keep = Animator(generator=KeepAll(), device="cpu")
     keep.animate(EXAMPLE, tmp_path / "same", to="surprise", start="neutral", frames=3)
@@ -261,7 +260,7 @@ def test_bad_options_and_outputs(random_weights, tmp_path):
 def test_no_weights_message(tmp_path, monkeypatch):
     import importlib
 
-    anim = importlib.import_module("gan_anim.pipeline.photo")
+    anim = importlib.import_module("gan_anim.render.weights")
 
     monkeypatch.setattr(anim, "WEIGHTS_DIR", tmp_path)
     monkeypatch.delenv("GAN_ANIM_WEIGHTS", raising=False)
@@ -324,13 +323,24 @@ def test_precision_choice(monkeypatch):
     assert code != 0 and len(err.strip().splitlines()) == 1
 
 
+def test_environment_overrides_settings_left_at_their_defaults(monkeypatch):
+    from gan_anim.config import InferenceConfig
+
+    monkeypatch.setenv("GAN_ANIM_PRECISION", "fp32")
+    monkeypatch.setenv("GAN_ANIM_PAINTED_AUS", "au25, 12")
+    cfg = InferenceConfig().with_env()
+    assert cfg.precision == "fp32" and cfg.painted_aus == ("AU25", "AU12")
+    cfg = InferenceConfig(precision="bf16", painted_aus=("AU26",)).with_env()
+    assert cfg.precision == "bf16" and cfg.painted_aus == ("AU26",)
+
+
 def test_bf16_renders_like_fp32(tmp_path):
     """The shipped weights in bf16 (the default on CPUs with native bf16) and in fp32: the
     same frames within a few grey levels, the same pixels outside the face."""
     frames = {}
     for precision in ("fp32", "bf16"):
         a = Animator(device="cpu", precision=precision)
-        assert a.precision == precision
+        assert a.model.precision == precision
         # 2 frames: on a CPU without native bf16 (CI) it is emulated, 3.5 s a face
         a.animate(EXAMPLE, tmp_path / precision, to="surprise", start="neutral", frames=2)
         frames[precision] = np.stack(png_frames(tmp_path / precision)).astype(int)

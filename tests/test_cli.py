@@ -265,9 +265,9 @@ def test_train_cli_defaults_are_the_dataclass_defaults(monkeypatch, tmp_path):
     assert result.exit_code == 0, result.output
     assert seen["o"] == TrainOptions() and seen["r"] == RunOptions()
     result = CliRunner().invoke(main, ["train", "--data", "d", "--out", "o", "--lambda-au", "40",
-                                       "--beta2", "0.99", "--no-flow", "--preset", "medium"])
+                                       "--beta2", "0.99", "--preset", "medium"])
     assert seen["o"].weights == dataclasses.replace(LossWeights(), au=40.0)
-    assert seen["o"].betas == (0.5, 0.99) and seen["r"].flow is False and seen["r"].preset == "medium"
+    assert seen["o"].betas == (0.5, 0.99) and seen["r"].preset == "medium"
 
 
 def test_train_function_has_no_defaults_of_its_own():

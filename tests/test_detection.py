@@ -101,7 +101,7 @@ def test_animate_edits_every_face_and_nothing_else(group, random_weights, tmp_pa
     found = faces.detect_faces(image)
     outside = np.ones(image.shape[:2], bool)
     for job in animator.face_jobs(image, found, "happy", "neutral"):
-        outside[FaceBlender(image.shape, job.transform, animator.size).slices] = False
+        outside[FaceBlender(image.shape, job.transform, animator.model.size).slices] = False
     assert np.array_equal(last[outside], image[outside])
     for x, y, d in truth:   # pixels change around each face's eyes and mouth
         x0, x1 = int(max(0, x - 1.5 * d)), int(min(image.shape[1], x + 1.5 * d))

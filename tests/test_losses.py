@@ -65,7 +65,7 @@ class Identity(torch.nn.Module):
 
     def forward(self, x, y):
         b, _, h, w = x.shape
-        return torch.zeros(b, 3, h, w), torch.ones(b, 1, h, w), None
+        return torch.zeros(b, 3, h, w), torch.ones(b, 1, h, w)
 
 
 def test_generator_loss_terms_and_signs():

@@ -171,14 +171,14 @@ def test_luma_blend_is_exact_where_nothing_changes():
     from gan_anim.faces.align import align
     from gan_anim.faces.detect import detect_faces
     from gan_anim.media.images import read_image
-    from gan_anim.pipeline.photo import FaceEdits
     from gan_anim.render.blend import FaceBlender
+    from gan_anim.render.edit_model import FaceEdits
 
     image = read_image(EXAMPLE)
     m = align(detect_faces(image)[0].landmarks, 64)
     paint = np.zeros((64, 64, 2), np.float32)
     paint[..., 1] = 1.0                                   # no luma change, chroma kept
-    edit = FaceEdits(paint, np.ones((64, 64), np.float32), None, np.zeros((96, 96, 2), np.float32), True)
+    edit = FaceEdits(paint, np.ones((64, 64), np.float32), np.zeros((96, 96, 2), np.float32), True)
     out = image.copy()
     FaceBlender(image.shape, m, 64).blend(out, edit, source=image)
     assert np.array_equal(out, image)
@@ -249,7 +249,8 @@ def test_generator_runs_only_for_faces_whose_painted_aus_change(shipped, monkeyp
 
     image = read_image(EXAMPLE)
     face = detect_faces(image)[0]
-    s = shipped.size
+    model = shipped.model
+    s = model.size
     m = align(face.landmarks, s)
     crops = np.repeat(crop(image, m, s)[None], 3, 0)
     lms = np.repeat(normalised_landmarks(face.landmarks, m, s)[None], 3, 0)
@@ -257,17 +258,17 @@ def test_generator_runs_only_for_faces_whose_painted_aus_change(shipped, monkeyp
     targets = own.copy()
     targets[:, aus.AU_INDEX["AU12"]] = 4.0                   # all three: a smile, warped only
     targets[1, aus.AU_INDEX["AU25"]] = 2.0                   # the middle one parts its lips
-    g = shipped.generator
+    g = model.generator
     rows = []
     monkeypatch.setattr(type(g), "__call__", lambda self, x, y: rows.append(len(x)) or
                         torch.nn.Module.__call__(self, x, y))
-    warped_only = shipped.generate(crops[[0]], targets[[0]], lms[[0]], own[[0]])
+    warped_only = model.generate(crops[[0]], targets[[0]], lms[[0]], own[[0]])
     assert rows == []
     assert np.array_equal(warped_only.paint[..., 0], np.zeros((1, s, s), np.float32))
     assert (warped_only.paint[..., 1] == 1).all()
-    both = shipped.generate(crops, targets, lms, own)
+    both = model.generate(crops, targets, lms, own)
     assert rows == [1]                                       # G ran for the middle face only
-    alone = shipped.generate(crops[[1]], targets[[1]], lms[[1]], own[[1]])
+    alone = model.generate(crops[[1]], targets[[1]], lms[[1]], own[[1]])
     np.testing.assert_allclose(both.paint[1], alone.paint[0], atol=1e-4)
     assert np.abs(both.paint[1, ..., 0]).max() > 1           # and it was painted
     np.testing.assert_array_equal(both.paint[0], warped_only.paint[0])

@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from conftest import SHARED_DATA
 
 from gan_anim.aus import AU_NAMES
@@ -35,16 +34,13 @@ def test_network_shapes_and_ranges(name):
     gen, critic = Generator(cfg), Critic(cfg)
     s = cfg.image_size
     x = torch.rand(2, 3, s, s) * 2 - 1
-    color, attn, flow = gen(x, torch.rand(2, 17))
+    color, attn = gen(x, torch.rand(2, 17))
     nc = 2 if cfg.color == "luma" else 3  # luma: luminance in [-1,1] + saturation in [0,1]
     assert color.shape == (2, nc, s, s) and attn.shape == (2, 1, s, s)
     assert color.min() >= -1 and color.max() <= 1
     if nc == 2:
         assert color[:, 1].min() >= 0
     assert attn.min() >= 0 and attn.max() <= 1
-    assert (flow is not None) == cfg.flow
-    if flow is not None:
-        assert flow.shape == (2, 2, s, s)
     score, aus = critic(x)
     k = s // 2 ** cfg.critic_layers
     assert score.shape == (2, 1, k, k) and aus.shape == (2, len(AU_NAMES))
@@ -55,16 +51,12 @@ def test_generator_fast_paths_match_plain_formulation():
     import dataclasses
 
     torch.manual_seed(1)
-    gen = Generator(dataclasses.replace(TINY, flow=True, motion=False, color="rgb"))
-    torch.nn.init.normal_(gen.flow.weight, std=0.05)
+    gen = Generator(dataclasses.replace(TINY, motion=False, color="rgb"))
     x, y = torch.rand(3, 3, 64, 64) * 2 - 1, torch.rand(3, 17)
-    color, attn, flow = gen(x, y)
+    color, attn = gen(x, y)
     feat = gen.body(torch.cat([x, y.view(3, 17, 1, 1).expand(3, 17, 64, 64)], 1))
     torch.testing.assert_close(color, torch.tanh(gen.color(feat)), atol=1e-5, rtol=0)
     torch.testing.assert_close(attn, torch.sigmoid(gen.attention(feat)), atol=1e-5, rtol=0)
-    coarse = torch.tanh(F.adaptive_avg_pool2d(gen.flow(feat), (16, 16))) * 2 * TINY.flow_max
-    torch.testing.assert_close(flow, F.interpolate(coarse, size=(64, 64), mode="bilinear"),
-                               atol=1e-5, rtol=0)
 
 
 # ------------------------------------------------------------------------ data

@@ -130,14 +130,14 @@ def test_output_keeps_frames_fps_size_audio_and_outside_pixels(clip, animator, t
     with FrameWriter(ref_path, fps=FPS, crf=12) as writer:
         for f in src:
             writer.write(f)
-    tracker = FaceTracker(animator.size, FPS, detect_every=5)
+    tracker = FaceTracker(animator.model.size, FPS, detect_every=5)
     inside_diff, outside_diff, codec_diff, codec_inside, covered = [], [], [], [], []
     for a, b, r in zip(src, dst, decode(ref_path)):
         mask = np.zeros(a.shape[:2], bool)   # what the blend may touch
         crops = np.zeros(a.shape[:2], bool)  # the face crops themselves
         for face in tracker.update(a):
-            mask[FaceBlender(a.shape, face.transform, animator.size).slices] = True
-            crops[FaceBlender(a.shape, face.transform, animator.size, margin=0).slices] = True
+            mask[FaceBlender(a.shape, face.transform, animator.model.size).slices] = True
+            crops[FaceBlender(a.shape, face.transform, animator.model.size, margin=0).slices] = True
         d = np.abs(a.astype(np.int16) - b).mean(2)
         outside_diff.append(d[~mask].mean())
         codec_diff.append(np.abs(a.astype(np.int16) - r).mean(2)[~mask].mean())

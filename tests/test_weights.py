@@ -15,8 +15,9 @@ from gan_anim.faces.detect import detect_faces
 from gan_anim.faces.identity import face_descriptor
 from gan_anim.media.images import read_image
 from gan_anim.model import load_generator
-from gan_anim.pipeline.photo import DEFAULT_WEIGHTS, WEIGHTS_DIR, Animator
+from gan_anim.pipeline.photo import Animator
 from gan_anim.render.blend import FaceBlender
+from gan_anim.render.weights import DEFAULT_WEIGHTS, WEIGHTS_DIR
 
 SHIPPED = WEIGHTS_DIR / DEFAULT_WEIGHTS
 
@@ -39,6 +40,23 @@ def test_shipped_weights_load_and_report_config():
     assert f", {expected} (--precision auto" in result.output
 
 
+def test_weights_with_a_flow_head_are_refused_in_one_line(tmp_path):
+    """A config with the learned flow head ("flow": true), which the networks do not have."""
+    import torch
+
+    from gan_anim.model import PRESETS, Generator, generator_state
+
+    blob = generator_state(Generator(PRESETS["small"]))
+    blob["config"]["flow"] = True
+    path = tmp_path / "flow.pt"
+    torch.save(blob, path)
+    with pytest.raises(ValueError, match="flow head"):
+        load_generator(path)
+    result = CliRunner().invoke(main, ["info", "--weights", str(path)])
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1 and str(path) in result.stderr and "flow head" in result.stderr
+
+
 @pytest.fixture(scope="module")
 def edited(tmp_path_factory):
     out = tmp_path_factory.mktemp("shipped") / "frames"
@@ -52,7 +70,7 @@ def test_shipped_weights_edit_the_face_and_keep_identity(edited):
     face = detect_faces(image)[0]
     animator = Animator(device="cpu")
     job = animator.face_jobs(image, [face], "happy", "neutral")[0]
-    region = FaceBlender(image.shape, job.transform, animator.size).slices
+    region = FaceBlender(image.shape, job.transform, animator.model.size).slices
     diff = np.abs(frames[-1][region].astype(float) - image[region]).mean(2)
     # a real edit: a visible share of the face region changes by more than 8 grey levels
     assert (diff > 8).mean() > 0.01, f"only {(diff > 8).mean():.2%} of the face changed"

@@ -48,7 +48,7 @@ def test_wheel_installs_and_animates_with_its_own_weights(tmp_path):
     work.mkdir()
     shutil.copy(EXAMPLE, work / "photo.jpg")
     env = {k: v for k, v in os.environ.items() if k not in ("GAN_ANIM_WEIGHTS", "PYTHONPATH")}
-    where = subprocess.run([py, "-c", "import importlib; print(importlib.import_module('gan_anim.pipeline.photo').find_weights())"],
+    where = subprocess.run([py, "-c", "import importlib; print(importlib.import_module('gan_anim.render.weights').find_weights())"],
                            check=True, capture_output=True, text=True, cwd=work, env=env).stdout.strip()
     assert Path(where).is_relative_to(Path(site)) and Path(where).name == "gan-anim-medium.pt", where
     result = subprocess.run([env_dir / "bin" / "gan-anim", "animate", "photo.jpg", "--to", "happy",

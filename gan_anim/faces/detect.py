@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..config import InferenceConfig
 from ..errors import GanAnimError
 from .dlib_models import DETECTORS, borrow_detector, shared_model
 
@@ -21,8 +22,6 @@ from .dlib_models import DETECTORS, borrow_detector, shared_model
 # image) are skipped: too small for the generator to change anything visible. The
 # cascade below looks for every face down to this size.
 MIN_EYE_DISTANCE = 12.0
-# The first pass runs on a copy whose longer side is at most this (landmarks use full res).
-DETECT_MAX_SIDE = 1280
 # HOG detections scoring below this are dropped (0 is dlib's default; 0.2 removes
 # the weak false positives on textures such as badges and patterns).
 HOG_THRESHOLD = 0.2
@@ -64,7 +63,7 @@ class Face:
 
 
 def detect_boxes(image: np.ndarray, detector: str = "hog", upsample: int = 0,
-                 max_side: int = DETECT_MAX_SIDE) -> list[tuple[tuple[int, int, int, int], float]]:
+                 max_side: int = InferenceConfig.detect_max_side) -> list[tuple[tuple[int, int, int, int], float]]:
     """One detector pass: face boxes (left, top, right, bottom) in ``image`` coordinates,
     with scores. Large images are shrunk to ``max_side`` for detection only."""
     h, w = image.shape[:2]
@@ -222,7 +221,7 @@ def face_landmarks(image: np.ndarray, box, margin: float = 0.5) -> np.ndarray:
 
 def detect_faces(image: np.ndarray, detector: str = "hog", upsample: int = 0,
                  min_eye_distance: float = MIN_EYE_DISTANCE, warn=None, pad: float = BORDER_PAD,
-                 max_side: int = DETECT_MAX_SIDE, pixel_scale: float = 1.0,
+                 max_side: int = InferenceConfig.detect_max_side, pixel_scale: float = 1.0,
                  small_face_pixels: float = SMALL_FACE_PIXELS, threads: int | None = None,
                  padded_first: bool = False) -> list[Face]:
     """Every face of an RGB uint8 image, largest first, with 68 landmarks: the one

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .. import aus as au
+from ..config import InferenceConfig
 from ..errors import GanAnimError
 from ..media.paths import expand_photos, plan_outputs
 
@@ -25,7 +26,7 @@ class PhotoResult:
     photo: Path
     output: Path
     error: str | None = None
-    result: object = None  # animate.AnimationResult on success
+    result: object = None  # photo.AnimationResult on success
 
     @property
     def ok(self) -> bool:
@@ -53,10 +54,11 @@ def _message(photo: Path, exc: BaseException) -> str:
 
 
 def animate_photos(photos, output=None, to: str = "happy", start: str | None = None, *,
-                   weights=None, device: str = "auto", batch_size: int = 16, precision: str = "auto",
-                   frames: int = 30,
+                   weights=None, device: str = InferenceConfig.device,
+                   batch_size: int = InferenceConfig.batch_size,
+                   precision: str = InferenceConfig.precision, frames: int = 30,
                    fps: float = 15.0, ease: str = "linear", loop: bool = False, face: str = "all",
-                   detector: str = "hog", crf: int = 18, quiet: bool = True, animator=None,
+                   detector: str = "hog", crf: int = InferenceConfig.crf, quiet: bool = True, animator=None,
                    on_result=None) -> list[PhotoResult]:
     """Animate each photo of ``photos`` (files and/or folders) with one loaded model.
 
@@ -119,7 +121,7 @@ def animate_photos(photos, output=None, to: str = "happy", start: str | None = N
             except (GanAnimError, OSError) as exc:
                 if not several:
                     raise
-                animator.wait()  # bad weights fail the whole request, not each photo
+                animator.model.wait()  # bad weights fail the whole request, not each photo
                 res.error = _message(res.photo, exc)
         if on_result is not None:
             on_result(res)

@@ -38,7 +38,7 @@ def render_cells(animator: Animator, image: np.ndarray, job: FaceJob, targets: n
     """Blend each target into the full photo and cut the face out at ``cell`` px: (N, cell, cell, 3)."""
     view = align(job.face.landmarks, cell)
     frames = (FrameRender(image, [job.at(t)]) for t in targets)
-    return np.stack([crop(out, view, cell) for out in Renderer(animator).render(frames)])
+    return np.stack([crop(out, view, cell) for out in Renderer(animator.model).render(frames)])
 
 
 def au_grid(animator: Animator, photo, output, face: str = "largest", cell: int = 128,

@@ -133,8 +133,9 @@ def _renderer(animator, weights, device: str, batch_size: int, precision: str,
 
     if animator is None:
         animator = Animator(weights, device, batch_size, precision=precision)
-    motion = getattr(animator.generator, "motion", None) is not None
-    return animator.size, motion, Renderer(animator, timings, overlap=overlap)
+    model = animator.model
+    motion = getattr(model.generator, "motion", None) is not None
+    return model.size, motion, Renderer(model, timings, overlap=overlap)
 
 
 class FaceTargets:

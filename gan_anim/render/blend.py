@@ -1,12 +1,11 @@
 """Put generated faces back into the full-resolution frame.
 
-For each face, the crop-resolution results (paint, 1 - A, motion) are upsampled and
+For each face, the crop-resolution results (motion, paint, 1 - A) are upsampled and
 warped back onto the face's region of the frame, and applied to the photo's own
 full-resolution pixels:
 
-1. **motion**: the original is backward-warped by the face's flow (the landmark motion,
-   which reaches a quarter of the crop beyond it, or the older learned flow head),
-   faded to zero at the region's border;
+1. **motion**: the original is backward-warped by the landmark motion (which reaches a
+   quarter of the crop beyond it), faded to zero at the region's border;
 2. **paint**, RGB models: ``out = w * C + (1 - w) * warped`` with ``w = (1 - A) * feather``;
    luma models: the luma change ``(1 - A)(L - Y)`` is added to the warped photo's luma
    and its chroma is scaled by ``A + (1 - A)s``. The low-resolution change is added to
@@ -45,11 +44,14 @@ def border_feather(size: int, width: float = 0.08) -> np.ndarray:
 class FaceBlender:
     """Precomputed back-warp of one face crop (fixed transform) into frames of one size.
 
-    The crop is tiny next to a big face region (64 px onto 1,000 px), so the crop-space
-    arrays are warped onto a grid of about two samples per crop pixel and then resized to
-    the full region (bilinear either way); only the final warp of the original and the
-    composite run per full-resolution pixel. The region covers the crop plus ``margin``
-    (crop-side units) on each side, where the landmark motion can still move pixels.
+    ``blend`` composites one ``FaceEdits`` item: ``_moved`` (the motion), then ``_paint_rgb``
+    or ``_paint_luma``. The crop is tiny next to a big face region (64 px onto 1,000 px), so
+    the crop-space arrays are warped onto a coarse grid of about two samples per crop pixel
+    (``_to_grid``, ``_wide_to_grid``) and then resized to the full region (``_full``),
+    bilinear either way; only the final warp of the original and the composite run per
+    full-resolution pixel, and only inside the box of the pixels that change (``_box``).
+    The region covers the crop plus ``margin`` (crop-side units) on each side, where the
+    landmark motion can still move pixels.
     """
 
     def __init__(self, frame_shape, transform: np.ndarray, size: int, feather: float = 0.08,
@@ -84,7 +86,7 @@ class FaceBlender:
         self.map_v = (self.m[1, 0] * xs + self.m[1, 1] * ys + self.m[1, 2]).astype(np.float32)
         self.feather = self._to_grid(border_feather(size, feather), border=0.0)
         self._lin = invert(self.m)[:, :2].astype(np.float32)  # crop -> frame displacements
-        self._wide = None  # sampling maps for wide (extended) flow grids, built on first use
+        self._wide = None  # sampling maps for wide (extended) motion grids, built on first use
         self._xy = None    # the region's pixel coordinates, built on first use
 
     @property
@@ -92,6 +94,7 @@ class FaceBlender:
         x0, y0, x1, y1 = self.roi
         return slice(y0, y1), slice(x0, x1)
 
+    # ------------------------------------------------------ crop arrays onto the region
     def _to_grid(self, crop_array: np.ndarray, border: float | None) -> np.ndarray:
         """Upsample + inverse-warp a crop-space array onto the (coarse) region grid."""
         mode = cv2.BORDER_REPLICATE if border is None else cv2.BORDER_CONSTANT
@@ -129,6 +132,37 @@ class FaceBlender:
         return (max(0, int((gy - 1) * fy)), min(self.shape[0], int(np.ceil((gy + gh + 1) * fy))),
                 max(0, int((gx - 1) * fx)), min(self.shape[1], int(np.ceil((gx + gw + 1) * fx))))
 
+    def _coords(self):
+        """Frame x and y of every pixel of the region (float32 maps, built once)."""
+        if self._xy is None:
+            rx0, ry0, rx1, ry1 = self.roi
+            xs, ys = np.meshgrid(np.arange(rx0, rx1, dtype=np.float32),
+                                 np.arange(ry0, ry1, dtype=np.float32))
+            self._xy = (xs, ys)
+        return self._xy
+
+    # ------------------------------------------------------------------ compositing
+    def blend(self, out: np.ndarray, edit, source: np.ndarray | None = None) -> None:
+        """Composite one generated face (a ``FaceEdits`` item) into ``out`` (H,W,3 uint8) in place.
+
+        ``source`` is the unedited frame the motion pulls pixels from (default ``out``).
+        """
+        if self.empty:
+            return
+        source = out if source is None else source
+        base = self._moved(source, edit.wide_flow)
+        if edit.luma:
+            self._paint_luma(out, base, edit)
+        else:
+            self._paint_rgb(out, base, edit)
+
+    def _moved(self, source: np.ndarray, wide_flow: np.ndarray | None) -> np.ndarray:
+        """The region of ``source`` (h,w,3 uint8) moved by the landmark motion ``wide_flow``
+        (E,E,2 crop pixels on the grid of ``motion.EXTENT``), or as it is (None)."""
+        if wide_flow is None:
+            return source[self.slices]
+        return self._warped(source, self._wide_to_grid(wide_flow))
+
     def _warped(self, source: np.ndarray, d_grid: np.ndarray) -> np.ndarray:
         """The region of ``source`` backward-warped by a grid displacement (crop pixels)."""
         # pixels that barely move are copied, not resampled (resampling softens them);
@@ -155,40 +189,16 @@ class FaceBlender:
                                        borderMode=cv2.BORDER_REPLICATE)
         return base
 
-    def _coords(self):
-        """Frame x and y of every pixel of the region (float32 maps, built once)."""
-        if self._xy is None:
-            rx0, ry0, rx1, ry1 = self.roi
-            xs, ys = np.meshgrid(np.arange(rx0, rx1, dtype=np.float32),
-                                 np.arange(ry0, ry1, dtype=np.float32))
-            self._xy = (xs, ys)
-        return self._xy
-
-    def blend(self, out: np.ndarray, edit, source: np.ndarray | None = None) -> None:
-        """Composite one generated face (a ``FaceEdits`` item) into ``out`` (H,W,3 uint8) in place.
-
-        ``source`` is the unedited frame the motion pulls pixels from (default ``out``).
-        """
-        if self.empty:
-            return
-        sy, sx = self.slices
-        source = out if source is None else source
-        base = source[sy, sx]
-        if edit.wide_flow is not None:
-            base = self._warped(source, self._wide_to_grid(edit.wide_flow))
-        elif edit.flow is not None:
-            d = self._to_grid(np.ascontiguousarray(edit.flow, np.float32), border=0.0)
-            base = self._warped(source, d * self.feather[..., None])
-        if edit.luma:
-            self._blend_luma(out, base, edit)
-            return
+    def _paint_rgb(self, out: np.ndarray, base: np.ndarray, edit) -> None:
+        """``out``'s region = w * C + (1 - w) * base, w = (1 - A) * feather."""
         keep = np.ascontiguousarray(1.0 - edit.attention, np.float32)  # warp 1-A so zeros stay exact
         w = self._full(self._to_grid(keep, border=0.0) * self.feather)
         c = self._full(self._to_grid(np.ascontiguousarray(edit.paint), border=None))
         # blendLinear: (w*c + (1-w)*base) / (1 + 1e-5), rounded; exact where w == 0.
-        out[sy, sx] = cv2.blendLinear(c, np.ascontiguousarray(base), w, 1.0 - w)
+        out[self.slices] = cv2.blendLinear(c, np.ascontiguousarray(base), w, 1.0 - w)
 
-    def _blend_luma(self, out: np.ndarray, base: np.ndarray, edit) -> None:
+    def _paint_luma(self, out: np.ndarray, base: np.ndarray, edit) -> None:
+        """``out``'s region = base with the luma change added and its chroma scaled."""
         sy, sx = self.slices
         paint = self._to_grid(np.ascontiguousarray(edit.paint, np.float32), border=0.0)
         change = np.empty(paint.shape, np.float32)   # luma change, chroma removed

@@ -1,10 +1,10 @@
 """The render core: generate -> restore -> blend, shared by ``animate``, ``grid`` and ``video``.
 
-    renderer = Renderer(animator)
+    renderer = Renderer(model)   # an edit_model.EditModel
     for frame in renderer.render(FrameRender(image, [FaceRender(m, crop, target, lms, own)]) ...):
         writer.write(frame)
 
-Face crops of several frames go through the generator together (up to the animator's
+Face crops of several frames go through the generator together (up to the model's
 batch size), then each face is blended back onto its frame at full resolution
 (``blend.FaceBlender``). Frames that share one source image (a photo animation, the grid)
 reuse one output buffer, on which only the face regions are restored between frames,
@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 import numpy as np
 
 from ..overlap import prefetch
 from .blend import FaceBlender
+
+if TYPE_CHECKING:
+    from .edit_model import EditModel
 
 
 @dataclass
@@ -49,14 +52,15 @@ class Renderer:
     ``render`` yields one frame per item, in order: the source itself where there is no
     face, else an output buffer that stays valid until ``buffers`` more frames have been
     requested (copy it to keep it longer; ``buffers`` > 1 lets an encoder thread read a
-    frame while the next ones are rendered, without copying it). ``timings`` accumulates seconds in "generate" and "blend". With
+    frame while the next ones are rendered, without copying it). ``timings`` accumulates
+    seconds in "generate" and "blend". With
     ``overlap`` the generator runs in a background thread, one batch ahead of the blend
     (``overlap=False``: one stage after the other).
     """
 
-    def __init__(self, animator, timings: dict | None = None, max_frames: int = 16,
+    def __init__(self, model: EditModel, timings: dict | None = None, max_frames: int = 16,
                  overlap: bool = True, buffers: int = 1):
-        self.animator = animator
+        self.model = model
         self.timings = {} if timings is None else timings
         self.timings.setdefault("generate", 0.0)
         self.timings.setdefault("blend", 0.0)
@@ -80,7 +84,7 @@ class Renderer:
         for item in frames:
             pending.append(item)
             n_faces += len(item.faces)
-            if n_faces >= self.animator.batch_size or len(pending) >= self.max_frames:
+            if n_faces >= self.model.batch_size or len(pending) >= self.max_frames:
                 yield pending
                 pending, n_faces = [], 0
         if pending:
@@ -94,7 +98,7 @@ class Renderer:
             if faces:
                 t = time.perf_counter()
                 moving = all(f.landmarks is not None and f.own is not None for f in faces)
-                edits = self.animator.generate(
+                edits = self.model.generate(
                     np.stack([f.crop for f in faces]), np.stack([f.target for f in faces]),
                     np.stack([f.landmarks for f in faces]) if moving else None,
                     np.stack([f.own for f in faces]) if moving else None)
@@ -133,5 +137,5 @@ class Renderer:
         key = np.asarray(transform, np.float64).tobytes()
         b = self._blenders.get(key)
         if b is None:
-            b = self._blenders[key] = FaceBlender(image.shape, transform, self.animator.size)
+            b = self._blenders[key] = FaceBlender(image.shape, transform, self.model.size)
         return b

@@ -109,8 +109,6 @@ def _checked_options(options: TrainOptions | None, run: RunOptions | None, overr
                     ("keep", ro.keep), ("gp-every", opts.gp_every)):
         if v < 1:
             raise GanAnimError(f"--{name} must be at least 1, got {v}")
-    if ro.flow is not None:
-        cfg = dataclasses.replace(cfg, flow=ro.flow)
     return opts, ro, cfg, preset
 
 

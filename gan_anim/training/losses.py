@@ -92,6 +92,6 @@ def generate(generator, image: torch.Tensor, aus: torch.Tensor, landmarks=None, 
         image = warp(image, spline.flow(image.shape[-1]).to(image.dtype))
     else:
         moved = landmarks
-    color, attn, flow = generator(image, aus)
-    return compose(image, color, attn, flow), attn, color, moved
+    color, attn = generator(image, aus)
+    return compose(image, color, attn), attn, color, moved
 

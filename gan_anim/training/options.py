@@ -74,8 +74,6 @@ class RunOptions:
     keep: int = option(3, "Checkpoints kept.")
     resume: bool = option(False, "Continue from the newest checkpoint in --out.")
     device: str = option("auto", "Where to train.", type=("auto", "cpu", "cuda"))
-    flow: bool | None = option(None, "Force the flow head on/off [default: the preset's].",
-                               cli="--flow/--no-flow", type=bool)
     max_minutes: float | None = option(
         None, "Wall-clock budget: stop cleanly (checkpoint, resumable) after this many minutes.",
         type=float)
