@@ -134,7 +134,7 @@ def inference_rows(args, dev, peak, deadline, landmarks_fn, log) -> list[dict]:
             lms = torch.from_numpy(landmarks_fn(b)).to(dev)
             return x, torch.rand(b, 17, device=dev), torch.rand(b, 17, device=dev), lms
 
-        def call(x, y, src, lms, dtype):
+        def call(x, y, src, lms, dtype, G=G):  # this preset's G, bound now
             with torch.inference_mode(), autocast(dev, dtype):
                 return generate(G, x, y, lms, src)[0]
 

@@ -16,7 +16,13 @@ from pathlib import Path
 from .. import aus as au
 from ..config import InferenceConfig
 from ..errors import GanAnimError
-from ..media.paths import expand_photos, plan_outputs
+from ..media.paths import (
+    check_input_file,
+    check_output_path,
+    expand_photos,
+    output_kind,
+    plan_outputs,
+)
 
 
 @dataclass
@@ -72,52 +78,21 @@ def animate_photos(photos, output=None, to: str = "happy", start: str | None = N
     instead of loading ``weights``.
     """
     check_request(to, start, frames, ease, loop, batch_size)
-    from ..media.paths import (  # PIL: after the cheap checks
-        check_input_file,
-        check_output_path,
-        output_kind,
-    )
-
-    paths, several = expand_photos(photos)
-    outs = plan_outputs(paths, several, output, to)
-    inputs = {p.absolute() for p in paths}
-    for out in outs:
-        if out.absolute() in inputs:
-            raise GanAnimError(f"output {out} is the input file; choose another -o")
-        output_kind(out)
-    results, todo = [], []
-    for photo, out in zip(paths, outs):
-        try:
-            if not several:
-                check_output_path(out, [photo])
-            check_input_file(photo, "photo")
-            todo.append(len(results))
-        except GanAnimError as exc:
-            if not several:
-                raise
-            results.append(PhotoResult(photo, out, _message(photo, exc)))
-            continue
-        results.append(PhotoResult(photo, out))
+    results, several = _planned(photos, output, to)
+    todo = [r for r in results if r.ok]
     if several and todo:
-        if output:
-            try:
-                Path(output).mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise GanAnimError(f"cannot create output folder {output}: {exc.strerror or exc}") from None
-        check_output_path(outs[todo[0]])
+        _output_folder(output, todo[0].output)
     if todo and animator is None:
         from .photo import Animator
 
         # loads in the background while the first photo is decoded and its faces found
         animator = Animator(weights, device, batch_size, precision=precision, background=True)
-    pending = set(todo)
-    for k, res in enumerate(results):
-        if k in pending:
+    job = dict(to=to, start=start, frames=frames, fps=fps, ease=ease, loop=loop, face=face,
+               detector=detector, crf=crf, quiet=quiet or several)
+    for res in results:
+        if res.ok:
             try:
-                res.result = animator.animate(res.photo, res.output, to=to, start=start,
-                                              frames=frames, fps=fps, ease=ease, loop=loop,
-                                              face=face, detector=detector, crf=crf,
-                                              quiet=quiet or several)
+                res.result = animator.animate(res.photo, res.output, **job)
             except (GanAnimError, OSError) as exc:
                 if not several:
                     raise
@@ -126,3 +101,41 @@ def animate_photos(photos, output=None, to: str = "happy", start: str | None = N
         if on_result is not None:
             on_result(res)
     return results
+
+
+def _planned(photos, output, to: str | None) -> tuple[list[PhotoResult], bool]:
+    """(one ``PhotoResult`` per photo, several?): the photos and their outputs, checked.
+
+    One photo: any problem raises GanAnimError. Several: a missing or empty photo gets
+    its error message and the others go on; outputs that clash or are inputs still raise.
+    """
+    paths, several = expand_photos(photos)
+    outs = plan_outputs(paths, several, output, to)
+    inputs = {p.absolute() for p in paths}
+    for out in outs:
+        if out.absolute() in inputs:
+            raise GanAnimError(f"output {out} is the input file; choose another -o")
+        output_kind(out)
+    results = []
+    for photo, out in zip(paths, outs):
+        try:
+            if not several:
+                check_output_path(out, [photo])
+            check_input_file(photo, "photo")
+        except GanAnimError as exc:
+            if not several:
+                raise
+            results.append(PhotoResult(photo, out, _message(photo, exc)))
+            continue
+        results.append(PhotoResult(photo, out))
+    return results, several
+
+
+def _output_folder(output, first_output: Path) -> None:
+    """Create the output folder of several photos (if named) and check it is writable."""
+    if output:
+        try:
+            Path(output).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise GanAnimError(f"cannot create output folder {output}: {exc.strerror or exc}") from None
+    check_output_path(first_output)
