@@ -1,11 +1,12 @@
 # Two commands do everything on a fresh machine:
 #   make demo   set up .venv and animate the shipped example photo
 #   make test   set up .venv and run the test suite
+# (make test-fast: the suite without the tests marked slow, for the edit-test loop)
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: install demo test bench clean gpu-pack
+.PHONY: install demo test test-fast bench clean gpu-pack
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +23,9 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: install
 	$(BIN)/python benchmarks/bench_animate.py

@@ -206,6 +206,7 @@ def driver(shared_data, tmp_path_factory):
 DRIVER_NEUTRAL, DRIVER_HAPPY = "Allyson_Felix_0001.jpg", "Allyson_Felix_0003.jpg"
 
 
+@pytest.mark.slow
 def test_driving_video_and_its_csv_give_the_same_targets(clip, driver, animator, shared_data, tmp_path):
     """`video --aus driver.mp4` == `aus driver.mp4 -o d.csv` + `video --aus d.csv`, and the
     targets follow the driver's expression (absolute: the driver's AUs; relative: its change)."""
