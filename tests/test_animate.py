@@ -304,7 +304,8 @@ def test_presets_command():
 
 
 def test_overlapped_render_equals_serial_and_gif_palette(random_weights, tmp_path):
-    """Generate, blend and encode in their own threads give the frames of the serial run."""
+    """Generate, blend and encode in their own threads give the frames of the serial run,
+    and those frames are edits: the face changed, nothing outside its blend region."""
     animator = Animator(random_weights, device="cpu", batch_size=4)
     for overlap in (True, False):
         animator.animate(EXAMPLE, tmp_path / f"f{overlap}", to="surprise", start="neutral",
@@ -314,6 +315,11 @@ def test_overlapped_render_equals_serial_and_gif_palette(random_weights, tmp_pat
     a, b = png_frames(tmp_path / "fTrue"), png_frames(tmp_path / "fFalse")
     assert len(a) == len(b) == 7 and all(np.array_equal(x, y) for x, y in zip(a, b))
     assert np.abs(a[-1].astype(int) - a[0]).max() > 20
+    image = read_image(EXAMPLE)
+    outside = outside_mask(image, animator, detect_faces(image))
+    for f in a:
+        assert np.abs(f[~outside].astype(int) - image[~outside]).max() > 20
+        assert np.array_equal(f[outside], image[outside])
     assert sha(tmp_path / "gTrue.gif") == sha(tmp_path / "gFalse.gif")
 
 
