@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine:
 #   make demo   set up .venv and animate the shipped example photo
 #   make test   set up .venv and run the test suite
+# (make test-fast: the suite without the tests marked slow, for the edit-test loop)
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin

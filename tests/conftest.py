@@ -1,4 +1,5 @@
-"""Shared fixtures: paths to the real photos in ../shared/data, random test weights.
+"""Shared fixtures: paths to the real photos in ../shared/data, random test weights
+(with the shipped landmark motion).
 
 Without the shared photos their tests skip, except under CI=true, where a missing
 folder fails the session (a CI run must not pass by skipping them).
@@ -13,6 +14,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "astronaut.jpg"
+SHIPPED_SMALL = ROOT / "weights" / "gan-anim-small.pt"  # same config as PRESETS["small"]
 SHARED_DATA = Path(os.environ.get("GAN_ANIM_SHARED", ROOT.parent / "shared")) / "data"
 
 
@@ -27,12 +29,17 @@ def shared_data() -> Path:
 
 @pytest.fixture(scope="session")
 def random_weights(tmp_path_factory) -> Path:
-    """A small randomly initialised generator (mechanics, not quality)."""
+    """A small generator with random weights (mechanics, not quality) and the shipped small
+    model's AU -> landmark motion: an edit warps the face as a trained model's does."""
     from gan_anim.model import PRESETS, Generator, generator_state
 
     torch.manual_seed(0)
+    gen = Generator(PRESETS["small"])
+    shipped = torch.load(SHIPPED_SMALL, map_location="cpu", weights_only=True)["generator"]
+    gen.motion.load_state_dict({k: shipped[f"motion.{k}"].float() for k in ("mean", "basis")})
+    assert gen.motion.basis.abs().max() > 0.01
     path = tmp_path_factory.mktemp("weights") / "random-small.pt"
-    torch.save(generator_state(Generator(PRESETS["small"])), path)
+    torch.save(generator_state(gen), path)
     return path
 
 

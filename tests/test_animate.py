@@ -108,10 +108,13 @@ def test_png_frames_keep_size_and_outside_pixels(random_weights, tmp_path):
 
 
 def test_attention_one_gives_back_original(random_weights, tmp_path):
+    """A = 1 everywhere and no landmark motion: every frame is the photo, bit for bit."""
+    from gan_anim.motion import LandmarkMotion
+
     gen = Animator(random_weights, device="cpu").model.generator
 
     class KeepAll(torch.nn.Module):
-        cfg, luma, motion = gen.cfg, gen.luma, gen.motion
+        cfg, luma, motion = gen.cfg, gen.luma, LandmarkMotion(n_aus=gen.cfg.n_aus)
 
         def forward(self, x, y):
             c, a = gen(x, y)
@@ -122,6 +125,30 @@ def test_attention_one_gives_back_original(random_weights, tmp_path):
     image = read_image(EXAMPLE)
     for f in png_frames(tmp_path / "same"):
         assert np.array_equal(f, image)
+
+
+def test_random_weights_warp_the_face(random_weights, tmp_path):
+    """The test weights carry a real landmark motion: `--to surprise` drops the jaw past the
+    bottom of the face crop (where no paint reaches: only the warp moves those pixels) and
+    lifts the unpainted brows, while every pixel outside the blend region stays as it was."""
+    code, err = run_cli(["animate", str(EXAMPLE), "--to", "surprise", "--frames", "2", "-q",
+                         "--weights", str(random_weights), "-o", str(tmp_path / "s")])
+    assert code == 0, err
+    image = read_image(EXAMPLE)
+    diff = np.abs(png_frames(tmp_path / "s")[-1].astype(int) - image).max(-1)
+    animator = Animator(random_weights, device="cpu")
+    (face,) = detect_faces(image)
+    (job,) = animator.face_jobs(image, [face], "surprise", None)
+    region = np.zeros(image.shape[:2], bool)
+    region[FaceBlender(image.shape, job.transform, animator.size).slices] = True
+    assert not diff[~region].any()
+    left, _, right, bottom = FaceBlender(image.shape, job.transform, animator.size, margin=0).roi
+    lm = face.landmarks
+    x0, x1 = int(lm[48:60, 0].min()), int(lm[48:60, 0].max())   # the mouth's width
+    below = diff[bottom:bottom + (right - left) // 15, x0:x1]    # just below the crop
+    assert below.size and (below > 10).mean() > 0.5, (below > 10).mean()
+    brows = diff[int(lm[17:27, 1].min()) - 5:int(lm[17:27, 1].max()), int(lm[17, 0]):int(lm[26, 0])]
+    assert (brows > 10).mean() > 0.3, (brows > 10).mean()
 
 
 def test_gif_and_mp4_frame_counts(random_weights, tmp_path):
@@ -276,7 +303,8 @@ def test_presets_command():
 
 
 def test_overlapped_render_equals_serial_and_gif_palette(random_weights, tmp_path):
-    """Generate, blend and encode in their own threads give the frames of the serial run."""
+    """Generate, blend and encode in their own threads give the frames of the serial run,
+    and those frames are edits: the face changed, nothing outside its blend region."""
     animator = Animator(random_weights, device="cpu", batch_size=4)
     for overlap in (True, False):
         animator.animate(EXAMPLE, tmp_path / f"f{overlap}", to="surprise", start="neutral",
@@ -286,6 +314,11 @@ def test_overlapped_render_equals_serial_and_gif_palette(random_weights, tmp_pat
     a, b = png_frames(tmp_path / "fTrue"), png_frames(tmp_path / "fFalse")
     assert len(a) == len(b) == 7 and all(np.array_equal(x, y) for x, y in zip(a, b))
     assert np.abs(a[-1].astype(int) - a[0]).max() > 20
+    image = read_image(EXAMPLE)
+    outside = outside_mask(image, animator, detect_faces(image))
+    for f in a:
+        assert np.abs(f[~outside].astype(int) - image[~outside]).max() > 20
+        assert np.array_equal(f[outside], image[outside])
     assert sha(tmp_path / "gTrue.gif") == sha(tmp_path / "gFalse.gif")
 
 

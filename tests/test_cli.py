@@ -139,6 +139,7 @@ def test_bad_input_gives_one_stderr_line_and_no_output(case, bad_inputs, tmp_pat
     assert {p.name: sha(p) for p in bad_inputs.iterdir()} == before
 
 
+@pytest.mark.slow
 def test_success_off_a_terminal_prints_only_the_summary(tmp_path):
     code, stdout, stderr = run(["animate", EXAMPLE, "--weights", SMALL_WEIGHTS, "--frames", "2",
                                 "-o", "a.gif"], tmp_path)
@@ -300,6 +301,7 @@ def test_changing_a_dataclass_default_changes_the_cli_default():
 
 # ------------------------------------------------ shared data under CI=true
 
+@pytest.mark.slow
 def test_missing_shared_data_fails_under_ci_and_skips_otherwise(tmp_path):
     (tmp_path / "test_tiny.py").write_text(
         "def test_needs_data(shared_data):\n    assert shared_data.is_dir()\n")

@@ -13,6 +13,7 @@ from scenes import group_photo, rgba_cutout
 
 from gan_anim.cli import main
 from gan_anim.faces import detect as faces
+from gan_anim.faces.align import align, crop
 from gan_anim.media.images import read_image
 from gan_anim.pipeline.photo import Animator
 from gan_anim.render.blend import FaceBlender
@@ -131,10 +132,22 @@ def test_aus_grid_and_video_tracker_find_the_same_faces(group, random_weights, t
         tracked = tracker.update(image)
         assert sorted(t.id for t in tracked) == ids
     assert tracker.detections == 3
-    # grid: the smallest face is --face 4
-    au_grid(Animator(random_weights, device="cpu"), path, tmp_path / "grid.png", face=str(len(truth)), cell=32,
+    # grid: the smallest face is --face 4; every cell shows that face (column 0: its crop)
+    cell = 32
+    au_grid(Animator(random_weights, device="cpu"), path, tmp_path / "grid.png", face=str(len(truth)), cell=cell,
             names=("AU12",), levels=(0.0, 1.0), presets=("happy",))
-    assert (tmp_path / "grid.png").stat().st_size > 0
+    with Image.open(tmp_path / "grid.png") as im:
+        grid = np.asarray(im.convert("RGB")).astype(float)
+    assert grid.shape == (2 * 24 + 2 * cell, 150 + 3 * cell, 3)   # (AU12 + presets) x (input + 2)
+    detected = faces.detect_faces(image)    # animate's faces, largest first
+    (mid, _), boxes = eyes_of(detected[-1].landmarks), [f["box"] for f in found]
+    assert sum(b[0] < mid[0] < b[2] and b[1] < mid[1] < b[3] for b in boxes) == 1  # one of aus's faces
+    crops = [crop(image, align(f.landmarks, cell), cell).astype(float) for f in detected]
+    for y, x in [(24, 150 + c * cell) for c in range(3)] + [(48 + cell, 150 + c * cell) for c in range(2)]:
+        shown = grid[y:y + cell, x:x + cell]
+        corr = [np.corrcoef(shown.ravel(), c.ravel())[0, 1] for c in crops]
+        assert corr[-1] > 0.9 and corr[-1] == max(corr), (y, x, corr)
+    assert np.array_equal(grid[24:24 + cell, 150:150 + cell], crops[-1])
 
 
 def test_rgba_cutout_face_found_by_animate_and_aus(cutout, random_weights, tmp_path):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 from conftest import EXAMPLE
 
 from gan_anim.faces.align import align, crop
@@ -11,16 +12,22 @@ from gan_anim.media.images import read_image
 from gan_anim.pipeline.photo import select_faces
 
 
-def test_hog_and_cnn_find_the_astronaut():
+def test_hog_finds_the_astronaut_only():
+    hog = detect_faces(read_image(EXAMPLE))
+    assert len(hog) == 1  # the mission patch scores below the HOG threshold
+    assert hog[0].landmarks.shape == (68, 2)
+
+
+@pytest.mark.slow
+def test_cnn_finds_the_astronaut_where_hog_does():
     image = read_image(EXAMPLE)
     hog = detect_faces(image)
-    assert len(hog) == 1  # the mission patch scores below the HOG threshold
     cnn = detect_faces(image, detector="cnn")
     assert len(cnn) == 1
     (l1, t1, r1, b1), (l2, t2, r2, b2) = hog[0].box, cnn[0].box
     inter = max(0, min(r1, r2) - max(l1, l2)) * max(0, min(b1, b2) - max(t1, t2))
     assert inter > 0.3 * min(hog[0].area, cnn[0].area)
-    assert hog[0].landmarks.shape == (68, 2)
+    assert cnn[0].landmarks.shape == (68, 2)
 
 
 def test_alignment_levels_eyes_and_is_rotation_invariant():

@@ -166,6 +166,7 @@ def test_compact_checkpoint_expands_and_resumes(tmp_path):
 
 # ------------------------------------------------------------- CPU rehearsal
 
+@pytest.mark.slow
 def test_gpu_run_rehearsal_on_cpu(tiny_pack, tmp_path):
     """tools/gpu_run.sh end to end on the CPU: a tiny pack, seconds of budget."""
     out, work = tmp_path / "out", tmp_path / "work"

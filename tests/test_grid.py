@@ -63,11 +63,34 @@ def test_grid_rows_move_their_au_and_columns_grow():
 
 
 def test_grid_command_writes_png(tmp_path):
+    """The PNG holds rows x columns of cells, each showing the face: column 0 the unedited
+    crop bit for bit, no blank cell, and cells that change along a row whose AU moves pixels."""
     out = tmp_path / "grid.png"
-    result = CliRunner().invoke(main, ["grid", str(EXAMPLE), "-o", str(out), "--cell", "48"])
+    cell = 48
+    result = CliRunner().invoke(main, ["grid", str(EXAMPLE), "-o", str(out), "--cell", str(cell)])
     assert result.exit_code == 0, result.stderr
+    cols = 1 + max(len(GRID_LEVELS), len(GRID_PRESETS))
     with Image.open(out) as im:
-        cols = 1 + max(len(GRID_LEVELS), len(GRID_PRESETS))
-        assert im.size == (150 + cols * 48, 2 * 24 + (len(GRID_AUS) + 1) * 48)
+        assert im.size == (150 + cols * cell, 2 * 24 + (len(GRID_AUS) + 1) * cell)
+        grid = np.asarray(im.convert("RGB")).astype(float)
+    image = read_image(EXAMPLE)
+    original = crop(image, align(detect_faces(image)[0].landmarks, cell), cell).astype(float)
+    # the cells as au_grid lays them out: a 150 px label column, a 24 px header above the
+    # AU rows and another above the preset row
+    tops = [24 + r * cell for r in range(len(GRID_AUS))] + [48 + len(GRID_AUS) * cell]
+    rows = [[grid[y:y + cell, 150 + c * cell:150 + (c + 1) * cell] for c in range(1 + n)]
+            for y, n in zip(tops, [len(GRID_LEVELS)] * len(GRID_AUS) + [len(GRID_PRESETS)])]
+    for name, cells in zip(GRID_AUS + ("presets",), rows):
+        assert np.array_equal(cells[0], original), name
+        for c, x in enumerate(cells):
+            assert x.std() > 0.5 * original.std(), (name, c)            # not blank
+            assert np.corrcoef(x.ravel(), original.ravel())[0, 1] > 0.8, (name, c)  # the face
+    # brows and jaw move with their AU: each level's cell differs from the one before
+    for name in ("AU01", "AU26"):
+        cells = rows[GRID_AUS.index(name)][1:]
+        steps = [np.abs(b - a).mean() for a, b in zip(cells, cells[1:])]
+        assert min(steps) > 1.0, (name, steps)
+    presets = rows[-1][1:]
+    assert min(np.abs(b - a).mean() for a, b in zip(presets, presets[1:])) > 1.0
     result = CliRunner().invoke(main, ["grid", str(EXAMPLE), "-o", str(EXAMPLE)])
     assert result.exit_code != 0 and "is the input file" in result.stderr

@@ -315,6 +315,7 @@ def _ddp_worker(rank: int, world: int, port: int, data: str, out: str):
           progress=False, log=lambda m: None)
 
 
+@pytest.mark.slow
 def test_ddp_two_cpu_processes_stay_identical(faces, tmp_path):
     import torch.multiprocessing as mp
 

@@ -206,6 +206,7 @@ def driver(shared_data, tmp_path_factory):
 DRIVER_NEUTRAL, DRIVER_HAPPY = "Allyson_Felix_0001.jpg", "Allyson_Felix_0003.jpg"
 
 
+@pytest.mark.slow
 def test_driving_video_and_its_csv_give_the_same_targets(clip, driver, animator, shared_data, tmp_path):
     """`video --aus driver.mp4` == `aus driver.mp4 -o d.csv` + `video --aus d.csv`, and the
     targets follow the driver's expression (absolute: the driver's AUs; relative: its change)."""
@@ -367,6 +368,9 @@ def test_api_rejects_bad_options(clip, animator, tmp_path):
 
 
 def test_overlapped_pipeline_equals_serial(clip, animator, tmp_path):
+    """The threaded pipeline writes the serial run's frames, and they are edits: each face
+    frame changed inside its face crop and nowhere outside its blend region (the same
+    tracking, re-run), the frames without a face not at all."""
     for overlap in (True, False):
         res = animate_video(clip, tmp_path / f"v{overlap}", aus="AU12=4,AU26=2", animator=animator,
                             overlap=overlap, keep_targets=True)
@@ -375,6 +379,16 @@ def test_overlapped_pipeline_equals_serial(clip, animator, tmp_path):
     b = [np.asarray(Image.open(p)) for p in sorted((tmp_path / "vFalse").glob("*.png"))]
     assert len(a) == len(b) == FACE_FRAMES + BLANK_FRAMES
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    tracker = FaceTracker(animator.size, FPS)   # animate_video's defaults
+    for k, (src, out) in enumerate(zip(decode(clip), a)):
+        region, crops = np.zeros(src.shape[:2], bool), np.zeros(src.shape[:2], bool)
+        for face in tracker.update(src):
+            region[FaceBlender(src.shape, face.transform, animator.size).slices] = True
+            crops[FaceBlender(src.shape, face.transform, animator.size, margin=0).slices] = True
+        assert crops.any() == (k < FACE_FRAMES), k
+        assert np.array_equal(out[~region], src[~region]), k
+        if crops.any():
+            assert np.abs(out[crops].astype(int) - src[crops]).mean() > 3, k
 
 
 def test_encoder_thread_error_reaches_the_caller_and_leaves_no_output(tmp_path):
