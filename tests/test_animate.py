@@ -140,9 +140,9 @@ def test_random_weights_warp_the_face(random_weights, tmp_path):
     (face,) = detect_faces(image)
     (job,) = animator.face_jobs(image, [face], "surprise", None)
     region = np.zeros(image.shape[:2], bool)
-    region[FaceBlender(image.shape, job.transform, animator.size).slices] = True
+    region[FaceBlender(image.shape, job.transform, animator.model.size).slices] = True
     assert not diff[~region].any()
-    left, _, right, bottom = FaceBlender(image.shape, job.transform, animator.size, margin=0).roi
+    left, _, right, bottom = FaceBlender(image.shape, job.transform, animator.model.size, margin=0).roi
     lm = face.landmarks
     x0, x1 = int(lm[48:60, 0].min()), int(lm[48:60, 0].max())   # the mouth's width
     below = diff[bottom:bottom + (right - left) // 15, x0:x1]    # just below the crop

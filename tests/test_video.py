@@ -379,12 +379,12 @@ def test_overlapped_pipeline_equals_serial(clip, animator, tmp_path):
     b = [np.asarray(Image.open(p)) for p in sorted((tmp_path / "vFalse").glob("*.png"))]
     assert len(a) == len(b) == FACE_FRAMES + BLANK_FRAMES
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
-    tracker = FaceTracker(animator.size, FPS)   # animate_video's defaults
+    tracker = FaceTracker(animator.model.size, FPS)   # animate_video's defaults
     for k, (src, out) in enumerate(zip(decode(clip), a)):
         region, crops = np.zeros(src.shape[:2], bool), np.zeros(src.shape[:2], bool)
         for face in tracker.update(src):
-            region[FaceBlender(src.shape, face.transform, animator.size).slices] = True
-            crops[FaceBlender(src.shape, face.transform, animator.size, margin=0).slices] = True
+            region[FaceBlender(src.shape, face.transform, animator.model.size).slices] = True
+            crops[FaceBlender(src.shape, face.transform, animator.model.size, margin=0).slices] = True
         assert crops.any() == (k < FACE_FRAMES), k
         assert np.array_equal(out[~region], src[~region]), k
         if crops.any():
