@@ -30,7 +30,7 @@ test-fast: install
 bench: install
 	$(BIN)/python benchmarks/bench_animate.py
 
-# The GPU kit's training set (issue 11; README "GPU kit"): the shared photos prepared at
+# The GPU kit's training set (docs/gpu-kit.md): the shared photos prepared at
 # 128 px (data/shipped, made here if missing: about 8 min on 2 cores), as JPEG quality
 # $(PACK_QUALITY) in one git-ignored file that the GPU machine gets with carry=["gpu-pack"].
 SHARED ?= ../shared/data

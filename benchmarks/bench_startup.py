@@ -1,4 +1,4 @@
-"""Start-up time of the command line (issue 13: 0.3 s or less for help, presets, usage and
+"""Start-up time of the command line (target: 0.3 s or less for help, presets, usage and
 input errors), each next to the eager-import baseline measured in the same run.
 
     python benchmarks/bench_startup.py            # 10 rounds

@@ -14,7 +14,7 @@ edited at full resolution and measured:
   (same person below 0.6);
 - attention: mean of A over the face crop (0 = repaint everything, 1 = copy).
 
-``--table``: the acceptance table of issue 10 ("Believable expressions") on
+``--table``: the acceptance table of believable expressions on
 held-out colour UTKFace faces plus every photo in examples/, through the public
 pipeline (``Animator.face_jobs`` + ``Animator.render``), with dlib landmarks
 re-detected on the full-resolution output. One row per check: the figure, the
@@ -68,7 +68,7 @@ MOUTH_AUS = ("AU12", "AU25", "AU26", "AU15")
 GRID_LEVEL = 5.0
 STRIP_TARGETS = ("happy", "surprise", "sad", "anger", "neutral")
 
-# Targets of the table (issue 10, "Must show").
+# Targets of the table.
 HAPPY_MIN_RATIO, HAPPY_SHARE = 1.06, 0.90
 SURPRISE_GAP, SURPRISE_BROW = 0.10, 0.03
 NEUTRAL_MAX_RATIO = 0.96
@@ -343,7 +343,7 @@ def lab(image: np.ndarray) -> np.ndarray:
 
 
 def bad_colour_share(inp: np.ndarray, out: np.ndarray, box, mouth: np.ndarray, radius: int = 0) -> float:
-    """Share of the face box whose colour no real expression produces (issue 10's definition).
+    """Share of the face box whose colour no real expression produces (the table's definition).
 
     ``radius`` > 0 compares each output pixel with the input's colours within that many
     pixels (the least a*, b* and the most chroma there) instead of the same pixel only, so
@@ -751,7 +751,7 @@ def main() -> None:
     ap.add_argument("--targets", default="happy,surprise,sad,anger", help="AU report only")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
-    ap.add_argument("--table", action="store_true", help="the acceptance table of issue 10")
+    ap.add_argument("--table", action="store_true", help="the acceptance table of believable expressions")
     ap.add_argument("--quick", action="store_true", help="--table on 20 faces")
     ap.add_argument("--ramps", type=int, default=None, help="faces that get the 30-frame ramps (default all)")
     ap.add_argument("--video", action="store_true", help="--table: also the AU12-track video check")

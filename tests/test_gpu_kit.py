@@ -1,4 +1,4 @@
-"""The GPU kit (issue 11): the pack, compact checkpoints, a CPU rehearsal of
+"""The GPU kit (docs/gpu-kit.md): the pack, compact checkpoints, a CPU rehearsal of
 tools/gpu_run.sh, and the CUDA checks it runs on the GPU machine (marked ``cuda``:
 skipped here, ``pytest -m cuda`` there)."""
 from __future__ import annotations

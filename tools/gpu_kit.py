@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The GPU kit's logic (issue 11). ``tools/gpu_run.sh`` calls these subcommands:
+"""The GPU kit's logic (docs/gpu-kit.md). ``tools/gpu_run.sh`` calls these subcommands:
 
     python tools/gpu_kit.py env --device cuda --pack gpu-pack/faces128.pack --json W/env.json
     python tools/gpu_kit.py gan-anim train ...   # the gan-anim CLI, dlib blocked
@@ -14,7 +14,7 @@ and these help with checkpoints that came back from the GPU machine:
 Training runs through the ``gan-anim train`` command line. Without ``--steps`` it runs in
 two phases: a short calibration at constant learning rate measures images/s on this
 machine, then a resumed run whose ``--steps`` and ``--decay-start`` (2/3 of the steps of
-this session) make the linear LR decay end near the time budget; ``--max-minutes`` is
+this run) make the linear LR decay end near the time budget; ``--max-minutes`` is
 the safety net. Nothing here needs dlib (``block_dlib`` proves it).
 
 The checkpoint that comes back is *compact*: generator and critic in float32, Adam's second
@@ -531,7 +531,7 @@ def cmd_collect(a) -> int:
     work, out, run = Path(a.work), Path(a.out), Path(a.run)
     out.mkdir(parents=True, exist_ok=True)
     problems: list[str] = []
-    figures: dict = {"kit": "gan-anim gpu kit (issue 11)", "when_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    figures: dict = {"kit": "gan-anim gpu kit", "when_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     stages = {}
     tsv = work / "stages.tsv"
     if tsv.is_file():
@@ -663,7 +663,7 @@ def main(argv=None) -> int:
     t.add_argument("--batch", type=int, default=128)
     t.add_argument("--lr", type=float, default=2e-4)
     t.add_argument("--gp-every", type=int, default=4)
-    t.add_argument("--steps", type=int, default=None, help="fixed steps this session (no calibration)")
+    t.add_argument("--steps", type=int, default=None, help="fixed steps for this run (no calibration)")
     t.add_argument("--checkpoint-every", type=int, default=None)
     t.add_argument("--expected-ips", type=float, default=1500.0)
     t.add_argument("--calib-s", type=float, default=45.0)

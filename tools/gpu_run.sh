@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU kit (issue 11): one command on the GPU machine, from the checkout root.
+# The GPU kit (docs/gpu-kit.md): one command on the GPU machine, from the checkout root.
 #
 #   bash tools/gpu_run.sh OUT_DIR [MINUTES]        # MINUTES of training (default 6)
 #
@@ -169,7 +169,7 @@ fi
 stage collect 120 "$PY" tools/gpu_kit.py collect --work "$WORK" --run "$RUN" --out "$OUT"
 if [ ! -s "$OUT/figures.json" ]; then   # python could not write it: the stage table at least
     {
-        printf '{"kit": "gan-anim gpu kit (issue 11)", "collect_failed": true, "stages": {'
+        printf '{"kit": "gan-anim gpu kit", "collect_failed": true, "stages": {'
         awk -F'\t' 'BEGIN{s=""} {printf "%s\"%s\": {\"rc\": %s, \"seconds\": %s}", s, $1, $2, $3; s=", "}' "$WORK/stages.tsv"
         printf '}}\n'
     } > "$OUT/figures.json"

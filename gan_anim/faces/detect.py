@@ -32,7 +32,7 @@ DETECTOR_MIN_EYE = {"hog": 26.0, "cnn": 30.0}
 # The small-face pass scans at most this many pixels (tiles of the photo at one larger
 # scale; HOG costs ~0.08 s per megapixel on one core). Photos up to ~5 MP are searched down
 # to MIN_EYE_DISTANCE; a 12 MP photo at full resolution (eyes ~26 px apart and more; see
-# README). The CNN runs ~60x slower per pixel, so it gets 1/24 of this.
+# docs/detection.md). The CNN runs ~60x slower per pixel, so it gets 1/24 of this.
 SMALL_FACE_PIXELS = 24e6
 # Tile side (px at the small-face scale) and edge padding of the first pass (a fraction of
 # the longer side: a face cut by the border is found on the padded copy).

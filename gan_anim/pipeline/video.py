@@ -233,7 +233,7 @@ class VideoJob:
             # decode + track, generate, blend and encode each run in their own thread,
             # joined by short queues; torch uses every core while it runs (with
             # OMP_WAIT_POLICY=PASSIVE its idle threads give the cores back: one torch thread
-            # was 20-40 % slower, README "Speed")
+            # is 20-40 % slower: docs/benchmarks.md)
             rendered = renderer.render(prefetch(frames, TRACK_AHEAD) if overlap else frames)
             with contextlib.closing(rendered):
                 for out in rendered:

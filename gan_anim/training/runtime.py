@@ -62,7 +62,7 @@ def setup_runtime(device: str = "auto", channels_last: bool | None = None) -> Ru
         dev = torch.device("cpu")
         local_world = int(os.environ.get("LOCAL_WORLD_SIZE", world))
         torch.set_num_threads(max(1, cpu_count() // max(1, local_world)))
-    # channels_last: faster convolutions on GPUs; on this 2-core AVX2 CPU it was slower
+    # channels_last: faster convolutions on GPUs; on a 2-core AVX2 CPU it is slower
     # (see benchmarks/bench_train.py), so it is off there by default.
     cl = use_cuda if channels_last is None else channels_last
     return Runtime(dev, rank, world, local, cl)
