@@ -331,3 +331,22 @@ def test_ddp_two_cpu_processes_stay_identical(faces, tmp_path):
             assert torch.equal(r0[part][k], r1[part][k]), (part, k)
     assert not torch.equal(r0["G"]["body.0.weight"], initial["body.0.weight"])
     assert [p.name for p in (tmp_path / "run").glob("checkpoint-*.pt")] == ["checkpoint-0000002.pt"]
+
+
+def test_log_means_average_each_loss_over_the_steps_that_report_it():
+    """The generator's losses come every critic_steps steps and the gradient penalty every
+    gp_every: each is averaged over its own steps, not diluted by the others."""
+    from gan_anim.training.stats import Collector
+
+    stats = Collector()
+    for step in range(10):
+        values = {"d_loss": float(step)}
+        if step % 5 == 0:
+            values["g_loss"] = 2.0 + step
+        stats.report(values)
+    stats.collect()
+    assert stats.means() == {"d_loss": 4.5, "g_loss": 4.5}   # (2 + 7) / 2, not 9 / 10
+    stats.reset()
+    stats.report({"gp": 3.0})
+    stats.collect()
+    assert stats.means() == {"gp": 3.0}

@@ -12,12 +12,13 @@ from collections.abc import Mapping
 
 
 class Collector:
-    """One report of named values per step; means per step over a window of steps."""
+    """One report of named values per step; each name's mean over the steps of a window
+    that reported it."""
 
     def __init__(self):
         self._pending: list[Mapping] = []  # reports not read yet
         self._sums: dict[str, float] = {}
-        self._steps = 0
+        self._counts: dict[str, int] = {}
 
     def report(self, values: Mapping) -> None:
         """One step's values ({name: scalar tensor or float}), read at the next ``collect``."""
@@ -28,22 +29,21 @@ class Collector:
         for values in self._pending:
             for k, v in values.items():
                 self._sums[k] = self._sums.get(k, 0.0) + float(v)
-            self._steps += 1
+                self._counts[k] = self._counts.get(k, 0) + 1
         latest = {k: float(v) for k, v in self._pending[-1].items()} if self._pending else {}
         self._pending.clear()
         return latest
 
     def means(self) -> dict[str, float]:
-        """Each name's sum over the collected window divided by the window's steps (a name
-        reported on some steps only, as the generator's every ``critic_steps``, counts 0 on
-        the others)."""
-        n = max(self._steps, 1)
-        return {k: v / n for k, v in self._sums.items()}
+        """Each name's mean over the collected steps that reported it: the generator's
+        losses come every ``critic_steps`` steps and the gradient penalty every
+        ``gp_every``, and each is averaged over its own steps."""
+        return {k: v / self._counts[k] for k, v in self._sums.items()}
 
     def reset(self) -> None:
         """Start a new window (pending reports stay pending)."""
         self._sums.clear()
-        self._steps = 0
+        self._counts.clear()
 
 
 class Throughput:
