@@ -4,7 +4,7 @@
     python benchmarks/bench_encode.py --size 1920x1080 --frames 30
 
 The frames reach ffmpeg as planar YUV 4:2:0, converted by OpenCV in the writer
-(``media.to_i420``); the last row is the baseline, RGB converted by ffmpeg.
+(``media.writer.to_i420``); the last row is the baseline, RGB converted by ffmpeg.
 
 Renders the example portrait (scaled onto a canvas of the given size) from neutral to
 happy with the shipped weights, keeps the frames in memory, then encodes them with

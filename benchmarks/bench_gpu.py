@@ -4,7 +4,7 @@
     python benchmarks/bench_gpu.py --json bench.json --max-seconds 40
     python benchmarks/bench_gpu.py --device cpu --presets small --batches 1 --min-time 0.02   # rehearsal
 
-Inference is ``losses.generate`` (for the motion presets: the landmark warp, then G and the
+Inference is ``training.losses.generate`` (for the motion presets: the landmark warp, then G and the
 composition) under ``torch.inference_mode``, channels_last, at batch 1, 64 and 256, in fp32
 and in bf16 autocast, CUDA-synchronised, after warm-up. FLOPs per face are what
 ``torch.utils.flop_counter.FlopCounterMode`` counts (convolutions and matmuls) at batch 8;

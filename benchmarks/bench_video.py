@@ -25,7 +25,7 @@ import threading
 import time
 from pathlib import Path
 
-# as `gan-anim` runs (gan_anim.animate sets it before importing torch; torch is imported first here)
+# as `gan-anim` runs (`import gan_anim` sets it before torch loads; torch is imported first here)
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import cv2  # noqa: E402

@@ -153,7 +153,7 @@ AUS_DECODE_SIDE = 960
 
 
 def _faces(image: np.ndarray, detector: str, max_side: int, pixel_scale: float = 1.0):
-    """Every face, largest first: the detection cascade (``faces.detect_faces``)."""
+    """Every face, largest first: the detection cascade (``faces.detect.detect_faces``)."""
     from .faces.detect import detect_faces
 
     return detect_faces(image, detector, max_side=max_side, pixel_scale=pixel_scale)
@@ -164,7 +164,7 @@ def estimate_aus(image: np.ndarray, detector: str = "hog",
                  pixel_scale: float = 1.0) -> list[dict]:
     """Every face of an RGB uint8 image, largest first: [{"box": (l, t, r, b), "aus": {name: 0..5}}].
 
-    Faces come from the detection cascade every command uses (``faces.detect_faces``),
+    Faces come from the detection cascade every command uses (``faces.detect.detect_faces``),
     its first pass on a copy of at most ``detect_side`` px. ``pixel_scale``: original
     pixels per image pixel, for an image decoded at reduced size.
     """
@@ -200,7 +200,7 @@ def decode_side(path, detector: str = "hog",
 def estimate_aus_file(path, detector: str = "hog",
                       detect_side: int = InferenceConfig.detect_max_side) -> list[dict]:
     """``estimate_aus`` on a photo file; a large JPEG is decoded at reduced size
-    (``media.read_image``'s ``min_side``) where the detection cascade would not use the
+    (``media.images.read_image``'s ``min_side``) where the detection cascade would not use the
     full resolution (``decode_side``). Boxes in file pixels."""
     from .media.images import read_image_scaled
 

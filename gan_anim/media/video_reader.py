@@ -1,7 +1,7 @@
 """Reading video files: frames decoded one at a time by ffmpeg, with the clip's metadata.
 
 The one video reader of gan-anim (``video`` and ``aus`` both use it); frames are
-written by ``media.FrameWriter``.
+written by ``media.writer.FrameWriter``.
 """
 from __future__ import annotations
 

@@ -39,7 +39,7 @@ class FaceJob:
     landmarks: np.ndarray | None = None
 
     def at(self, target: np.ndarray):
-        """This face asked for ``target`` (17,) on 0..5: a ``render.FaceRender``."""
+        """This face asked for ``target`` (17,) on 0..5: a ``render.renderer.FaceRender``."""
         return FaceRender(self.transform, self.crop, target, self.landmarks, self.own)
 
 
@@ -98,7 +98,7 @@ class Animator:
                timings: dict | None = None, overlap: bool = True, buffers: int = 1):
         """Yield one full-resolution frame per alpha (``buffers`` buffers, overwritten in
         turn): every face at ``alpha * goal + (1 - alpha) * start``, through
-        ``render.Renderer``.
+        ``render.renderer.Renderer``.
 
         ``timings`` (optional) accumulates seconds spent in "generate" and "blend";
         ``overlap``: generate the next frames while blending these (see ``Renderer``).
