@@ -1,9 +1,12 @@
-"""The documentation stays true: every link resolves, every command it shows parses.
+"""The documentation stays true: every link resolves, every command it shows parses,
+and the commands whose inputs ship with the repository run as written.
 
-Covers README.md, docs/*.md and weights/README.md. Nothing is run: each ``gan-anim``
-command line in a shell code block is parsed by the real click command (unknown
-options, bad choices and missing required options fail), each ``make TARGET`` must be
-a Makefile target, and each benchmarks/ or tools/ script named must exist.
+Covers README.md, docs/*.md, weights/README.md and the examples in every command's
+``--help``. Each ``gan-anim`` command line is parsed by the real click command (unknown
+options, bad choices and missing required options fail); those whose input files are in
+the repository (examples/, weights/) are also run, from a scratch folder (slow); each
+``make TARGET`` must be a Makefile target, and each benchmarks/ or tools/ script named
+must exist.
 """
 from __future__ import annotations
 
@@ -111,8 +114,39 @@ def _commands():
                 yield doc, n, segment
 
 
+def _help_examples():
+    """(command name, args) of every ``gan-anim ...`` line in the commands' help texts."""
+    from gan_anim.cli import main
+
+    for name, command in [("gan-anim", main), *sorted(main.commands.items())]:
+        text = re.sub(r"\\\n\s*", " ", command.help or "")   # continued lines joined
+        for line in text.splitlines():
+            if line.strip().startswith("gan-anim "):
+                for segment in _segments(line.strip()):
+                    if (args := _gan_anim_args(segment)) is not None:
+                        yield name, args
+
+
 CLI_LINES = [pytest.param(args, id=f"{_rel(doc)}:{n}")
              for doc, n, seg in _commands() if (args := _gan_anim_args(seg)) is not None]
+HELP_LINES = [pytest.param(args, id=f"{name} --help: {shlex.join(args)[:60]}")
+              for name, args in _help_examples()]
+OUTPUT_OPTIONS = {"-o", "--output", "--out"}
+NEEDS_DATA = {"prepare", "train", "export"}   # training data or a run: not in the repository
+
+
+def _runs_as_written(args: list[str]) -> bool:
+    """True for a command whose every named input file ships with the repository."""
+    if not args or args[0] in NEEDS_DATA or "--help" in args or "-h" in args:
+        return False
+    inputs = [a for prev, a in zip(["", *args], args)
+              if prev not in OUTPUT_OPTIONS and not a.startswith("-")
+              and ("/" in a or Path(a).suffix in {".jpg", ".png", ".mp4", ".csv", ".json", ".pt"})]
+    return all((ROOT / a).exists() for a in inputs)
+
+
+RUNNABLE = list({tuple(p.values[0]): p for p in CLI_LINES + HELP_LINES
+                 if _runs_as_written(p.values[0])}.values())   # each distinct line once
 
 
 def _inline_make():
@@ -134,6 +168,7 @@ def test_readme_is_a_front_page():
 def test_the_commands_were_found():
     # guards the parsers above: a broken fence or lexer would make every check vacuous
     assert len(CLI_LINES) >= 20 and len(MAKE_TARGETS) >= 3 and len(SCRIPTS) >= 5
+    assert len(HELP_LINES) >= 15 and len(RUNNABLE) >= 6
 
 
 @pytest.mark.parametrize("doc,target", list(_links()))
@@ -141,7 +176,7 @@ def test_link_resolves(doc, target):
     assert (doc.parent / target).exists(), f"{_rel(doc)} links to missing {target}"
 
 
-@pytest.mark.parametrize("args", CLI_LINES)
+@pytest.mark.parametrize("args", CLI_LINES + HELP_LINES)
 def test_command_parses(args):
     """Parse (never run) the line with the real command: stale options fail here."""
     from gan_anim.cli import main
@@ -169,3 +204,23 @@ def test_make_target_exists(doc, target):
 @pytest.mark.parametrize("doc,script", SCRIPTS)
 def test_script_exists(doc, script):
     assert (ROOT / script).is_file(), f"{doc} names {script}, which does not exist"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args", RUNNABLE)
+def test_command_runs_as_written(args, tmp_path):
+    """Run the line in a scratch folder that holds the repository's examples/ and weights/,
+    as a user in a checkout would: exit 0, and every output it names is written there."""
+    import os
+    import subprocess
+    import sys
+
+    for name in ("examples", "weights"):
+        (tmp_path / name).symlink_to(ROOT / name)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-m", "gan_anim", *args, *(["-q"] if args[0] == "animate" else [])],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"gan-anim {shlex.join(args)}: {proc.stderr.strip()}"
+    outputs = [a for prev, a in zip(["", *args], args) if prev in OUTPUT_OPTIONS]
+    for out in outputs:
+        assert (tmp_path / out).exists(), f"gan-anim {shlex.join(args)} wrote no {out}"
