@@ -101,7 +101,7 @@ class FaceTracker:
         # frame, on cuts and every FULL_DETECT_S; the shrunk-frame pass at the other detections
         self.full_every = max(detect_every, round(FULL_DETECT_S * fps))
         self._thumb = None
-        self.detections = self.cuts = 0
+        self.detections = 0  # detector runs so far
 
     # -- helpers
     def _is_cut(self, frame: np.ndarray) -> bool:
@@ -181,7 +181,6 @@ class FaceTracker:
         self.index += 1
         cut = self._is_cut(frame)
         if cut:
-            self.cuts += 1
             self.tracks = []
         if cut or self.last_detect is None or self.index - self.last_detect >= self.detect_every:
             full = cut or self.last_full is None or self.index - self.last_full >= self.full_every

@@ -70,7 +70,6 @@ class VideoReader:
         finally:
             log.setLevel(level)
         fps = float(meta.get("fps") or 0.0)
-        self.fps_known = fps > 0
         self.info = VideoInfo(path, tuple(meta["size"]), _fps_fraction(fps or 25.0),
                               float(meta.get("duration") or 0.0), meta.get("audio_codec"))
         w, h = self.info.size

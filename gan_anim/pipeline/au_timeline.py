@@ -70,7 +70,6 @@ class AUTimeline:
     first: np.ndarray        # the timeline's first row (for --relative)
     partial: bool            # some AUs are absent (NaN): faces keep their own there
     constant: bool = False
-    description: str = ""
 
     def at(self, index: int, seconds: float) -> np.ndarray:
         raise NotImplementedError
@@ -91,7 +90,6 @@ class ConstantTimeline(AUTimeline):
             self.row[au.AU_INDEX[name]] = v
         self.first = self.row
         self.partial = bool(np.isnan(self.row).any())
-        self.description = spec
 
     def at(self, index, seconds):
         return self.row
@@ -138,7 +136,6 @@ class CsvTimeline(AUTimeline):
         self.end = end
         self.first = self.aus[0]
         self.partial = not d["present"].all()
-        self.description = f"{Path(path).name} ({len(keys)} rows by {self.unit})"
 
     def at(self, index, seconds):
         x = float(index) if self.unit == "frame" else seconds
@@ -162,7 +159,6 @@ class DrivingVideoTimeline(AUTimeline):
         self.done = False
         self.seconds = 0.0               # time spent reading and estimating the driver
         self.partial = False
-        self.description = f"{Path(path).name} (driving video)"
         # Read up to the first face: a driver without any face is an error up front.
         while (not self.fill or self.fill[-1] < 0) and self._read_one():
             pass
