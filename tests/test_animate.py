@@ -367,6 +367,17 @@ def test_environment_overrides_settings_left_at_their_defaults(monkeypatch):
     assert cfg.precision == "bf16" and cfg.painted_aus == ("AU26",)
 
 
+def test_no_painted_aus_warps_only(monkeypatch, tmp_path):
+    """GAN_ANIM_PAINTED_AUS= (empty) paints nothing: the face is warped, no paint, no error."""
+    monkeypatch.setenv("GAN_ANIM_PAINTED_AUS", "")
+    a = Animator(device="cpu", precision="fp32")
+    assert a.model.config.painted_aus == () and not bool(a.model.painted.any())
+    a.animate(EXAMPLE, tmp_path / "warp", to="surprise", start="neutral", frames=2)
+    first, last = png_frames(tmp_path / "warp")
+    moved = np.abs(last.astype(int) - first.astype(int)).max(-1) > 10
+    assert moved.mean() > 0.005                           # the jaw dropped and the brows rose
+
+
 def test_bf16_renders_like_fp32(tmp_path):
     """The shipped weights in bf16 (the default on CPUs with native bf16) and in fp32: the
     same frames within a few grey levels, the same pixels outside the face."""

@@ -252,6 +252,8 @@ class EditModel:
         from ..motion import region_masks
 
         names = [n for n, p in zip(au.AU_NAMES, self.painted.tolist()) if p]
+        if not names:  # no AU is painted: the warp alone
+            return torch.zeros_like(paint), torch.ones_like(keep)
         masks = torch.from_numpy(region_masks(moved.cpu().numpy(), names, self.size))
         fade = (masks.to(self.device) * change[:, :, None, None]).amax(1, keepdim=True)
         return paint * fade, 1 - fade * (1 - keep)
