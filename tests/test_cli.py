@@ -317,6 +317,7 @@ def test_missing_shared_data_fails_under_ci_and_skips_otherwise(tmp_path):
     assert "CI=true" in text and str(tmp_path / "nowhere" / "data") in text, text
 
 
+@pytest.mark.slow
 def test_progress_bars_on_a_terminal_only_while_working(tmp_path):
     """On a TTY the bars are drawn (and the summary follows); a failure clears them."""
     import pty

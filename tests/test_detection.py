@@ -93,6 +93,7 @@ def test_small_face_pass_keeps_to_its_budget():
     assert faces.small_face_scale((3000, 4000, 3), "hog", 12.0, 0.32) == pytest.approx(1.0, abs=0.05)
 
 
+@pytest.mark.slow
 def test_animate_edits_every_face_and_nothing_else(group, random_weights, tmp_path):
     path, image, truth = group
     animator = Animator(random_weights, device="cpu", batch_size=8)
@@ -110,6 +111,7 @@ def test_animate_edits_every_face_and_nothing_else(group, random_weights, tmp_pa
         assert np.abs(last[y0:y1, x0:x1] - image[y0:y1, x0:x1]).max() > 10, (x, y, d)
 
 
+@pytest.mark.slow
 def test_aus_grid_and_video_tracker_find_the_same_faces(group, random_weights, tmp_path):
     from gan_anim.estimator import estimate_aus_file
     from gan_anim.faces.tracking import FaceTracker
@@ -150,6 +152,7 @@ def test_aus_grid_and_video_tracker_find_the_same_faces(group, random_weights, t
     assert np.array_equal(grid[24:24 + cell, 150:150 + cell], crops[-1])
 
 
+@pytest.mark.slow
 def test_rgba_cutout_face_found_by_animate_and_aus(cutout, random_weights, tmp_path):
     """A face cut by the top border of a transparent PNG: the old animate said 'no face'."""
     path, (ex, ey) = cutout

@@ -165,6 +165,7 @@ def test_cli_aus_on_video_writes_openface_csv(shared_data, tmp_path):
     assert np.all(track["aus"][2] == 0) and track["aus"][0, AU_INDEX["AU12"]] > 1.0
 
 
+@pytest.mark.slow
 def test_large_photo_fast_path_matches_full_resolution(shared_data, tmp_path):
     """A 1920x1080 JPEG (through estimate_aus_file: decoded at the size the cascade needs)
     gives the face's box in file pixels and about the same AUs as the full-resolution image; a face too small for
