@@ -16,6 +16,8 @@ import click
 
 from .config import InferenceConfig
 from .errors import GanAnimError
+from .faces.dlib_models import DETECTORS
+from .render.device import DEVICES, PRECISIONS
 from .training.options import LossWeights, RunOptions, TrainOptions
 
 
@@ -78,11 +80,15 @@ weights_option = click.option(
          "about 3.5x faster on a CPU, softer; see weights/README.md).")
 
 device_option = click.option(
-    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default=InferenceConfig.device,
+    "--device", type=click.Choice(DEVICES), default=InferenceConfig.device,
     show_default=True)
 
+detector_option = click.option(
+    "--detector", type=click.Choice(DETECTORS), default=DETECTORS[0], show_default=True,
+    help="dlib face detector (cnn: slower, finds turned faces).")
+
 precision_option = click.option(
-    "--precision", type=click.Choice(["auto", "fp32", "bf16"]), default=InferenceConfig.precision,
+    "--precision", type=click.Choice(PRECISIONS), default=InferenceConfig.precision,
     show_default=True,
     help="Generator arithmetic. auto: bf16 where the hardware computes it natively (CPUs with "
          "AVX512-BF16 or AMX: ~2.6x faster, within 1-5 grey levels of fp32; CUDA), else fp32 "
@@ -104,7 +110,7 @@ precision_option = click.option(
 @click.option("--ease", type=click.Choice(["linear", "smooth"]), default="linear", show_default=True)
 @click.option("--loop", is_flag=True, help="Add the way back, for a seamless looping GIF.")
 @click.option("--face", "face", default="all", show_default=True, help="all, largest or N (1 = largest).")
-@click.option("--detector", type=click.Choice(["hog", "cnn"]), default="hog", show_default=True)
+@detector_option
 @weights_option
 @device_option
 @click.option("--batch-size", default=InferenceConfig.batch_size, show_default=True, type=int,
@@ -313,8 +319,7 @@ def grid(photo, output, face, start, cell, weights, device, precision):
 @click.argument("media", type=click.Path(dir_okay=False, path_type=str))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=str), default=None,
               help="out.json (photo) or out.csv (OpenFace format; required for videos). Default: JSON on stdout.")
-@click.option("--detector", type=click.Choice(["hog", "cnn"]), default="hog", show_default=True,
-              help="dlib face detector (cnn: slower, finds turned faces).")
+@detector_option
 @click.option("--detect-side", default=InferenceConfig.detect_max_side, show_default=True,
               help="First pass of the detection cascade on a copy at most this many px (as animate); "
                    "tiles at a larger scale find the small faces.")
@@ -380,7 +385,7 @@ def aus_command(media, output, detector, detect_side):
               help="Edge-replicated border added before detection, as a fraction of the longer side "
                    "(lets the detector find tightly cropped faces).")
 @click.option("--workers", default=2, show_default=True, help="Parallel processes.")
-@click.option("--detector", type=click.Choice(["hog", "cnn"]), default="hog", show_default=True)
+@detector_option
 @click.option("--openface", type=click.Path(file_okay=False, path_type=str), default=None,
               help="Folder of OpenFace CSVs (<photo stem>.csv): take AUs from them, not the estimator.")
 @click.option("--test-fraction", default=0.1, show_default=True, help="Share held out in test.txt.")
@@ -423,7 +428,7 @@ def prepare_command(sources, output, size, pad, workers, detector, openface, tes
               help="Apply the track's change from its first row on top of each face's own AUs.")
 @click.option("--track-end", type=click.Choice(["hold", "loop"]), default="hold", show_default=True,
               help="A track shorter than the clip holds its last row or loops.")
-@click.option("--detector", type=click.Choice(["hog", "cnn"]), default="hog", show_default=True)
+@detector_option
 @click.option("--crf", default=InferenceConfig.crf, show_default=True, type=int,
               help="H.264 quality (lower is better).")
 @weights_option

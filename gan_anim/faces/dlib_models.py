@@ -43,8 +43,8 @@ def _cached(kind: str):
 
 def shared_model(kind: str):
     """dlib's model ``kind`` ("landmarks", "descriptor"), loaded once even when threads ask
-    for it together (the landmark model takes 0.65 s; ``Animator`` loads it in the
-    background)."""
+    for it together (the landmark model takes 0.65 s; ``render.edit_model.EditModel`` loads it in
+    the background)."""
     with _loading_lock:
         return _cached(kind)
 

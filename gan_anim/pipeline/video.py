@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import InferenceConfig
 from ..errors import GanAnimError
 from ..faces.align import crop, normalised_landmarks
 from ..faces.tracking import FaceTracker
@@ -81,10 +82,11 @@ def default_video_output(video, aus: str) -> Path:
     return default_output(video, name, ".mp4")
 
 
-def animate_video(video, output=None, *, aus: str, weights=None, device: str = "auto",
-                  batch_size: int = 16, precision: str = "auto", detect_every: int = 10,
-                  strength: float = 1.0,
-                  relative: bool = False, timeline_end: str = "hold", crf: int = 18,
+def animate_video(video, output=None, *, aus: str, weights=None, device: str = InferenceConfig.device,
+                  batch_size: int = InferenceConfig.batch_size,
+                  precision: str = InferenceConfig.precision, detect_every: int = 10,
+                  strength: float = 1.0, relative: bool = False, timeline_end: str = "hold",
+                  crf: int = InferenceConfig.crf,
                   detector: str = "hog", smooth: bool = True, quiet: bool = True,
                   animator=None, keep_targets: bool = False, overlap: bool = True) -> VideoResult:
     """Re-render every face of ``video`` so its expression follows ``aus``; write ``output``.

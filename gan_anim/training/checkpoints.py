@@ -13,7 +13,7 @@ import torch
 
 from ..aus import AU_NAMES
 from ..errors import GanAnimError
-from ..media.paths import atomic_output
+from ..media.paths import atomic_output, check_output_path
 from ..model import Generator, ModelConfig, generator_state
 
 CHECKPOINT_FORMAT = "gan-anim-checkpoint-v1"
@@ -103,9 +103,7 @@ def export_weights(checkpoint, output, half: bool = False) -> Path:
                          for k, v in blob["generator"].items()})
     state = generator_state(gen, half=half)
     state["trained_steps"] = int(blob.get("step", 0))
-    output = Path(output)
-    if not output.absolute().parent.is_dir():
-        raise GanAnimError(f"output folder {output.absolute().parent} does not exist")
+    output = check_output_path(output, [blob["path"]])
     with atomic_output(output) as tmp:
         torch.save(state, tmp)
     return output

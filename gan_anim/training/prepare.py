@@ -25,6 +25,7 @@ from ..aus import AU_NAMES, read_openface_csv
 from ..errors import GanAnimError
 from ..faces.align import align, crop
 from ..faces.detect import find_face, pad_image
+from ..faces.dlib_models import DETECTORS
 from ..media.images import read_image
 from ..media.paths import PHOTO_EXTS, atomic_output
 from .workers import init_worker, worker_pool
@@ -166,8 +167,8 @@ def _check_arguments(sources: list[Path], out_dir: Path, size: int, pad: float, 
         raise GanAnimError(f"test fraction must be in [0, 1), got {test_fraction}")
     if workers < 1:
         raise GanAnimError(f"--workers must be at least 1, got {workers}")
-    if detector not in ("hog", "cnn"):
-        raise GanAnimError(f"unknown detector {detector!r}: use hog or cnn")
+    if detector not in DETECTORS:
+        raise GanAnimError(f"unknown detector {detector!r}: use {' or '.join(DETECTORS)}")
     if openface is not None and not Path(openface).is_dir():
         raise GanAnimError(f"--openface {openface}: not a folder")
     if out_dir.exists() and not out_dir.is_dir():
