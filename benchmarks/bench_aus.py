@@ -1,11 +1,19 @@
-"""Speed of ``gan-anim aus``: faces/s on photos (incl. 1080p) and frames/s on a video, per stage.
+"""Accuracy and speed of ``gan-anim aus``: per-AU r and MAE against human FACS codes on the
+cfee people held out from training, then faces/s on photos (incl. 1080p) and frames/s on a
+video, per stage.
 
     python benchmarks/bench_aus.py            # needs ../shared/data (or GAN_ANIM_SHARED)
+    python benchmarks/bench_aus.py --accuracy # the accuracy table only
+
+Accuracy: the shipped estimator (``estimation.appearance``: regressor, geometry where it
+reads an AU better) and the landmark geometry alone (``estimation.geometry``) on the same
+photos of the people in ``benchmarks/splits/cfee_heldout_people.txt`` (landmarks from the
+cascade of ``gan-anim aus``, cached in data/cfee_landmarks.npz by ``tools/train_aus.py``).
 
 Stages: decode (media.read_image_scaled: large JPEGs decoded at reduced size / ffmpeg),
 detect (one dlib HOG pass on a copy of at most InferenceConfig.detect_max_side px; the end-to-end
 line runs the whole detection cascade, faces.detect_faces), landmarks (68 points at full resolution), estimate
-(estimate_from_landmarks). Baseline, measured in the same run: detection at full
+(``estimation.photo.estimate_face_aus``: features + regression + geometry). Baseline, measured in the same run: detection at full
 resolution with upsample=1 (what a plain dlib script does), and the full-size decode
 with detection at InferenceConfig.detect_max_side.
 """
@@ -26,11 +34,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gan_anim.config import InferenceConfig  # noqa: E402
-from gan_anim.estimator import (  # noqa: E402
-    AUS_DECODE_SIDE,
-    estimate_aus_file,
-    estimate_from_landmarks,
-)
+from gan_anim.estimation import appearance  # noqa: E402
+from gan_anim.estimation.features import face_features  # noqa: E402
+from gan_anim.estimation.geometry import estimate_from_landmarks  # noqa: E402
+from gan_anim.estimation.photo import AUS_DECODE_SIDE, estimate_aus_file, estimate_face_aus  # noqa: E402
 from gan_anim.faces import detect as faces  # noqa: E402
 from gan_anim.media.images import read_image, read_image_scaled  # noqa: E402
 
@@ -66,7 +73,7 @@ def one_photo(path: Path, detect_kw: dict) -> tuple[dict, int]:
     t = time.perf_counter()
     lms = [faces.landmarks(img, b) for b, _ in boxes]
     stages["landmarks"] = time.perf_counter() - t
-    _, stages["estimate"] = timed(estimate_from_landmarks, np.array(lms).reshape(-1, 68, 2)) if lms else (None, 0.0)
+    _, stages["estimate"] = timed(estimate_face_aus, img, np.array(lms).reshape(-1, 68, 2)) if lms else (None, 0.0)
     return stages, len(boxes)
 
 
@@ -112,7 +119,7 @@ def bench_video(path: Path, label: str) -> None:
         if boxes:
             lm, dt = timed(faces.landmarks, frame, boxes[0][0])
             total["landmarks"] += dt
-            _, dt = timed(estimate_from_landmarks, lm)
+            _, dt = timed(estimate_face_aus, frame, lm)
             total["estimate"] += dt
             found += 1
         n += 1
@@ -139,11 +146,62 @@ def make_video(face_photos: list[Path], path: Path, frames: int = 60) -> None:
     writer.close()
 
 
+def train_aus_tool():
+    """tools/train_aus.py as a module (its cfee loading and table)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_aus", ROOT / "tools" / "train_aus.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def accuracy() -> None:
+    """Per-AU r and MAE of the shipped estimator and of the geometry on held-out cfee people."""
+    tool = train_aus_tool()
+    data = tool.load_cfee()
+    lm, found = tool.cfee_landmarks(data)
+    held = np.isin(data["identity"], list(tool.heldout_people()))
+    test = np.where(found & held)[0]
+    model = appearance.load()
+    print(f"Accuracy on cfee people held out from training: {len(test)} photos of "
+          f"{len(np.unique(data['identity'][test]))} people (faces found in "
+          f"{len(test)}/{int(held.sum())}); estimator file: {appearance.weights_path().name}, "
+          f"{appearance.weights_path().stat().st_size / 1e6:.2f} MB, "
+          f"AUs from the geometry: {', '.join(n for n, u in zip(tool.AU_NAMES, model['use_model']) if not u)}")
+    x = tool.feature_rows(data, lm, test, flip=False)
+    geo = estimate_from_landmarks(lm[test])
+    est = appearance.combine(model, x, geo)
+    tool.print_table(tool.held_out_table(est, geo, np.nan_to_num(data["labels"][test])))
+
+
+def per_face_costs(image: np.ndarray, lm: np.ndarray, n: int = 200) -> None:
+    """ms per face of each part of the estimate, on one face."""
+    model = appearance.load()
+    feats = face_features(image, lm)
+    parts = {"features (crop + HOG)": lambda: face_features(image, lm),
+             "regression": lambda: feats @ model["w"] + model["b"],
+             "geometry": lambda: estimate_from_landmarks(lm),
+             "estimate_face_aus (all)": lambda: estimate_face_aus(image, lm)}
+    line = []
+    for name, fn in parts.items():
+        fn()
+        t = time.perf_counter()
+        for _ in range(n):
+            fn()
+        line.append(f"{name} {1000 * (time.perf_counter() - t) / n:.2f} ms")
+    print("per face: " + "  ".join(line))
+
+
 def main() -> int:
     if not SHARED.is_dir():
         print(f"shared data not found at {SHARED}; set GAN_ANIM_SHARED", file=sys.stderr)
         return 1
     cv2.setNumThreads(1)
+    accuracy()
+    if "--accuracy" in sys.argv[1:]:
+        return 0
+    print()
     fe = sorted((SHARED / "facial_expressions" / "images").glob("*.jpg"))[::400][:16]
     print(f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; one process; "
           f"aus detects at <= {InferenceConfig.detect_max_side} px (InferenceConfig.detect_max_side)")
@@ -154,6 +212,8 @@ def main() -> int:
             big.append(tmp / f"big{i}.jpg")
             make_1080p(p, big[-1], i)
         ex = [ROOT / "examples" / "astronaut.jpg"] * 8
+        astronaut = read_image(ex[0])
+        per_face_costs(astronaut, faces.detect_faces(astronaut)[0].landmarks)
         bench_photos(big, "1080p photos (gan-anim aus stages)", {"fast": True})
         end_to_end(big, "1080p photos, estimate_aus_file end to end")
         bench_photos(big, "1080p, full decode, detect at 1280 px", {})

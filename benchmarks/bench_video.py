@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gan_anim import aus  # noqa: E402
-from gan_anim.estimator import estimate_from_landmarks  # noqa: E402
+from gan_anim.estimation.geometry import estimate_from_landmarks  # noqa: E402
 from gan_anim.faces.align import (  # noqa: E402
     align,
     crop,

@@ -341,7 +341,7 @@ def aus_command(media, output, detector, detect_side):
     from pathlib import Path
 
     from .aus import AU_NAMES, write_openface_csv
-    from .estimator import estimate_aus_file
+    from .estimation.photo import estimate_aus_file
     from .media.paths import VIDEO_EXTS, atomic_output, check_output_path
     from .pipeline.au_timeline import estimate_video
 
@@ -388,10 +388,14 @@ def aus_command(media, output, detector, detect_side):
 @detector_option
 @click.option("--openface", type=click.Path(file_okay=False, path_type=str), default=None,
               help="Folder of OpenFace CSVs (<photo stem>.csv): take AUs from them, not the estimator.")
+@click.option("--labels", type=click.Choice(["model", "geometry"]), default="model", show_default=True,
+              help="AU labels without --openface: the appearance estimator (model) or landmark "
+                   "geometry alone.")
 @click.option("--test-fraction", default=0.1, show_default=True, help="Share held out in test.txt.")
 @click.option("--seed", default=0, show_default=True, help="Seed of the train/test split.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def prepare_command(sources, output, size, pad, workers, detector, openface, test_fraction, seed, quiet):
+def prepare_command(sources, output, size, pad, workers, detector, openface, labels, test_fraction,
+                    seed, quiet):
     """Turn folders of photos into a training set for gan-anim train.
 
     Each photo (searched recursively) is padded, its largest face detected, aligned
@@ -405,12 +409,13 @@ def prepare_command(sources, output, size, pad, workers, detector, openface, tes
     gan-anim prepare ../shared/data/facial_expressions/images \\
         ../shared/data/utkface_crop_part1/images -o data/shipped
     gan-anim prepare raw_photos/ -o data/of --openface openface_csvs/
+    gan-anim prepare raw_photos/ -o data/geo --labels geometry
     """
     from .training.prepare import format_summary, prepare_dataset
 
     summary = prepare_dataset(list(sources), output, size=size, pad=pad, detector=detector,
                               workers=workers, openface=openface, test_fraction=test_fraction,
-                              seed=seed, progress=not quiet and sys.stderr.isatty())  # bar on a TTY only
+                              seed=seed, labels=labels, progress=not quiet and sys.stderr.isatty())  # bar on a TTY only
     click.echo(format_summary(summary))
 
 

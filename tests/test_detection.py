@@ -113,7 +113,7 @@ def test_animate_edits_every_face_and_nothing_else(group, random_weights, tmp_pa
 
 @pytest.mark.slow
 def test_aus_grid_and_video_tracker_find_the_same_faces(group, random_weights, tmp_path):
-    from gan_anim.estimator import estimate_aus_file
+    from gan_anim.estimation.photo import estimate_aus_file
     from gan_anim.faces.tracking import FaceTracker
     from gan_anim.pipeline.grid import au_grid
 

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from gan_anim.aus import AU_INDEX, AU_NAMES
 from gan_anim.cli import main
 from gan_anim.errors import GanAnimError
-from gan_anim.estimator import CALIBRATION_PATH, estimate_aus, estimate_from_landmarks
+from gan_anim.estimation.geometry import CALIBRATION_PATH, estimate_from_landmarks
+from gan_anim.estimation.photo import estimate_aus
 from gan_anim.faces.detect import find_face
 from gan_anim.media.images import read_image
 
@@ -173,7 +174,7 @@ def test_large_photo_fast_path_matches_full_resolution(shared_data, tmp_path):
     import cv2
     from PIL import Image
 
-    from gan_anim.estimator import estimate_aus_file
+    from gan_anim.estimation.photo import estimate_aus_file
 
     face = read_image(shared_data / "facial_expressions" / "images" / "AJ_Lamas_0001.jpg")
     canvas = cv2.GaussianBlur(cv2.resize(face, (1920, 1080)), (0, 0), 25)

@@ -111,11 +111,25 @@ def test_cli_prepare_and_bad_inputs(photo_folder, tmp_path):
     result = runner.invoke(main, ["prepare", str(src), "-o", str(out), "--size", "64", "--quiet"])
     assert result.exit_code == 0, result.output
     assert "images read 5" in result.output and "skipped 1: corrupt" in result.output
+    assert "AUs from estimator (model)" in result.output
     assert len((out / "aus.csv").read_text().splitlines()) == 1 + 4
+
+    # --labels geometry relabels from the manifest (no re-detection): other values, same faces.
+    model_rows = read_aus(out / "aus.csv")[1]
+    result = runner.invoke(main, ["prepare", str(src), "-o", str(out), "--size", "64", "--quiet",
+                                  "--labels", "geometry"])
+    assert result.exit_code == 0 and "AUs from estimator (geometry)" in result.output, result.output
+    geo_rows = read_aus(out / "aus.csv")[1]
+    assert [r[0] for r in geo_rows] == [r[0] for r in model_rows]
+    model_v = np.array([[float(v) for v in r[1:]] for r in model_rows])
+    geo_v = np.array([[float(v) for v in r[1:]] for r in geo_rows])
+    assert np.abs(model_v - geo_v).max() > 0.5
+    assert (geo_v >= 0).all() and (geo_v <= 5).all() and (model_v >= 0).all() and (model_v <= 5).all()
 
     for args, message in [([str(tmp_path / "missing"), "-o", str(out)], "not a folder of photos"),
                           ([str(src), "-o", str(out), "--size", "128"], "size=64"),
                           ([str(src), "-o", str(tmp_path / "o2"), "--pad", "-1"], "--pad"),
+                          ([str(src), "-o", str(tmp_path / "o2"), "--labels", "openface"], "--labels"),
                           ([str(tmp_path), "-o", str(tmp_path / "inside")], "inside a source")]:
         result = runner.invoke(main, ["prepare", *args, "--quiet"])
         assert result.exit_code == 1, args

@@ -210,7 +210,7 @@ DRIVER_NEUTRAL, DRIVER_HAPPY = "Allyson_Felix_0001.jpg", "Allyson_Felix_0003.jpg
 def test_driving_video_and_its_csv_give_the_same_targets(clip, driver, animator, shared_data, tmp_path):
     """`video --aus driver.mp4` == `aus driver.mp4 -o d.csv` + `video --aus d.csv`, and the
     targets follow the driver's expression (absolute: the driver's AUs; relative: its change)."""
-    from gan_anim.estimator import estimate_from_landmarks
+    from gan_anim.estimation.photo import estimate_face_aus
     from gan_anim.faces.detect import detect_faces
 
     csv_path = tmp_path / "driver.csv"
@@ -229,8 +229,8 @@ def test_driving_video_and_its_csv_give_the_same_targets(clip, driver, animator,
                 np.testing.assert_allclose(a[face_id], b[face_id], atol=0.011 if relative else 0.006)
         au12 = np.array([t[0][au.AU_INDEX["AU12"]] for t in runs["video"][:FACE_FRAMES]])
         if not relative:
-            # each shot's settled frames carry that photo's own AU12 (estimated from its landmarks)
-            own = {n: estimate_from_landmarks(detect_faces(photo(shared_data, n))[0].landmarks)
+            # each shot's settled frames carry that photo's own AU12 (as `gan-anim aus` reads it)
+            own = {n: estimate_face_aus(photo(shared_data, n), detect_faces(photo(shared_data, n))[0].landmarks)
                    [au.AU_INDEX["AU12"]] for n in (DRIVER_NEUTRAL, DRIVER_HAPPY)}
             assert own[DRIVER_HAPPY] - own[DRIVER_NEUTRAL] > 3, own
             np.testing.assert_allclose(au12[4:8], own[DRIVER_NEUTRAL], atol=0.5)

@@ -30,7 +30,8 @@ def test_wheel_installs_and_animates_with_its_own_weights(tmp_path):
     (wheel,) = dist.glob("gan_anim-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert {"gan_anim/weights/gan-anim-medium.pt", "gan_anim/weights/gan-anim-small.pt",
-            "gan_anim/au_calibration.json"} <= set(names)
+            "gan_anim/weights/au-estimator.npz",
+            "gan_anim/estimation/au_calibration.json"} <= set(names)
 
     # A fresh environment: the wheel alone (no dependencies resolved), with this
     # environment's site-packages appended for torch, dlib, ... (their .pth files, among

@@ -1,10 +1,10 @@
-"""Fit the landmark -> AU mapping of ``estimator.py``; write ``au_calibration.json``.
+"""Fit the landmark -> AU mapping of ``estimation/geometry.py``; write ``au_calibration.json``.
 
     python tools/calibrate.py                          # fit, validate, write the JSON
     python tools/calibrate.py --openface OpenFace_Test.csv   # also compare with OpenFace
 
 A development tool (not part of the installed package): it writes the calibration file
-``gan_anim/au_calibration.json`` that ``gan_anim.estimator`` loads at run time.
+``gan_anim/estimation/au_calibration.json`` that ``gan_anim.estimation.geometry`` loads at run time.
 
 Data: the labelled expressions of ``../shared/data/facial_expressions``. Each label
 stands for its FACS prototype (``aus.PRESETS``: happiness -> happy, neutral -> all 0,
@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from gan_anim.aus import AU_NAMES, PRESETS
-from gan_anim.estimator import (
+from gan_anim.estimation.geometry import (
     CALIBRATION_PATH,
     MEASURE_NAMES,
     apply,

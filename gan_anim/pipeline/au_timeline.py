@@ -6,7 +6,7 @@ driving video. A driving video's AUs come from ``video_aus``, the same function 
 frames as a CSV's are, so both routes give the same targets.
 
 Per face, ``face_target`` mixes a timeline row with the face's own AUs, which
-``FaceAUSmoother`` estimates from its landmarks and smooths over time.
+``FaceAUSmoother`` estimates (``estimation.photo.estimate_face_aus``) and smooths over time.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import aus as au
 from ..errors import GanAnimError
-from ..estimator import estimate_from_landmarks
+from ..estimation.photo import estimate_face_aus
 from ..faces.smoothing import OneEuroFilter
 from ..faces.tracking import FaceTracker
 from ..media.paths import VIDEO_EXTS
@@ -30,14 +30,16 @@ AU_MIN_CUTOFF = 1.5  # Hz: smoothing of a still expression
 AU_BETA = 0.5        # per AU unit/s of speed: less lag when the expression changes
 
 
-def video_aus(path, detector: str = "hog", detect_every: int = 10):
+def video_aus(path, detector: str = "hog", detect_every: int = 10, method: str = "model"):
     """Yield one row per frame of ``path`` for its largest face: (frame from 1, timestamp s,
     confidence, success, aus (17,) on 0..5 or None).
 
     The face is tracked (``FaceTracker``: detection every ``detect_every`` frames and on cuts,
-    landmarks in between), its AUs estimated from the landmarks and smoothed with a One-Euro
+    landmarks in between), its AUs estimated from the frame and landmarks
+    (``estimation.photo.estimate_face_aus``) and smoothed with a One-Euro
     filter. The face followed is the largest when it first appears; when it is lost, the
     largest face found next. ``confidence`` is 1 with a face, else 0 (``success`` 0).
+    ``method``: ``estimation.photo.METHODS``.
     """
     with VideoReader(path) as reader:
         fps = float(reader.info.fps)
@@ -53,15 +55,16 @@ def video_aus(path, detector: str = "hog", detect_every: int = 10):
             if face is None:
                 yield i + 1, i / fps, 0.0, 0, None
                 continue
-            est = np.asarray(estimate_from_landmarks(face.landmarks), np.float64)
+            est = np.asarray(estimate_face_aus(frame, face.landmarks, method), np.float64)
             dt = (i - last if last is not None else 1) / fps
             last = i
             yield i + 1, i / fps, 1.0, 1, np.clip(smooth(est, dt), 0, au.AU_SCALE).astype(np.float32)
 
 
-def estimate_video(path, detector: str = "hog", detect_every: int = 10) -> list[tuple]:
+def estimate_video(path, detector: str = "hog", detect_every: int = 10,
+                   method: str = "model") -> list[tuple]:
     """All rows of ``video_aus`` (for ``aus.write_openface_csv``)."""
-    return list(video_aus(path, detector, detect_every))
+    return list(video_aus(path, detector, detect_every, method))
 
 
 class AUTimeline:
@@ -204,7 +207,7 @@ def open_timeline(spec: str, fps: float, end: str = "hold", detect_every: int = 
 
 
 class FaceAUSmoother:
-    """Each face's own AUs in a video, frame by frame: estimated from its landmarks and
+    """Each face's own AUs in a video, frame by frame: estimated from the frame and its landmarks and
     smoothed with a One-Euro filter per face track id. A track missing from a frame has
     ended (the tracker never resumes one), so its filter is dropped."""
 
@@ -212,13 +215,15 @@ class FaceAUSmoother:
         self.dt = 1 / fps
         self.filters: dict[int, OneEuroFilter] = {}
 
-    def __call__(self, faces) -> dict[int, np.ndarray]:
-        """{track id: (17,) float64 own AUs, smoothed} for one frame's ``faces``
-        (``faces.tracking.TrackedFace``)."""
+    def __call__(self, frame: np.ndarray, faces) -> dict[int, np.ndarray]:
+        """{track id: (17,) float64 own AUs, smoothed} for one frame (RGB uint8) and its
+        ``faces`` (``faces.tracking.TrackedFace``)."""
         self.filters = {f.id: self.filters.get(f.id) or OneEuroFilter(AU_MIN_CUTOFF, AU_BETA)
                         for f in faces}
-        return {f.id: self.filters[f.id](estimate_from_landmarks(f.landmarks), self.dt)
-                for f in faces}
+        if not faces:
+            return {}
+        est = estimate_face_aus(frame, np.stack([f.landmarks for f in faces]))
+        return {f.id: self.filters[f.id](e, self.dt) for f, e in zip(faces, est)}
 
 
 def face_target(own: np.ndarray | None, row: np.ndarray, first: np.ndarray,

@@ -158,7 +158,7 @@ class FaceTargets:
 
     def frame(self, frame: np.ndarray, faces: list, row: np.ndarray) -> FrameRender:
         """``frame`` (H,W,3 uint8) with its ``faces`` (``TrackedFace``) and timeline ``row``."""
-        own_aus = self.own_aus(faces) if self.own_aus is not None else {}
+        own_aus = self.own_aus(frame, faces) if self.own_aus is not None else {}
         item = FrameRender(frame)
         for face in faces:
             own = own_aus.get(face.id)

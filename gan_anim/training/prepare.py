@@ -115,15 +115,19 @@ def _check_config(out_dir: Path, config: dict) -> None:
 
 def prepare_dataset(src_dir, out_dir, size: int = 128, pad: float = 0.3, detector: str = "hog",
                     workers: int = 2, openface=None, test_fraction: float = 0.1, seed: int = 0,
-                    progress: bool = True) -> dict:
+                    progress: bool = True, labels: str = "model") -> dict:
     """Build a training set in ``out_dir`` from one folder (or a list of folders) of photos.
 
-    Several sources prefix each name with the source folder's name. Returns the summary
+    ``labels``: "model" (the appearance AU estimator, default) or "geometry" (landmarks alone)
+    label the faces unless ``openface`` is given. Several sources prefix each name with the
+    source folder's name. Returns the summary
     (also written to ``out_dir/summary.json``).
     """
     sources = [Path(s) for s in ([src_dir] if isinstance(src_dir, (str, os.PathLike)) else src_dir)]
     out_dir = Path(out_dir)
     _check_arguments(sources, out_dir, size, pad, detector, workers, openface, test_fraction)
+    if labels not in ("model", "geometry"):
+        raise GanAnimError(f"--labels must be model or geometry, got {labels!r}")
     tasks = _tasks(sources)
 
     (out_dir / "images").mkdir(parents=True, exist_ok=True)
@@ -142,7 +146,7 @@ def prepare_dataset(src_dir, out_dir, size: int = 128, pad: float = 0.3, detecto
     done = read_manifest(out_dir)
     wanted = {t["src"] for t in tasks}
     records = [done[t["src"]] for t in tasks if t["src"] in done]
-    summary = _finish(out_dir, records, openface, test_fraction, seed)
+    summary = _finish(out_dir, records, openface, test_fraction, seed, labels)
     summary["processed_this_run"] = len(todo)
     summary["sources"] = [str(s) for s in sources]
     summary["manifest_other_sources"] = len(set(done) - wanted)
@@ -230,7 +234,25 @@ def _openface_aus(openface: Path, name_stem: str):
     return rows.mean(0)
 
 
-def _finish(out_dir: Path, records: list[dict], openface, test_fraction: float, seed: int) -> dict:
+def _estimated_aus(out_dir: Path, records: list[dict], labels: str) -> list[np.ndarray]:
+    """The AUs of each kept face: ``labels`` "geometry" from its landmarks alone, "model" from
+    its crop ``images/<name>.png`` and its landmarks moved into the crop (the framing is
+    the one the estimator aligns to, so the crop holds everything it looks at)."""
+    from ..estimation.photo import estimate_face_aus
+
+    lm = np.array([r["landmarks"] for r in records], np.float32)
+    if labels == "geometry":
+        return list(estimate_face_aus(None, lm, "geometry"))
+    table = []
+    for r, points in zip(records, lm):
+        chip = read_image(out_dir / "images" / f"{r['name']}.png")
+        m = align(points, chip.shape[0])
+        table.append(estimate_face_aus(chip, points @ m[:, :2].T + m[:, 2], labels))
+    return table
+
+
+def _finish(out_dir: Path, records: list[dict], openface, test_fraction: float, seed: int,
+            labels: str = "model") -> dict:
     """Write aus.csv, train.txt, test.txt from manifest records; return counts."""
     ok = [r for r in records if r["status"] == "ok"]
     reasons = Counter(r["status"] for r in records if r["status"] != "ok")
@@ -252,10 +274,7 @@ def _finish(out_dir: Path, records: list[dict], openface, test_fraction: float, 
             names.append(r["name"])
             table.append(aus)
     elif ok:
-        from ..estimator import estimate_from_landmarks
-
-        lm = np.array([r["landmarks"] for r in ok], np.float32)
-        table = list(estimate_from_landmarks(lm))
+        table = _estimated_aus(out_dir, ok, labels)
         names = [r["name"] for r in ok]
     order = np.argsort(names, kind="stable")
     names = [names[i] for i in order]
@@ -278,7 +297,7 @@ def _finish(out_dir: Path, records: list[dict], openface, test_fraction: float, 
     return {"images_read": len(records), "faces_found": len(ok), "faces_kept": len(names),
             "skipped": dict(reasons), "skipped_examples": examples,
             "train": len(train), "test": len(test),
-            "aus_from": "openface" if openface is not None else "estimator"}
+            "aus_from": "openface" if openface is not None else f"estimator ({labels})"}
 
 
 def format_summary(summary: dict) -> str:

@@ -1,4 +1,5 @@
-"""Action Unit intensities (0..5) from dlib's 68 landmarks: geometry, no learning at run time.
+"""Action Unit intensities (0..5) from dlib's 68 landmarks: geometry alone. The appearance
+estimator (``appearance``) uses it for the AUs it reads better and for AU45 (blink).
 
 Each landmark set is put in a face frame (origin between the eyes, x along the eyes,
 unit = inter-ocular distance), where a handful of measures are taken (brow heights,
@@ -20,9 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .aus import AU_NAMES, AU_SCALE
-from .config import InferenceConfig
-from .errors import GanAnimError
+from ..aus import AU_NAMES, AU_SCALE
+from ..errors import GanAnimError
 
 CALIBRATION_PATH = Path(__file__).with_name("au_calibration.json")
 
@@ -145,67 +145,3 @@ def estimate_from_landmarks(landmarks: np.ndarray, calibration: dict | None = No
     cal = calibration or load_calibration()
     out = apply(measures(lm), cal).astype(np.float32)
     return out[0] if lm.ndim == 2 else out
-
-
-# Photos may be decoded at reduced size (JPEG DCT scaling), never below this longer side nor
-# below the resolution the cascade's small-face pass uses (``decode_side``).
-AUS_DECODE_SIDE = 960
-
-
-def _faces(image: np.ndarray, detector: str, max_side: int, pixel_scale: float = 1.0):
-    """Every face, largest first: the detection cascade (``faces.detect.detect_faces``)."""
-    from .faces.detect import detect_faces
-
-    return detect_faces(image, detector, max_side=max_side, pixel_scale=pixel_scale)
-
-
-def estimate_aus(image: np.ndarray, detector: str = "hog",
-                 detect_side: int = InferenceConfig.detect_max_side,
-                 pixel_scale: float = 1.0) -> list[dict]:
-    """Every face of an RGB uint8 image, largest first: [{"box": (l, t, r, b), "aus": {name: 0..5}}].
-
-    Faces come from the detection cascade every command uses (``faces.detect.detect_faces``),
-    its first pass on a copy of at most ``detect_side`` px. ``pixel_scale``: original
-    pixels per image pixel, for an image decoded at reduced size.
-    """
-    if detect_side < 80:
-        raise GanAnimError(f"detection size must be at least 80 px, got {detect_side}")
-    found = _faces(image, detector, detect_side, pixel_scale)
-    if not found:
-        return []
-    aus = estimate_from_landmarks(np.stack([f.landmarks for f in found]))
-    return [{"box": f.box, "aus": {n: round(float(v), 2) for n, v in zip(AU_NAMES, a)}}
-            for f, a in zip(found, aus)]
-
-
-def decode_side(path, detector: str = "hog",
-                detect_side: int = InferenceConfig.detect_max_side) -> int | None:
-    """The smallest longer side a photo may be decoded at for ``estimate_aus`` without
-    losing a face the cascade finds at full size: the larger of its two passes' scales
-    (at least ``AUS_DECODE_SIDE``); None when the size cannot be read (the decoder reports)."""
-    from PIL import Image
-
-    from .faces.detect import MIN_EYE_DISTANCE, small_face_scale
-
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-    except Exception:
-        return None
-    s0 = min(1.0, detect_side / max(h, w))
-    scale = max(s0, small_face_scale((h, w), detector, MIN_EYE_DISTANCE, s0))
-    return max(AUS_DECODE_SIDE, int(np.ceil(min(1.0, scale) * max(h, w))))
-
-
-def estimate_aus_file(path, detector: str = "hog",
-                      detect_side: int = InferenceConfig.detect_max_side) -> list[dict]:
-    """``estimate_aus`` on a photo file; a large JPEG is decoded at reduced size
-    (``media.images.read_image``'s ``min_side``) where the detection cascade would not use the
-    full resolution (``decode_side``). Boxes in file pixels."""
-    from .media.images import read_image_scaled
-
-    image, scale = read_image_scaled(path, decode_side(path, detector, detect_side))
-    found = estimate_aus(image, detector, detect_side, pixel_scale=scale)
-    for f in found:
-        f["box"] = tuple(int(round(v * scale)) for v in f["box"])
-    return found

@@ -1,0 +1,91 @@
+"""AUs of every face in a photo: the detection cascade every command uses, then the
+appearance estimator (``appearance``) or the landmark geometry alone (``geometry``)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..aus import AU_NAMES
+from ..config import InferenceConfig
+from ..errors import GanAnimError
+
+METHODS = ("model", "geometry")   # the learned estimator (default) or landmark geometry alone
+
+# Photos may be decoded at reduced size (JPEG DCT scaling), never below this longer side nor
+# below the resolution the cascade's small-face pass uses (``decode_side``).
+AUS_DECODE_SIDE = 960
+
+
+def _faces(image: np.ndarray, detector: str, max_side: int, pixel_scale: float = 1.0):
+    """Every face, largest first: the detection cascade (``faces.detect.detect_faces``)."""
+    from ..faces.detect import detect_faces
+
+    return detect_faces(image, detector, max_side=max_side, pixel_scale=pixel_scale)
+
+
+def estimate_face_aus(image: np.ndarray, landmarks: np.ndarray, method: str = "model") -> np.ndarray:
+    """AUs (0..5, float32) of the faces with dlib ``landmarks`` ((68, 2) -> (17,), (N, 68, 2)
+    -> (N, 17)) in an RGB uint8 image, by ``method`` (see ``METHODS``)."""
+    if method == "geometry":
+        from .geometry import estimate_from_landmarks
+
+        return estimate_from_landmarks(landmarks)
+    if method != "model":
+        raise GanAnimError(f"AU estimation method must be one of {', '.join(METHODS)}, got {method!r}")
+    from .appearance import estimate_faces
+
+    return estimate_faces(image, landmarks)
+
+
+def estimate_aus(image: np.ndarray, detector: str = "hog",
+                 detect_side: int = InferenceConfig.detect_max_side,
+                 pixel_scale: float = 1.0, method: str = "model") -> list[dict]:
+    """Every face of an RGB uint8 image, largest first: [{"box": (l, t, r, b), "aus": {name: 0..5}}].
+
+    Faces come from the detection cascade every command uses (``faces.detect.detect_faces``),
+    its first pass on a copy of at most ``detect_side`` px. ``pixel_scale``: original
+    pixels per image pixel, for an image decoded at reduced size. ``method``: see ``METHODS``.
+    """
+    if method not in METHODS:
+        raise GanAnimError(f"AU estimation method must be one of {', '.join(METHODS)}, got {method!r}")
+    if detect_side < 80:
+        raise GanAnimError(f"detection size must be at least 80 px, got {detect_side}")
+    found = _faces(image, detector, detect_side, pixel_scale)
+    if not found:
+        return []
+    aus = estimate_face_aus(image, np.stack([f.landmarks for f in found]), method)
+    return [{"box": f.box, "aus": {n: round(float(v), 2) for n, v in zip(AU_NAMES, a)}}
+            for f, a in zip(found, aus)]
+
+
+def decode_side(path, detector: str = "hog",
+                detect_side: int = InferenceConfig.detect_max_side) -> int | None:
+    """The smallest longer side a photo may be decoded at for ``estimate_aus`` without
+    losing a face the cascade finds at full size: the larger of its two passes' scales
+    (at least ``AUS_DECODE_SIDE``); None when the size cannot be read (the decoder reports)."""
+    from PIL import Image
+
+    from ..faces.detect import MIN_EYE_DISTANCE, small_face_scale
+
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except Exception:
+        return None
+    s0 = min(1.0, detect_side / max(h, w))
+    scale = max(s0, small_face_scale((h, w), detector, MIN_EYE_DISTANCE, s0))
+    return max(AUS_DECODE_SIDE, int(np.ceil(min(1.0, scale) * max(h, w))))
+
+
+def estimate_aus_file(path, detector: str = "hog",
+                      detect_side: int = InferenceConfig.detect_max_side,
+                      method: str = "model") -> list[dict]:
+    """``estimate_aus`` on a photo file; a large JPEG is decoded at reduced size
+    (``media.images.read_image``'s ``min_side``) where the detection cascade would not use the
+    full resolution (``decode_side``). Boxes in file pixels."""
+    from ..media.images import read_image_scaled
+
+    image, scale = read_image_scaled(path, decode_side(path, detector, detect_side))
+    found = estimate_aus(image, detector, detect_side, pixel_scale=scale, method=method)
+    for f in found:
+        f["box"] = tuple(int(round(v * scale)) for v in f["box"])
+    return found
