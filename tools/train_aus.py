@@ -43,6 +43,11 @@ from gan_anim.estimation.geometry import estimate_from_landmarks  # noqa: E402
 SHARED = Path(os.environ.get("GAN_ANIM_SHARED", ROOT.parent / "shared")) / "data"
 HELDOUT = ROOT / "benchmarks" / "splits" / "cfee_heldout_people.txt"
 CACHE = ROOT / "data" / "cfee_landmarks.npz"
+WEAK_CACHE = ROOT / "data" / "weak_landmarks.npz"
+# facial_expressions label -> the FACS prototype (aus.PRESETS) it stands for (weak labels).
+LABEL_PRESET = {"happiness": "happy", "surprise": "surprise", "sadness": "sad", "anger": "anger",
+                "disgust": "disgust", "fear": "fear", "contempt": "contempt", "neutral": "neutral"}
+WEAK_PER_LABEL = 400                # at most this many photos of each facial_expressions label
 ALPHAS = np.logspace(-3, 1.5, 19)   # x the mean eigenvalue of the training Gram matrix
 MIN_CODED = 40                      # training photos coded > 0 an AU needs to be learned
 
@@ -62,9 +67,26 @@ def heldout_people(path: Path = HELDOUT) -> set[int]:
     return {int(x) for x in lines if x}
 
 
+def load_weak(root: Path = SHARED / "facial_expressions", seed: int = 0) -> dict:
+    """Weak labels: up to WEAK_PER_LABEL seeded photos of each facial_expressions label, each
+    labelled with its expression's FACS prototype (the same dict layout as ``load_cfee``)."""
+    from gan_anim.aus import PRESETS, au_dict_to_vector
+
+    with open(root / "labels.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["label"] in LABEL_PRESET]
+    rng = np.random.default_rng(seed)
+    files, labels = [], []
+    for label in sorted(LABEL_PRESET):
+        names = sorted(r["file"] for r in rows if r["label"] == label)
+        for f in sorted(rng.permutation(names)[:WEAK_PER_LABEL]):
+            files.append(str(f))
+            labels.append(au_dict_to_vector(PRESETS[LABEL_PRESET[label]], label))
+    return {"root": root, "files": files, "labels": np.array(labels, np.float64)}
+
+
 def cfee_landmarks(data: dict, cache: Path | None = CACHE) -> tuple[np.ndarray, np.ndarray]:
-    """(N, 68, 2) landmarks of the largest face of each photo (the detection cascade of
-    ``gan-anim aus``) and (N,) found; cached by file name."""
+    """(N, 68, 2) landmarks of the largest face of each photo of ``data`` (the detection
+    cascade of ``gan-anim aus``) and (N,) found; cached by file name."""
     from gan_anim.faces.detect import detect_faces
     from gan_anim.media.images import read_image
 
@@ -131,14 +153,17 @@ class GramRidge:
     """Ridge regressions of several targets for many strengths at once, from one
     eigendecomposition of the standardised training features' Gram matrix."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray):
-        self.mu, self.sd = x.mean(0), x.std(0) + 1e-6
-        self.xs = ((x - self.mu) / self.sd).astype(np.float64)
-        self.ymean = y.mean(0)
+    def __init__(self, x: np.ndarray, y: np.ndarray, weights: np.ndarray | None = None):
+        w = np.ones(len(x)) if weights is None else np.asarray(weights, np.float64)
+        sw = np.sqrt(w / w.mean())[:, None]
+        self.mu = np.average(x, 0, w)
+        self.sd = np.sqrt(np.average((x - self.mu) ** 2, 0, w)) + 1e-6
+        self.xs = ((x - self.mu) / self.sd).astype(np.float64) * sw
+        self.ymean = np.average(y, 0, w)
         lam, self.q = np.linalg.eigh(self.xs @ self.xs.T)
         self.lam = np.maximum(lam, 0)
         self.scale = self.lam.mean()
-        self.qty = self.q.T @ (y - self.ymean)
+        self.qty = self.q.T @ ((y - self.ymean) * sw)
 
     def dual(self, alpha: float) -> np.ndarray:
         """(n, targets) dual coefficients for strength ``alpha`` x the mean eigenvalue."""
@@ -156,14 +181,20 @@ class GramRidge:
         return w.astype(np.float32), (self.ymean - self.mu @ w).astype(np.float32)
 
 
-def training_rows(x: np.ndarray, xf: np.ndarray | None, y: np.ndarray, rows: np.ndarray):
-    """Features and labels of ``rows``, plus their mirrored copies when given."""
-    if xf is None:
-        return x[rows], y[rows]
-    return np.concatenate([x[rows], xf[rows]]), np.concatenate([y[rows], y[rows]])
+def training_rows(x: np.ndarray, xf: np.ndarray | None, y: np.ndarray, rows: np.ndarray,
+                  weak: tuple | None = None):
+    """Features, labels and row weights of ``rows``, plus their mirrored copies when given,
+    plus the weak rows (features, labels, weight) when given."""
+    xs, ys = [x[rows]] + ([] if xf is None else [xf[rows]]), [y[rows]] * (1 if xf is None else 2)
+    ws = [np.ones(len(rows) * len(xs))]
+    if weak is not None:
+        xs.append(weak[0])
+        ys.append(weak[1])
+        ws.append(np.full(len(weak[0]), weak[2]))
+    return np.concatenate(xs), np.concatenate(ys), np.concatenate(ws)
 
 
-def cross_validate(x, xf, y, groups, folds: int, seed: int) -> np.ndarray:
+def cross_validate(x, xf, y, groups, folds: int, seed: int, weak: tuple | None = None) -> np.ndarray:
     """(len(ALPHAS), n, 17) out-of-fold predictions, folds grouped by person."""
     people = np.unique(groups)
     rng = np.random.default_rng(seed)
@@ -172,7 +203,7 @@ def cross_validate(x, xf, y, groups, folds: int, seed: int) -> np.ndarray:
     pred = np.zeros((len(ALPHAS),) + y.shape)
     for k in range(folds):
         tr, va = np.where(fold != k)[0], np.where(fold == k)[0]
-        ridge = GramRidge(*training_rows(x, xf, y, tr))
+        ridge = GramRidge(*training_rows(x, xf, y, tr, weak))
         pred[:, va] = ridge.predict(x[va], ALPHAS)
         print(f"  fold {k + 1}/{folds}: {len(tr)} photos of {len(np.unique(groups[tr]))} people", flush=True)
     return np.clip(pred, 0, 5)
@@ -215,6 +246,17 @@ def print_table(rows: list[dict], min_coded: int = 10) -> tuple[float, float]:
     return float(m), float(g)
 
 
+def weak_rows(weight: float, seed: int) -> tuple:
+    """(features, labels, weight) of the weak rows and their mirror images."""
+    weak = load_weak(seed=seed)
+    lm, found = cfee_landmarks(weak, WEAK_CACHE)
+    idx = np.where(found)[0]
+    x = np.concatenate([feature_rows(weak, lm, idx, flip=False), feature_rows(weak, lm, idx, flip=True)])
+    print(f"weak labels: {len(idx)} facial_expressions photos with a face (and their mirror "
+          f"images), weight {weight}", flush=True)
+    return x, np.concatenate([weak["labels"][idx]] * 2), weight
+
+
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--cfee", type=Path, default=SHARED / "cfee")
@@ -222,6 +264,9 @@ def parse_args(argv=None):
     p.add_argument("--no-flip", action="store_true", help="no mirrored copies in training")
     p.add_argument("--jitter", action="store_true",
                    help="the mirrored copies also get a random gamma and alignment")
+    p.add_argument("--weak", type=float, default=0.0,
+                   help="weight of weak rows: facial_expressions photos labelled with their "
+                        "expression's prototype (0: none)")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cache", type=Path, default=CACHE)
@@ -245,16 +290,17 @@ def main(argv=None) -> int:
     print(f"features: {time.perf_counter() - t:.0f} s", flush=True)
     geo = np.zeros(y.shape, np.float32)
     geo[found] = estimate_from_landmarks(lm[found])
-    pred_cv = cross_validate(x, xf, y[train], data["identity"][train], args.folds, args.seed)
+    weak = weak_rows(args.weak, args.seed) if args.weak > 0 else None
+    pred_cv = cross_validate(x, xf, y[train], data["identity"][train], args.folds, args.seed, weak)
     alphas, use_model, rows = choose(pred_cv, geo[train], y[train])
     for r in rows:
         print(f"  {r['au']}: coded {r['coded']:4d}, alpha {r['alpha']:.4f}, CV r model "
               f"{r['r_model']:.3f} geometry {r['r_geometry']:.3f} -> {r['source']}")
-    ridge = GramRidge(*training_rows(x, xf, y[train], np.arange(len(train))))
+    ridge = GramRidge(*training_rows(x, xf, y[train], np.arange(len(train)), weak))
     w, b = ridge.weights(alphas)
     meta = {"trained_on": f"cfee, {len(train)} photos of {len(np.unique(data['identity'][train]))} "
             f"people (held-out people excluded), flip={not args.no_flip}, jitter={args.jitter}, "
-            f"seed={args.seed}"}
+            f"weak={args.weak}, seed={args.seed}"}
     appearance.save(args.out, w, b, use_model, meta)
     model = appearance.load(str(args.out))
     x_test = feature_rows(data, lm, test, flip=False)

@@ -23,7 +23,7 @@ from ..faces.tracking import FaceTracker
 from ..media.paths import VIDEO_EXTS
 from ..media.video_reader import VideoReader
 
-# One-Euro filter on a face's AUs (0..5) estimated from its landmarks: landmark noise makes
+# One-Euro filter on a face's AUs (0..5) estimated per frame: landmark and pixel noise make
 # the estimate flicker from frame to frame, and a target built on it would pass that on
 # to the rendered face.
 AU_MIN_CUTOFF = 1.5  # Hz: smoothing of a still expression
