@@ -152,25 +152,28 @@ def estimate_from_landmarks(landmarks: np.ndarray, calibration: dict | None = No
 AUS_DECODE_SIDE = 960
 
 
-def _faces(image: np.ndarray, detector: str, max_side: int, pixel_scale: float = 1.0):
+def _faces(image: np.ndarray, detector: str, max_side: int, pixel_scale: float = 1.0,
+           small_faces: str = "auto"):
     """Every face, largest first: the detection cascade (``faces.detect.detect_faces``)."""
     from .faces.detect import detect_faces
 
-    return detect_faces(image, detector, max_side=max_side, pixel_scale=pixel_scale)
+    return detect_faces(image, detector, max_side=max_side, pixel_scale=pixel_scale,
+                        small_faces=small_faces)
 
 
 def estimate_aus(image: np.ndarray, detector: str = "hog",
                  detect_side: int = InferenceConfig.detect_max_side,
-                 pixel_scale: float = 1.0) -> list[dict]:
+                 pixel_scale: float = 1.0, small_faces: str = "auto") -> list[dict]:
     """Every face of an RGB uint8 image, largest first: [{"box": (l, t, r, b), "aus": {name: 0..5}}].
 
     Faces come from the detection cascade every command uses (``faces.detect.detect_faces``),
     its first pass on a copy of at most ``detect_side`` px. ``pixel_scale``: original
-    pixels per image pixel, for an image decoded at reduced size.
+    pixels per image pixel, for an image decoded at reduced size; ``small_faces``: auto, on or
+    off (``detect_faces``).
     """
     if detect_side < 80:
         raise GanAnimError(f"detection size must be at least 80 px, got {detect_side}")
-    found = _faces(image, detector, detect_side, pixel_scale)
+    found = _faces(image, detector, detect_side, pixel_scale, small_faces)
     if not found:
         return []
     aus = estimate_from_landmarks(np.stack([f.landmarks for f in found]))
@@ -198,14 +201,15 @@ def decode_side(path, detector: str = "hog",
 
 
 def estimate_aus_file(path, detector: str = "hog",
-                      detect_side: int = InferenceConfig.detect_max_side) -> list[dict]:
+                      detect_side: int = InferenceConfig.detect_max_side,
+                      small_faces: str = "auto") -> list[dict]:
     """``estimate_aus`` on a photo file; a large JPEG is decoded at reduced size
     (``media.images.read_image``'s ``min_side``) where the detection cascade would not use the
     full resolution (``decode_side``). Boxes in file pixels."""
     from .media.images import read_image_scaled
 
     image, scale = read_image_scaled(path, decode_side(path, detector, detect_side))
-    found = estimate_aus(image, detector, detect_side, pixel_scale=scale)
+    found = estimate_aus(image, detector, detect_side, pixel_scale=scale, small_faces=small_faces)
     for f in found:
         f["box"] = tuple(int(round(v * scale)) for v in f["box"])
     return found
