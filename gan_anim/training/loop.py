@@ -52,10 +52,10 @@ def train(data_dir, out_dir, options: TrainOptions | None = None, run: RunOption
 
     # Load training set.
     per_step = opts.batch_size * rt.world
-    train_ds = load_dataset(data_dir, cfg.image_size, "train", min_images=per_step)
+    train_ds = load_dataset(data_dir, cfg.image_size, "train", per_step, landmarks_cache=out, need_landmarks=cfg.motion)
     for note in train_ds.notes:
         say(note)
-    faces = GridFaces.first(_grid_split(data_dir, cfg.image_size, train_ds, say), sample_count)
+    faces = GridFaces.first(_grid_split(data_dir, cfg, train_ds, say, out), sample_count)
     ds = _place(train_ds, rt)
 
     # Construct networks.
@@ -145,11 +145,12 @@ def _silent(message: str) -> None:
 
 # ---------------------------------------------------------------------- data
 
-def _grid_split(data_dir, image_size: int, train_ds: FaceDataset, say) -> FaceDataset:
+def _grid_split(data_dir, cfg: ModelConfig, train_ds: FaceDataset, say, out: Path) -> FaceDataset:
     """The test split, whose first faces the sample grids show (the training split if there
     is no usable one)."""
     try:
-        return load_dataset(data_dir, image_size, "test", min_images=1)
+        return load_dataset(data_dir, cfg.image_size, "test", min_images=1, landmarks_cache=out,
+                            need_landmarks=cfg.motion)
     except GanAnimError as exc:
         say(f"no usable test split ({exc}); the sample grids show training faces")
         return train_ds
