@@ -338,13 +338,18 @@ def make_batch(ds: FaceDataset, step: int, batch_size: int, seed: int, rank: int
     """The batch of ``step``: (images in [-1,1] float, real AUs 0..1, target AUs 0..1,
     landmarks (B,68,2) or None), flipped together.
 
-    Targets come from ``sample_targets``. Everything is a pure function of
-    (seed, step, rank), so resuming needs no state.
+    Targets come from ``sample_targets``. Everything is a pure function of (seed, step) for
+    the global batch of ``batch_size x world`` rows, of which this rank takes its slice: so
+    resuming needs no state, and ``world`` ranks of batch B see exactly the rows one process
+    of batch B x world sees (a run may resume on another world size, same global batch).
     """
-    g = _generator(seed, 2, step, rank)
+    g = _generator(seed, 2, step)
+    whole = batch_size * world
     idx = batch_indices(len(ds), step, batch_size, seed, rank, world)
-    flips = torch.rand(batch_size, generator=g) < 0.5
-    tgt = torch.randint(0, len(ds), (batch_size,), generator=g)
+    mine = slice(rank * batch_size, (rank + 1) * batch_size)
+    flips = (torch.rand(whole, generator=g) < 0.5)[mine]
+    tgt_all = torch.randint(0, len(ds), (whole,), generator=g)
+    tgt = tgt_all[mine]
     dev = ds.images.device
     x = ds.images[idx.to(dev)]
     if dev.type == "cuda":
@@ -354,7 +359,8 @@ def make_batch(ds: FaceDataset, step: int, batch_size: int, seed: int, rank: int
         f = flips.to(dev).view(-1, 1, 1, 1)
         x = torch.where(f, x.flip(3), x)
     real = ds.aus[idx.to(ds.aus.device)]
-    target = sample_targets(real, ds.aus[tgt.to(ds.aus.device)], g, target_noise).to(dev)
+    every = ds.aus[batch_indices(len(ds), step, whole, seed).to(ds.aus.device)]
+    target = sample_targets(every, ds.aus[tgt_all.to(ds.aus.device)], g, target_noise)[mine].to(dev)
     lms = None
     if ds.landmarks is not None:
         from ..motion import mirror_landmarks

@@ -48,7 +48,7 @@ def train(data_dir, out_dir, options: TrainOptions | None = None, run: RunOption
     out = Path(out_dir)
     checkpoints = CheckpointManager(out, ro.keep)
     resume = checkpoints.resume(ro.resume, opts.steps)
-    cfg, opts = _continued(resume, cfg, opts, say)
+    cfg, opts = _continued(resume, cfg, opts, say, rt.world)
 
     # Load training set.
     per_step = opts.batch_size * rt.world
@@ -122,17 +122,20 @@ def _with_overrides(opts: TrainOptions, run: RunOptions, overrides: dict):
     return dataclasses.replace(opts, **pick(names[0])), dataclasses.replace(run, **pick(names[1]))
 
 
-def _continued(resume: Resume, cfg: ModelConfig, opts: TrainOptions, say):
+def _continued(resume: Resume, cfg: ModelConfig, opts: TrainOptions, say, world: int = 1):
     """The model config and options of the run: a resumed run keeps its checkpoint's model,
-    seed and batch size (the data order depends on them)."""
+    seed and global batch (the data order depends on them), split over ``world`` processes."""
     if resume.blob is None:
         return cfg, opts
     saved = resume.blob["options"]
-    if (saved["seed"], saved["batch_size"]) != (opts.seed, opts.batch_size):
-        say(f"resuming with the checkpoint's seed {saved['seed']} and batch size "
-            f"{saved['batch_size']} (the data order depends on them)")
+    whole = saved["batch_size"] * int(resume.blob.get("world", 1))
+    if whole % world:
+        raise GanAnimError(f"the checkpoint's global batch of {whole} cannot be split over {world} processes")
+    if (saved["seed"], whole) != (opts.seed, opts.batch_size * world):
+        say(f"resuming with the checkpoint's seed {saved['seed']} and global batch {whole} "
+            f"({whole // world} per process; the data order depends on them)")
     return (ModelConfig.from_dict(resume.blob["config"]),
-            dataclasses.replace(opts, seed=saved["seed"], batch_size=saved["batch_size"]))
+            dataclasses.replace(opts, seed=saved["seed"], batch_size=whole // world))
 
 
 def _stderr(message: str) -> None:
