@@ -392,8 +392,9 @@ def _cascade(image: np.ndarray, detector: str, upsample: int, pad: float, max_si
     if auto and max_side > AUTO_FIRST_SIDE:    # a coarser first pass, unless it costs the regions reach
         coarse = min(1.0, AUTO_FIRST_SIDE / max(h, w))
         up = 2 ** upsample
-        if small_face_scale(image.shape, detector, min_eye, coarse * up, small_face_pixels) >= \
-                0.9 * small_face_scale(image.shape, detector, min_eye, s0 * up, small_face_pixels):
+        needed = small_face_scale(image.shape, detector, min_eye, s0 * up, small_face_pixels)
+        if needed and small_face_scale(image.shape, detector, min_eye, coarse * up,
+                                       small_face_pixels) >= 0.9 * needed:
             s0 = coarse
     shrunk = _resized(image, s0)
 
