@@ -16,6 +16,15 @@ line runs the whole detection cascade, faces.detect_faces), landmarks (68 points
 (``estimation.photo.estimate_face_aus``: features + regression + geometry). Baseline, measured in the same run: detection at full
 resolution with upsample=1 (what a plain dlib script does), and the full-size decode
 with detection at InferenceConfig.detect_max_side.
+
+Small-face pass (``bench_small_faces``): ``gan-anim aus`` end to end on 1080p one-face photos
+with ``small_faces="on"`` (the whole photo scanned for small faces) against "auto" (candidate
+regions only), and the faces each finds on 1080p group photos, in the same run. Photos, all
+from real faces: 8 facial_expressions photos upscaled to 648 px high on their own blurred,
+stretched copy (``make_1080p``); examples/astronaut.jpg zoomed 1-2x on the face, cropped to
+1080 px high and edge-padded to 1920 (``astronaut_1080p``, a hard case: an orange suit and a
+flag are skin-coloured detail); groups: that astronaut photo with four UTKFace chips pasted,
+eyes 14-90 px apart, one cut by the right border (``group_1080p``).
 """
 from __future__ import annotations
 
@@ -193,6 +202,79 @@ def per_face_costs(image: np.ndarray, lm: np.ndarray, n: int = 200) -> None:
     print("per face: " + "  ".join(line))
 
 
+# --- The small-face pass: the cascade of today ("on") against "auto", in the same run ---
+
+def astronaut_1080p(zoom: float, dx: int) -> np.ndarray:
+    """examples/astronaut.jpg (512 px, a real studio photo: flag, shuttle, an orange suit with
+    badges) zoomed on its face by ``zoom``, cropped to 1080 px high (shifted ``dx`` px) and
+    edge-padded to 1920x1080: a one-face 1080p photo with real texture around the face."""
+    img = read_image(ROOT / "examples" / "astronaut.jpg")
+    side = int(round(512 / zoom))
+    x0 = int(np.clip(225 - side // 2 + dx, 0, 512 - side))
+    img = cv2.resize(img[:side, x0:x0 + side], (1080, 1080), interpolation=cv2.INTER_CUBIC)
+    return cv2.copyMakeBorder(img, 0, 0, 420, 420, cv2.BORDER_REPLICATE)
+
+
+def source_eyes(image: np.ndarray) -> tuple[np.ndarray, float]:
+    face = faces.detect_faces(image, upsample=1, small_faces="off")[0]
+    return (face.landmarks[36:42].mean(0) + face.landmarks[42:48].mean(0)) / 2, face.eye_distance
+
+
+def group_1080p(seed: int, chips: list[Path]) -> tuple[np.ndarray, list]:
+    """A 1080p astronaut photo with four UTKFace chips pasted at random places, their eyes
+    14-90 px apart (one at the right border, cut by it): (image, [(eye x, y, eye distance)])."""
+    rng = np.random.default_rng(seed)
+    canvas = astronaut_1080p(1.0, int(rng.integers(-40, 40)))
+    truth = [(*source_eyes(canvas)[0], source_eyes(canvas)[1])]
+    slots = [(40, 60), (1560, 80), (60, 700), (1800, 600)]     # clear of the astronaut's face
+    for k, (x, y) in enumerate(slots):
+        src = read_image(chips[(seed * 4 + k) % len(chips)])
+        mid, d = source_eyes(src)
+        eye = float(rng.uniform(14, 90)) if k < 3 else float(rng.uniform(30, 60))
+        f = eye / d
+        photo = cv2.resize(src, None, fx=f, fy=f, interpolation=cv2.INTER_AREA if f < 1 else cv2.INTER_CUBIC)
+        ph, pw = photo.shape[:2]
+        x1, y1 = min(1920, x + pw), min(1080, y + ph)
+        canvas[y:y1, x:x1] = photo[:y1 - y, :x1 - x]
+        truth.append((x + mid[0] * f, y + mid[1] * f, eye))
+    return canvas, truth
+
+
+def recall(found, truth) -> int:
+    """How many true faces have a found face whose eye midpoint is within 0.25 eye distances."""
+    eyes = [(f.landmarks[36:42].mean(0) + f.landmarks[42:48].mean(0)) / 2 for f in found]
+    return sum(any(np.hypot(*(e - (x, y))) < 0.25 * d for e in eyes) for x, y, d in truth)
+
+
+def bench_small_faces(tmp: Path) -> None:
+    """faces/s of ``gan-anim aus`` (estimate_aus_file, end to end) on 1080p one-face photos,
+    and faces found on 1080p group photos, with ``small_faces`` on (the cascade of today:
+    the whole photo scanned for small faces) and auto (only candidate regions), in one run."""
+    astro, fe_photos = [], []
+    for i, (zoom, dx) in enumerate([(1.0, 0), (1.3, -30), (1.6, 20), (2.0, 0)]):
+        astro.append(tmp / f"astro{i}.jpg")
+        Image.fromarray(astronaut_1080p(zoom, dx)).save(astro[-1], quality=92)
+    for i, p in enumerate(sorted((SHARED / "facial_expressions" / "images").glob("*.jpg"))[::400][:8]):
+        fe_photos.append(tmp / f"fe{i}.jpg")
+        make_1080p(p, fe_photos[-1], i)
+    for label, photos in (("facial_expressions on own blur", fe_photos), ("astronaut zoomed", astro)):
+        for mode in ("on", "auto"):
+            estimate_aus_file(photos[0], small_faces=mode)
+            t = time.perf_counter()
+            n = sum(len(estimate_aus_file(p, small_faces=mode)) for p in photos)
+            secs = time.perf_counter() - t
+            print(f"{'1080p ' + label + ', ' + mode:<44} {len(photos)} photos, {n} faces, "
+                  f"{n / secs:6.1f} faces/s ({1000 * secs / len(photos):.0f} ms/photo)")
+    chips = sorted((SHARED / "utkface_crop_part1" / "images").glob("*.jpg"))[::701]
+    scenes = [group_1080p(seed, chips) for seed in range(4)]
+    for mode in ("on", "auto"):
+        t = time.perf_counter()
+        hits = [recall(faces.detect_faces(img, small_faces=mode), truth) for img, truth in scenes]
+        secs = time.perf_counter() - t
+        print(f"{'1080p group photos, small_faces=' + mode:<44} {len(scenes)} photos, found "
+              f"{sum(hits)} of {sum(len(t) for _, t in scenes)} faces {hits}, {1000 * secs / len(scenes):.0f} ms/photo")
+
+
 def main() -> int:
     if not SHARED.is_dir():
         print(f"shared data not found at {SHARED}; set GAN_ANIM_SHARED", file=sys.stderr)
@@ -225,6 +307,7 @@ def main() -> int:
         video = tmp / "clip.mp4"
         make_video(fe, video)
         bench_video(video, "720p video, 60 frames")
+        bench_small_faces(tmp)
     return 0
 
 

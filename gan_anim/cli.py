@@ -323,18 +323,20 @@ def grid(photo, output, face, start, cell, weights, device, precision):
 @click.option("--detect-side", default=InferenceConfig.detect_max_side, show_default=True,
               help="First pass of the detection cascade on a copy at most this many px (as animate); "
                    "tiles at a larger scale find the small faces.")
-def aus_command(media, output, detector, detect_side):
+@click.option("--small-faces", type=click.Choice(("auto", "on", "off")), default="auto", show_default=True,
+              help="Search for faces smaller than the first pass sees: auto only where skin-coloured detail "
+                   "lies outside the faces found (docs/detection.md), on everywhere, off never.")
+def aus_command(media, output, detector, detect_side, small_faces):
     """Estimate the 17 Action Unit intensities (0..5) of every face in a photo or video.
 
     A photo gives JSON, one entry per face (largest first): its box and 17 AUs.
-    A video gives a per-frame CSV in OpenFace's format (frame, timestamp,
-    confidence, success, AU01_r ... AU45_r; frames without a face: success 0),
-    usable wherever gan-anim reads OpenFace AUs.
+    A video gives a per-frame CSV in OpenFace's format (frame, timestamp, confidence,
+    success, AU01_r ... AU45_r; no face: success 0), usable wherever gan-anim reads OpenFace AUs.
 
     \b
     gan-anim aus examples/astronaut.jpg
     gan-anim aus examples/astronaut.jpg -o astronaut_aus.json
-    gan-anim aus group.jpg --detect-side 2000 -o group_aus.json
+    gan-anim aus group.jpg --detect-side 2000 --small-faces on -o group_aus.json
     gan-anim aus driving.mp4 -o driving_aus.csv
     """
     import json
@@ -359,7 +361,7 @@ def aus_command(media, output, detector, detect_side):
         found = sum(r[3] for r in rows)
         click.echo(f"wrote {output}: {len(rows)} frames, a face in {found}", err=True)
         return
-    found = estimate_aus_file(media, detector, detect_side)
+    found = estimate_aus_file(media, detector, detect_side, small_faces=small_faces)
     if not found:
         raise GanAnimError(f"{media}: no face found (try --detector cnn)")
     if kind == ".csv":
@@ -368,12 +370,11 @@ def aus_command(media, output, detector, detect_side):
         click.echo(f"wrote {output}: {len(found)} face(s), one row each", err=True)
         return
     text = json.dumps([{"box": list(f["box"]), "aus": f["aus"]} for f in found], indent=1)
-    if output:
-        with atomic_output(output) as tmp:
-            Path(tmp).write_text(text + "\n")
-        click.echo(f"wrote {output}: {len(found)} face(s)", err=True)
-    else:
-        click.echo(text)
+    if not output:
+        return click.echo(text)
+    with atomic_output(output) as tmp:
+        Path(tmp).write_text(text + "\n")
+    click.echo(f"wrote {output}: {len(found)} face(s)", err=True)
 
 
 @main.command("prepare")

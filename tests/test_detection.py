@@ -12,6 +12,7 @@ from PIL import Image
 from scenes import group_photo, rgba_cutout
 
 from gan_anim.cli import main
+from gan_anim.errors import GanAnimError
 from gan_anim.faces import detect as faces
 from gan_anim.faces.align import align, crop
 from gan_anim.media.images import read_image
@@ -59,6 +60,35 @@ def test_cascade_finds_every_face_of_the_group_photo(group):
     assert len(faces.detect_boxes(image)) == 1
     # without its small-face pass the cascade loses the small faces too
     assert len(faces.detect_faces(image, small_face_pixels=0)) < len(truth)
+    assert len(faces.detect_faces(image, small_faces="off")) < len(truth)
+    # "on" (the whole photo scanned) finds the same faces as the default "auto"
+    assert_matches([f.landmarks for f in faces.detect_faces(image, small_faces="on")], truth)
+
+
+def test_auto_small_faces_scans_only_where_a_missed_face_can_be(group, shared_data):
+    """The candidate regions of small_faces="auto": none beside the one face of a 1080p
+    photo (a real face on its own blurred copy), and around each small face of the group photo."""
+    import cv2
+
+    src = read_image(shared_data / "facial_expressions/images/AJ_Cook_0001.jpg")
+    photo = cv2.GaussianBlur(cv2.resize(src, (1920, 1080)), (0, 0), 25)
+    face = cv2.resize(src, (648, 648), interpolation=cv2.INTER_CUBIC)
+    photo[200:848, 900:1548] = face
+    first = faces.merge_boxes(faces._cascade(photo, "hog", 0, 0.3, faces.AUTO_FIRST_SIDE, 12.0, 0,
+                                             None, False))
+    assert len(first) == 1
+    cand, f = faces.candidate_map(photo, 12.0)
+    assert cand.any()                                                   # the face itself
+    assert faces.small_face_regions(photo.shape, cand, f, first, 104.0) == []
+    _, image, truth = group
+    cand, f = faces.candidate_map(image, 12.0)
+    regions = faces.small_face_regions(image.shape, cand, f, [], 81.0)
+    area = sum((r - l) * (b - t) for l, t, r, b in regions)
+    assert area < 0.3 * image.shape[0] * image.shape[1]
+    for x, y, d in truth[1:]:                                           # the small faces
+        assert any(l < x - d and x + d < r and t < y - d and y + d < b for l, t, r, b in regions), (x, y, d)
+    with pytest.raises(GanAnimError, match="small-face mode"):
+        faces.detect_faces(photo, small_faces="some")
 
 
 def test_small_face_pass_reaches_12_px_eyes_on_a_2_mp_photo(shared_data):

@@ -15,11 +15,13 @@ METHODS = ("model", "geometry")   # the learned estimator (default) or landmark 
 AUS_DECODE_SIDE = 960
 
 
-def _faces(image: np.ndarray, detector: str, max_side: int, pixel_scale: float = 1.0):
+def _faces(image: np.ndarray, detector: str, max_side: int, pixel_scale: float = 1.0,
+           small_faces: str = "auto"):
     """Every face, largest first: the detection cascade (``faces.detect.detect_faces``)."""
     from ..faces.detect import detect_faces
 
-    return detect_faces(image, detector, max_side=max_side, pixel_scale=pixel_scale)
+    return detect_faces(image, detector, max_side=max_side, pixel_scale=pixel_scale,
+                        small_faces=small_faces)
 
 
 def estimate_face_aus(image: np.ndarray, landmarks: np.ndarray, method: str = "model") -> np.ndarray:
@@ -38,18 +40,20 @@ def estimate_face_aus(image: np.ndarray, landmarks: np.ndarray, method: str = "m
 
 def estimate_aus(image: np.ndarray, detector: str = "hog",
                  detect_side: int = InferenceConfig.detect_max_side,
-                 pixel_scale: float = 1.0, method: str = "model") -> list[dict]:
+                 pixel_scale: float = 1.0, method: str = "model",
+                 small_faces: str = "auto") -> list[dict]:
     """Every face of an RGB uint8 image, largest first: [{"box": (l, t, r, b), "aus": {name: 0..5}}].
 
     Faces come from the detection cascade every command uses (``faces.detect.detect_faces``),
     its first pass on a copy of at most ``detect_side`` px. ``pixel_scale``: original
-    pixels per image pixel, for an image decoded at reduced size. ``method``: see ``METHODS``.
+    pixels per image pixel, for an image decoded at reduced size. ``method``: see ``METHODS``;
+    ``small_faces``: auto, on or off (``detect_faces``).
     """
     if method not in METHODS:
         raise GanAnimError(f"AU estimation method must be one of {', '.join(METHODS)}, got {method!r}")
     if detect_side < 80:
         raise GanAnimError(f"detection size must be at least 80 px, got {detect_side}")
-    found = _faces(image, detector, detect_side, pixel_scale)
+    found = _faces(image, detector, detect_side, pixel_scale, small_faces)
     if not found:
         return []
     aus = estimate_face_aus(image, np.stack([f.landmarks for f in found]), method)
@@ -78,14 +82,15 @@ def decode_side(path, detector: str = "hog",
 
 def estimate_aus_file(path, detector: str = "hog",
                       detect_side: int = InferenceConfig.detect_max_side,
-                      method: str = "model") -> list[dict]:
+                      method: str = "model", small_faces: str = "auto") -> list[dict]:
     """``estimate_aus`` on a photo file; a large JPEG is decoded at reduced size
     (``media.images.read_image``'s ``min_side``) where the detection cascade would not use the
     full resolution (``decode_side``). Boxes in file pixels."""
     from ..media.images import read_image_scaled
 
     image, scale = read_image_scaled(path, decode_side(path, detector, detect_side))
-    found = estimate_aus(image, detector, detect_side, pixel_scale=scale, method=method)
+    found = estimate_aus(image, detector, detect_side, pixel_scale=scale, method=method,
+                         small_faces=small_faces)
     for f in found:
         f["box"] = tuple(int(round(v * scale)) for v in f["box"])
     return found

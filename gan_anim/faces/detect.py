@@ -41,6 +41,24 @@ BORDER_PAD = 0.3    # as prepare's --pad
 # Two detections overlapping more than this (IoU, or intersection over the smaller box
 # above 0.6) are one face: the earlier pass, then the higher score, wins.
 MERGE_IOU = 0.3
+# ``small_faces``: "on" scans the whole photo for small faces, "off" never, "auto" only where a
+# face the first pass cannot see may be: skin-coloured detail not covered by a found face
+# (``small_face_regions``); the first pass then runs on a copy of at most AUTO_FIRST_SIDE px,
+# as the regions reach up to the faces it sees. Measured in benchmarks/bench_aus.py.
+SMALL_FACE_MODES = ("auto", "on", "off")
+AUTO_FIRST_SIDE = 480
+# The candidate map (``candidate_map``) runs on a copy where the smallest face looked for
+# has eyes GATE_EYE px apart; a pixel is a candidate when at least SKIN_SHARE of the
+# face-sized window around it is skin-coloured and the window's mean detail (|grey - grey
+# blurred by sigma 1.5|) is at least DETAIL_MIN grey levels: 3-16 around the eyes of 6-20 px
+# faces of the test group photo, below 0.7 on its blurred background. Candidate regions are
+# scanned first at AUTO_MID_SCALE x the first pass's scale; regions that would cost more than
+# AUTO_FULL_SHARE of the whole small-face pass: the whole pass runs instead.
+GATE_EYE = 6.0
+SKIN_SHARE = 0.35
+DETAIL_MIN = 2.0
+AUTO_FULL_SHARE = 0.5
+AUTO_MID_SCALE = 2.5
 
 
 @dataclass
@@ -171,12 +189,16 @@ def small_face_scale(shape, detector: str = "hog", min_eye_distance: float = MIN
 
 
 def _small_faces(image: np.ndarray, detector: str, scale: float, largest_eye: float,
-                 threads: int) -> list:
+                 threads: int, regions: list | None = None) -> list:
     """Faces with eyes up to ``largest_eye`` px apart, on overlapping tiles at ``scale``
-    (the border edge-padded, so small faces cut by it are found too). In colour, like the
+    (the border edge-padded, so small faces cut by it are found too), or only on
+    ``regions`` [(l, t, r, b)] in image px (``small_face_regions``). In colour, like the
     first pass: grey tiles run 1.4x faster but lose faces at the edge of HOG's reach (a
     29 px face cut by the border, score 0.23 in colour, is missed in grey)."""
     border, jobs = _tile_grid(image.shape, scale, largest_eye)
+    if regions is not None:
+        jobs = [(int(t) + border, int(b) + border, int(l) + border, int(r) + border)
+                for l, t, r, b in regions]
     padded = cv2.copyMakeBorder(image, border, border, border, border, cv2.BORDER_REPLICATE)
 
     def run(job):
@@ -186,12 +208,100 @@ def _small_faces(image: np.ndarray, detector: str, scale: float, largest_eye: fl
                   b[2] / scale + x0 - border, b[3] / scale + y0 - border), s)
                 for b, s in _run(part, detector)]
 
-    if threads <= 1 or len(jobs) == 1:
+    if threads <= 1 or len(jobs) <= 1:
         results = list(map(run, jobs))
     else:
         with ThreadPoolExecutor(min(threads, len(jobs))) as pool:
             results = list(pool.map(run, jobs))
     return [f for r in results for f in r]
+
+
+def _merge_regions(boxes: list) -> list:
+    """Overlapping boxes (l, t, r, b) joined into their bounding boxes until none overlap."""
+    boxes = [list(b) for b in boxes]
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(boxes)):
+            for j in range(i + 1, len(boxes)):
+                a, b = boxes[i], boxes[j]
+                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
+                    boxes[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+                    del boxes[j]
+                    merged = True
+                    break
+            if merged:
+                break
+    return [tuple(b) for b in boxes]
+
+
+def candidate_map(image: np.ndarray, min_eye: float) -> tuple[np.ndarray, float]:
+    """(mask, scale) for ``small_face_regions``: on a copy at ``scale`` (eyes ``min_eye``
+    apart become GATE_EYE px), True where a face-sized window is skin-coloured (YCrCb box of
+    Chai and Ngan) with detail (eyes, mouth, hair edges). A grey photo has no skin colour:
+    there detail alone decides."""
+    f = min(1.0, GATE_EYE / max(min_eye, 1e-6))
+    ycc = cv2.cvtColor(_resized(image, f), cv2.COLOR_RGB2YCrCb)
+    cr, cb = ycc[..., 1], ycc[..., 2]
+    win = max(3, int(round(2.5 * min_eye * f)))
+    if int(cr.max()) - int(cr.min()) < 6 and int(cb.max()) - int(cb.min()) < 6:
+        skin = np.ones(cr.shape, np.float32)
+    else:
+        skin = ((cr >= 133) & (cr <= 173) & (cb >= 77) & (cb <= 127)).astype(np.float32)
+    grey = ycc[..., 0].astype(np.float32)
+    detail = np.abs(grey - cv2.GaussianBlur(grey, (0, 0), 1.5))   # features, not slow shading
+    return (cv2.blur(skin, (win, win)) >= SKIN_SHARE) & (cv2.blur(detail, (win, win)) >= DETAIL_MIN), f
+
+
+def small_face_regions(shape, cand: np.ndarray, f: float, found: list, largest_eye: float) -> list:
+    """Where a face the passes so far did not find may be (``small_faces="auto"``): [(l, t,
+    r, b)] in image px, the candidates of ``candidate_map`` outside the faces in ``found``
+    [(box, score)] (and their hair, ears and neck), each widened by half a face box of eyes
+    ``largest_eye`` apart (also beyond the border), overlapping ones joined."""
+    h, w = shape[:2]
+    cand = cand.copy()
+    for l, t, r, b in (box for box, _ in found):
+        cw, ch = 0.5 * (r - l), 0.5 * (b - t)
+        cand[max(0, int((t - ch) * f)):max(0, int(np.ceil((b + 2 * ch) * f))),
+             max(0, int((l - cw) * f)):max(0, int(np.ceil((r + cw) * f)))] = False
+    n, _, stats, _ = cv2.connectedComponentsWithStats(cand.astype(np.uint8), connectivity=8)
+    m, _ = _tile_grid(shape, 1.0, largest_eye)
+    return _merge_regions([(max(-m, x / f - m), max(-m, y / f - m), min(w + m, (x + bw) / f + m),
+                            min(h + m, (y + bh) / f + m)) for x, y, bw, bh, _ in stats[1:n]])
+
+
+def _auto_small_faces(image: np.ndarray, passes: list, detector: str, min_eye: float, s1: float,
+                      first_scale: float, budget: float, threads: int) -> list:
+    """The small-face passes of ``small_faces="auto"``, appended to ``passes``: the candidate
+    regions only, first at AUTO_MID_SCALE x the first pass's scale (faces just below the
+    first pass's reach cost little there), then what is still unexplained at the scale that
+    sees eyes ``min_eye`` apart within ``budget`` scanned pixels (regions are small, so mostly
+    above the whole pass's ``s1``). Where regions would cost more than AUTO_FULL_SHARE of the
+    whole pass at ``s1``, the whole pass runs instead."""
+    cand, f = candidate_map(image, min_eye)
+    budget = budget / 24 if detector == "cnn" else budget
+    full = max(s1, DETECTOR_MIN_EYE[detector] / max(min_eye, 1e-6))
+    largest = DETECTOR_MIN_EYE[detector] / first_scale
+    border, tiles = _tile_grid(image.shape, s1, largest)
+    whole = s1 ** 2 * sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in tiles)
+    for step in ("mid", "full"):
+        regions = small_face_regions(image.shape, cand, f, merge_boxes(passes), largest)
+        if not regions:
+            break
+        area = sum((r - l) * (b - t) for l, t, r, b in regions)
+        scale = min(full, np.sqrt(budget / area))
+        if step == "mid" and AUTO_MID_SCALE * first_scale < 0.7 * scale:
+            scale = AUTO_MID_SCALE * first_scale
+        else:
+            step = "full"
+        if area * scale ** 2 > AUTO_FULL_SHARE * whole:
+            passes.append(_small_faces(image, detector, s1, DETECTOR_MIN_EYE[detector] / first_scale, threads))
+            break
+        passes.append(_small_faces(image, detector, scale, largest, threads, regions))
+        if step == "full":
+            break
+        largest = DETECTOR_MIN_EYE[detector] / scale
+    return passes
 
 
 def landmarks(image: np.ndarray, box) -> np.ndarray:
@@ -223,7 +333,7 @@ def detect_faces(image: np.ndarray, detector: str = "hog", upsample: int = 0,
                  min_eye_distance: float = MIN_EYE_DISTANCE, warn=None, pad: float = BORDER_PAD,
                  max_side: int = InferenceConfig.detect_max_side, pixel_scale: float = 1.0,
                  small_face_pixels: float = SMALL_FACE_PIXELS, threads: int | None = None,
-                 padded_first: bool = False) -> list[Face]:
+                 padded_first: bool = False, small_faces: str = "auto") -> list[Face]:
     """Every face of an RGB uint8 image, largest first, with 68 landmarks: the one
     detection cascade of every command (animate, grid, video, aus, prepare).
 
@@ -231,7 +341,10 @@ def detect_faces(image: np.ndarray, detector: str = "hog", upsample: int = 0,
     2. The same copy edge-padded by ``pad`` x its longer side: faces cut by the border.
     3. If that scale cannot see eyes ``min_eye_distance`` px apart: overlapping tiles of
        the photo at one larger scale (at most ``small_face_pixels`` scanned, on ``threads``
-       threads; default: the CPU count, at most 4).
+       threads; default: the CPU count, at most 4). ``small_faces``: "on" scans every tile,
+       "off" none (as ``small_face_pixels=0``), "auto" only the regions where a face the first
+       pass missed may be (``small_face_regions``), the first pass then on a copy of at most
+       AUTO_FIRST_SIDE px.
     4. Duplicates merged (``merge_boxes``: a face keeps the box of the first pass that
        found it); 68 landmarks on the full-resolution image (as the video tracker reads
        them between detections); faces with eyes closer than ``min_eye_distance`` skipped
@@ -243,11 +356,15 @@ def detect_faces(image: np.ndarray, detector: str = "hog", upsample: int = 0,
     reduced size); ``min_eye_distance`` stays in the original's pixels.
     """
     _check_detector(detector)
+    if small_faces not in SMALL_FACE_MODES:
+        raise GanAnimError(f"unknown small-face mode {small_faces!r}: use auto, on or off")
     if max_side < 80:
         raise GanAnimError(f"detection size must be at least 80 px, got {max_side}")
     min_eye = min_eye_distance / pixel_scale
+    if small_faces == "off":
+        small_face_pixels = 0
     passes = _cascade(image, detector, upsample, pad, max_side, min_eye, small_face_pixels,
-                      threads, padded_first)
+                      threads, padded_first, small_faces == "auto")
     faces = []
     for box, score in merge_boxes(passes):
         box = tuple(int(round(v)) for v in box)
@@ -265,11 +382,20 @@ def detect_faces(image: np.ndarray, detector: str = "hog", upsample: int = 0,
 
 def _cascade(image: np.ndarray, detector: str, upsample: int, pad: float, max_side: int,
              min_eye: float, small_face_pixels: float, threads: int | None,
-             padded_first: bool) -> list[list]:
+             padded_first: bool, auto: bool = False) -> list[list]:
     """Steps 1-3 of ``detect_faces``: its passes, each [(box in ``image`` px, score)].
-    ``min_eye``: the smallest eye distance to find, in ``image`` px."""
+    ``min_eye``: the smallest eye distance to find, in ``image`` px; ``auto``: the
+    small-face pass on candidate regions only, behind a first pass at AUTO_FIRST_SIDE."""
     h, w = image.shape[:2]
+    threads = threads or min(4, os.cpu_count() or 1)
     s0 = min(1.0, max_side / max(h, w))
+    if auto and max_side > AUTO_FIRST_SIDE:    # a coarser first pass, unless it costs the regions reach
+        coarse = min(1.0, AUTO_FIRST_SIDE / max(h, w))
+        up = 2 ** upsample
+        needed = small_face_scale(image.shape, detector, min_eye, s0 * up, small_face_pixels)
+        if needed and small_face_scale(image.shape, detector, min_eye, coarse * up,
+                                       small_face_pixels) >= 0.9 * needed:
+            s0 = coarse
     shrunk = _resized(image, s0)
 
     def first_pass(pad_by: float) -> list:
@@ -277,11 +403,18 @@ def _cascade(image: np.ndarray, detector: str, upsample: int, pad: float, max_si
         return [(((b[0] - p) / s0, (b[1] - p) / s0, (b[2] - p) / s0, (b[3] - p) / s0), s)
                 for b, s in _run(np.ascontiguousarray(copy), detector, upsample)]
 
-    passes = [first_pass(pad)] if padded_first else [first_pass(0.0)] + ([first_pass(pad)] if pad > 0 else [])
+    pads = [pad] if padded_first else [0.0] + ([pad] if pad > 0 else [])
+    if threads > 1 and len(pads) > 1:
+        with ThreadPoolExecutor(len(pads)) as pool:
+            passes = list(pool.map(first_pass, pads))
+    else:
+        passes = [first_pass(p) for p in pads]
     first_scale = s0 * 2 ** upsample
     s1 = small_face_scale(image.shape, detector, min_eye, first_scale, small_face_pixels)
     if s1:
-        threads = threads or min(4, os.cpu_count() or 1)
+        if auto:
+            return _auto_small_faces(image, passes, detector, min_eye, s1, first_scale,
+                                     small_face_pixels, threads)
         passes.append(_small_faces(image, detector, s1, DETECTOR_MIN_EYE[detector] / first_scale, threads))
     return passes
 

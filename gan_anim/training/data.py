@@ -53,10 +53,14 @@ def detect_layout(data_dir) -> str:
 
 
 def load_dataset(data_dir, image_size: int, split: str = "train", min_images: int = 1,
-                 workers: int = 4) -> FaceDataset:
+                 workers: int = 4, landmarks_cache: Path | None = None,
+                 need_landmarks: bool = False) -> FaceDataset:
     """Validate and preload one split ('train' or 'test') at ``image_size`` pixels.
 
-    ``min_images`` is the number of images one (global) batch needs.
+    ``min_images`` is the number of images one (global) batch needs. ``need_landmarks``: the
+    official layout's crops have none, so they are found on the crops (``crop_landmarks``),
+    cached in ``landmarks_cache`` (a folder: the run's, never the data's); crops without a
+    face are skipped and counted in the notes.
     """
     d = Path(data_dir)
     layout = detect_layout(d)
@@ -89,6 +93,9 @@ def load_dataset(data_dir, image_size: int, split: str = "train", min_images: in
     if no_image:
         raise GanAnimError(f"{image_dir}: {len(no_image)} {split} ids have no image "
                            f"(e.g. {paths[no_image[0]].name})")
+    lms = None
+    if layout == "official" and need_landmarks:
+        ids, lms = _official_landmarks(ids, paths, split, landmarks_cache, notes)
     if len(ids) < min_images:
         raise GanAnimError(f"{d}: {len(ids)} {split} images, too few for one batch of {min_images}; "
                            f"add images or lower --batch-size")
@@ -98,9 +105,26 @@ def load_dataset(data_dir, image_size: int, split: str = "train", min_images: in
     if resized:
         notes.append(f"resized {resized} of {len(ids)} {split} images to {image_size}x{image_size} "
                      f"(INTER_AREA, once, in memory)")
-    lms = read_landmarks(d, ids) if layout == "project" else None
+    if layout == "project":
+        lms = read_landmarks(d, ids)
     return FaceDataset(torch.from_numpy(images), torch.from_numpy(aus), list(ids), notes,
                        None if lms is None else torch.from_numpy(lms))
+
+
+def _official_landmarks(ids: list[str], paths: dict, split: str, cache: Path | None, notes: list):
+    """(ids with a face, their landmarks) of official-layout crops; the others noted."""
+    from ..media.images import read_image
+    from .crop_landmarks import cached_crop_landmarks
+
+    where = None if cache is None else Path(cache) / f"crop_landmarks-{split}.npz"
+    found = cached_crop_landmarks([paths[i] for i in ids], ids, where, read=read_image)
+    ok = ~np.isnan(found).any(axis=(1, 2))
+    if not ok.all():
+        notes.append(f"skipped {int((~ok).sum())} of {len(ids)} {split} crops where no face was found "
+                     f"(e.g. {paths[ids[int(np.argmin(ok))]].name})")
+    notes.append(f"landmarks of {int(ok.sum())} {split} crops found on the crops"
+                 + (f" (cached in {where})" if where else ""))
+    return [i for i, k in zip(ids, ok) if k], found[ok]
 
 
 def read_landmarks(data_dir: Path, ids: list[str]) -> np.ndarray | None:
@@ -314,13 +338,18 @@ def make_batch(ds: FaceDataset, step: int, batch_size: int, seed: int, rank: int
     """The batch of ``step``: (images in [-1,1] float, real AUs 0..1, target AUs 0..1,
     landmarks (B,68,2) or None), flipped together.
 
-    Targets come from ``sample_targets``. Everything is a pure function of
-    (seed, step, rank), so resuming needs no state.
+    Targets come from ``sample_targets``. Everything is a pure function of (seed, step) for
+    the global batch of ``batch_size x world`` rows, of which this rank takes its slice: so
+    resuming needs no state, and ``world`` ranks of batch B see exactly the rows one process
+    of batch B x world sees (a run may resume on another world size, same global batch).
     """
-    g = _generator(seed, 2, step, rank)
+    g = _generator(seed, 2, step)
+    whole = batch_size * world
     idx = batch_indices(len(ds), step, batch_size, seed, rank, world)
-    flips = torch.rand(batch_size, generator=g) < 0.5
-    tgt = torch.randint(0, len(ds), (batch_size,), generator=g)
+    mine = slice(rank * batch_size, (rank + 1) * batch_size)
+    flips = (torch.rand(whole, generator=g) < 0.5)[mine]
+    tgt_all = torch.randint(0, len(ds), (whole,), generator=g)
+    tgt = tgt_all[mine]
     dev = ds.images.device
     x = ds.images[idx.to(dev)]
     if dev.type == "cuda":
@@ -330,7 +359,8 @@ def make_batch(ds: FaceDataset, step: int, batch_size: int, seed: int, rank: int
         f = flips.to(dev).view(-1, 1, 1, 1)
         x = torch.where(f, x.flip(3), x)
     real = ds.aus[idx.to(ds.aus.device)]
-    target = sample_targets(real, ds.aus[tgt.to(ds.aus.device)], g, target_noise).to(dev)
+    every = ds.aus[batch_indices(len(ds), step, whole, seed).to(ds.aus.device)]
+    target = sample_targets(every, ds.aus[tgt_all.to(ds.aus.device)], g, target_noise)[mine].to(dev)
     lms = None
     if ds.landmarks is not None:
         from ..motion import mirror_landmarks

@@ -48,14 +48,14 @@ def train(data_dir, out_dir, options: TrainOptions | None = None, run: RunOption
     out = Path(out_dir)
     checkpoints = CheckpointManager(out, ro.keep)
     resume = checkpoints.resume(ro.resume, opts.steps)
-    cfg, opts = _continued(resume, cfg, opts, say)
+    cfg, opts = _continued(resume, cfg, opts, say, rt.world)
 
     # Load training set.
     per_step = opts.batch_size * rt.world
-    train_ds = load_dataset(data_dir, cfg.image_size, "train", min_images=per_step)
+    train_ds = load_dataset(data_dir, cfg.image_size, "train", per_step, landmarks_cache=out, need_landmarks=cfg.motion)
     for note in train_ds.notes:
         say(note)
-    faces = GridFaces.first(_grid_split(data_dir, cfg.image_size, train_ds, say), sample_count)
+    faces = GridFaces.first(_grid_split(data_dir, cfg, train_ds, say, out), sample_count)
     ds = _place(train_ds, rt)
 
     # Construct networks.
@@ -122,17 +122,20 @@ def _with_overrides(opts: TrainOptions, run: RunOptions, overrides: dict):
     return dataclasses.replace(opts, **pick(names[0])), dataclasses.replace(run, **pick(names[1]))
 
 
-def _continued(resume: Resume, cfg: ModelConfig, opts: TrainOptions, say):
+def _continued(resume: Resume, cfg: ModelConfig, opts: TrainOptions, say, world: int = 1):
     """The model config and options of the run: a resumed run keeps its checkpoint's model,
-    seed and batch size (the data order depends on them)."""
+    seed and global batch (the data order depends on them), split over ``world`` processes."""
     if resume.blob is None:
         return cfg, opts
     saved = resume.blob["options"]
-    if (saved["seed"], saved["batch_size"]) != (opts.seed, opts.batch_size):
-        say(f"resuming with the checkpoint's seed {saved['seed']} and batch size "
-            f"{saved['batch_size']} (the data order depends on them)")
+    whole = saved["batch_size"] * int(resume.blob.get("world", 1))
+    if whole % world:
+        raise GanAnimError(f"the checkpoint's global batch of {whole} cannot be split over {world} processes")
+    if (saved["seed"], whole) != (opts.seed, opts.batch_size * world):
+        say(f"resuming with the checkpoint's seed {saved['seed']} and global batch {whole} "
+            f"({whole // world} per process; the data order depends on them)")
     return (ModelConfig.from_dict(resume.blob["config"]),
-            dataclasses.replace(opts, seed=saved["seed"], batch_size=saved["batch_size"]))
+            dataclasses.replace(opts, seed=saved["seed"], batch_size=whole // world))
 
 
 def _stderr(message: str) -> None:
@@ -145,11 +148,12 @@ def _silent(message: str) -> None:
 
 # ---------------------------------------------------------------------- data
 
-def _grid_split(data_dir, image_size: int, train_ds: FaceDataset, say) -> FaceDataset:
+def _grid_split(data_dir, cfg: ModelConfig, train_ds: FaceDataset, say, out: Path) -> FaceDataset:
     """The test split, whose first faces the sample grids show (the training split if there
     is no usable one)."""
     try:
-        return load_dataset(data_dir, image_size, "test", min_images=1)
+        return load_dataset(data_dir, cfg.image_size, "test", min_images=1, landmarks_cache=out,
+                            need_landmarks=cfg.motion)
     except GanAnimError as exc:
         say(f"no usable test split ({exc}); the sample grids show training faces")
         return train_ds

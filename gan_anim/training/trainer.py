@@ -62,7 +62,10 @@ class GANTrainer:
         g_step = step % o.critic_steps == 0
         alpha = None
         if step % o.gp_every == 0:
-            alpha = torch.rand(x.shape[0], 1, 1, 1, generator=_generator(o.seed, 3, step, self.rt.rank))
+            # drawn for the global batch, this rank's slice: any world size sees the same alphas
+            b = x.shape[0]
+            alpha = torch.rand(b * self.rt.world, 1, 1, 1, generator=_generator(o.seed, 3, step))
+            alpha = alpha[self.rt.rank * b:(self.rt.rank + 1) * b]
             alpha = alpha.to(self.rt.device, non_blocking=True)
 
         with self.autocast():
@@ -101,7 +104,7 @@ class GANTrainer:
                 "generator": {k: v.detach().cpu() for k, v in self.G.state_dict().items()},
                 "critic": {k: v.detach().cpu() for k, v in self.D.state_dict().items()},
                 "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-                "options": _options_dict(self.opts)}
+                "options": _options_dict(self.opts), "world": self.rt.world}
         blob.update(extra)
         return blob
 
