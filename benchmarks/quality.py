@@ -65,7 +65,7 @@ from quality_measures import (bad_colour_share, box_view, brow_mask, dark_paint_
 from quality_strip import strip_subjects, write_strip  # noqa: E402
 from quality_subjects import (Subject, cfee_subjects, example_subjects, held_out_photos, pad,  # noqa: E402
                               utk_subjects)
-from recogniser import CLASSES, Recogniser, recall_markdown, recall_table  # noqa: E402
+from recogniser import CLASSES, Recogniser, recall_markdown  # noqa: E402
 from shipped_split import SHARED  # noqa: E402
 
 REPORT_AUS = ("AU01", "AU02", "AU04", "AU05", "AU06", "AU12", "AU15", "AU25", "AU26")
@@ -76,6 +76,7 @@ DARK_PAINT_TARGETS = ("surprise", "happy")
 DARK_STEP = 40.0     # grey levels: darker than the same edit warped only = dark paint
 LIPS_GROW = 0.05     # eye distances around the lips' hull where paint may darken
 SKULL_GROW = 1.0     # the face box grown by its own size (half on each side) for "still skull"
+NEAR_GROW = 0.5     # info: a quarter of the box on each side, above the chin (the hair and temples)
 TALK_CLIP = SHARED / "mead_clips" / "M030_front_neutral_level1_001.mp4"
 
 
@@ -182,8 +183,9 @@ def measure_preset(tools: Tools, subj: Subject, target: str, full: bool, codec=N
         lips = lips_mask(out.shape, [lm_in, lm_out], LIPS_GROW * subj.eye)
         rec["dark_paint"] = dark_paint_share(out, edit(tools.warp, subj, target), lips, subj.box, DARK_STEP)
     if codec is not None:
-        change, _ = outside_change(subj.image, gif_roundtrip(out), subj.box, SKULL_GROW)
-        rec["skull"] = change - codec
+        gif = gif_roundtrip(out)
+        rec["skull"] = outside_change(subj.image, gif, subj.box, SKULL_GROW)[0] - codec[0]
+        rec["skull_near"] = outside_change(subj.image, gif, subj.box, NEAR_GROW, True)[0] - codec[1]
     if full and target in PRESET_EDITS:
         mouth = mouth_mask(out.shape, [lm_in, lm_out], subj.eye)
         rec["bad_colour"] = bad_colour_share(subj.image, out, subj.box, mouth)
@@ -231,8 +233,11 @@ def measure_subject(tools: Tools, subj: Subject, ramps: bool) -> dict:
     zero = edit(anim, subj, None)
     codec = None
     if subj.closeup:
-        codec, rec["outside_share"] = outside_change(subj.image, gif_roundtrip(zero), subj.box, SKULL_GROW)
-        rec["codec_outside"] = codec
+        gif = gif_roundtrip(zero)
+        (far, rec["outside_share"]), (near, rec["near_share"]) = (
+            outside_change(subj.image, gif, subj.box, SKULL_GROW),
+            outside_change(subj.image, gif, subj.box, NEAR_GROW, True))
+        codec = rec["codec_outside"] = (far, near)
     for target in EXPRESSION_TARGETS:
         rec["edits"][target] = measure_preset(tools, subj, target, full, codec)
     if not full:
@@ -352,7 +357,7 @@ def make_tools(args) -> Tools:
 def table_report(args) -> None:
     t0 = time.perf_counter()
     tools = make_tools(args)
-    recall = recall_table(tools.recogniser)
+    recall = tools.recogniser.recall
     subjects, counts = load_subjects(args)
     ramp_faces = (5 if args.quick else len(subjects)) if args.ramps is None else args.ramps
     records = []
@@ -381,7 +386,11 @@ def table_report(args) -> None:
 
 
 def mode(args) -> str:
-    return "quick" if args.quick else "full"
+    """"quick", "full" (every default count) or "reduced" (counts set by hand)."""
+    if args.quick:
+        return "quick"
+    full = (args.faces or 100) >= 100 and args.cfee is None and args.ramps is None and args.video
+    return "full" if full else "reduced"
 
 
 def print_report(args, counts, weights, seconds, rows, recall, wild) -> None:

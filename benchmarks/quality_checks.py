@@ -299,15 +299,27 @@ def check_old_smile(records) -> list[dict]:
     return rows
 
 
+def skull_values(records, key: str) -> np.ndarray:
+    v = np.array([x[key] for r in records for x in r["edits"].values() if x.get(key) is not None])
+    return v[np.isfinite(v)]
+
+
 def check_skull(records) -> list[dict]:
-    v = np.array([x["skull"] for r in records for x in r["edits"].values() if x.get("skull") is not None])
-    v = v[np.isfinite(v)]
     faces = sum(1 for r in records if r.get("closeup"))
+    v = skull_values(records, "skull")
     if not len(v):
         return [row("still skull (close-ups)", "no close-up with pixels outside the grown box", "<= 2", None)]
-    return [row("still skull: close-ups, change outside the face box grown by its size, above the codec's",
-                f"max {v.max():+.2f}, median {np.median(v):+.2f} grey levels ({len(v)} edits of {faces} faces; GIF)",
-                "<= 2 per edit", float(v.max()) <= SKULL, max=float(v.max()), median=float(np.median(v)))]
+    share = np.median([r["outside_share"] for r in records if r.get("closeup")])
+    rows = [row("still skull: close-ups, change outside the face box grown by its size, above the codec's",
+                f"max {v.max():+.2f}, median {np.median(v):+.2f} grey levels ({len(v)} edits of {faces} faces, "
+                f"GIF; outside = {share:.0%} of the image, median)", "<= 2 per edit",
+                float(v.max()) <= SKULL, max=float(v.max()), median=float(np.median(v)))]
+    v = skull_values(records, "skull_near")
+    if len(v):
+        rows.append(row("still skull, info: box grown by half its size, above the chin (hair, temples)",
+                        f"max {v.max():+.2f}, median {np.median(v):+.2f}, {(v > SKULL).mean():.0%} of edits > 2",
+                        "(info)", None, max=float(v.max()), median=float(np.median(v))))
+    return rows
 
 
 def check_dark_paint(records) -> list[dict]:

@@ -165,12 +165,16 @@ def grown_box(box, shape, grow: float) -> tuple[int, int, int, int]:
             min(int(np.ceil(y1 + dy)), h))
 
 
-def outside_change(inp: np.ndarray, out: np.ndarray, box, grow: float) -> tuple[float, float]:
+def outside_change(inp: np.ndarray, out: np.ndarray, box, grow: float,
+                   above_chin: bool = False) -> tuple[float, float]:
     """(mean absolute grey change outside ``box`` grown by ``grow`` x its size, share of the
-    image that is outside); (nan, 0) when nothing is outside."""
+    image that is outside); (nan, 0) when nothing is outside. ``above_chin``: only rows above
+    the box's bottom (temples, hair, background beside the head; not the dropped jaw's neck)."""
     x0, y0, x1, y1 = grown_box(box, inp.shape, grow)
     mask = np.ones(inp.shape[:2], bool)
     mask[y0:y1, x0:x1] = False
+    if above_chin:
+        mask[int(box[3]):] = False
     if not mask.any():
         return float("nan"), 0.0
     return grey_change(inp, out, mask), float(mask.mean())
