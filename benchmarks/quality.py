@@ -75,7 +75,9 @@ EXPRESSION_TARGETS = ("happy", "surprise", "sad", "anger", "neutral", "blink")
 DARK_PAINT_TARGETS = ("surprise", "happy")
 DARK_STEP = 40.0     # grey levels: darker than the same edit warped only = dark paint
 LIPS_GROW = 0.05     # eye distances around the lips' hull where paint may darken
-SKULL_GROW = 1.0     # the face box grown by its own size (half on each side) for "still skull"
+SKULL_GROW = 1.0     # the face box grown by its own size (half on each side) for "still skull";
+                     # both skull rows count only rows above the box's bottom: a dropped jaw
+                     # may push the neck (the issue's exception "below the chin")
 NEAR_GROW = 0.5     # info: a quarter of the box on each side, above the chin (the hair and temples)
 TALK_CLIP = SHARED / "mead_clips" / "M030_front_neutral_level1_001.mp4"
 
@@ -184,7 +186,7 @@ def measure_preset(tools: Tools, subj: Subject, target: str, full: bool, codec=N
         rec["dark_paint"] = dark_paint_share(out, edit(tools.warp, subj, target), lips, subj.box, DARK_STEP)
     if codec is not None:
         gif = gif_roundtrip(out)
-        rec["skull"] = outside_change(subj.image, gif, subj.box, SKULL_GROW)[0] - codec[0]
+        rec["skull"] = outside_change(subj.image, gif, subj.box, SKULL_GROW, True)[0] - codec[0]
         rec["skull_near"] = outside_change(subj.image, gif, subj.box, NEAR_GROW, True)[0] - codec[1]
     if full and target in PRESET_EDITS:
         mouth = mouth_mask(out.shape, [lm_in, lm_out], subj.eye)
@@ -235,7 +237,7 @@ def measure_subject(tools: Tools, subj: Subject, ramps: bool) -> dict:
     if subj.closeup:
         gif = gif_roundtrip(zero)
         (far, rec["outside_share"]), (near, rec["near_share"]) = (
-            outside_change(subj.image, gif, subj.box, SKULL_GROW),
+            outside_change(subj.image, gif, subj.box, SKULL_GROW, True),
             outside_change(subj.image, gif, subj.box, NEAR_GROW, True))
         codec = rec["codec_outside"] = (far, near)
     for target in EXPRESSION_TARGETS:
@@ -337,7 +339,7 @@ def load_subjects(args) -> tuple[list[Subject], dict]:
     """examples/ + held-out colour UTKFace + cfee held-out starts, and their counts."""
     n = 20 if args.quick else (args.faces or 100)
     per_start = args.cfee if args.cfee is not None else (5 if args.quick else None)
-    log(f"loading {n} held-out colour UTKFace faces, examples/ and cfee held-out starts ...")
+    log(f"loading {n} colour UTKFace test-split faces, examples/ and cfee held-out starts ...")
     utk, skipped = utk_subjects(Path(args.data), n, args.seed)
     cfee, cfee_lost = cfee_subjects(per_start)
     subjects = example_subjects() + utk + cfee
@@ -395,7 +397,7 @@ def mode(args) -> str:
 
 def print_report(args, counts, weights, seconds, rows, recall, wild) -> None:
     per = counts["cfee_per_start"]
-    print(f"mode: {mode(args)} ({counts['utkface']} held-out colour UTKFace faces, {counts['examples']} "
+    print(f"mode: {mode(args)} ({counts['utkface']} colour UTKFace test-split faces, {counts['examples']} "
           f"example face(s), {counts['cfee']} cfee held-out starts ({'all' if per is None else per} per "
           f"category), {counts['closeups']} close-ups); weights {weights}; {seconds:.0f} s\n")
     print(markdown(rows))

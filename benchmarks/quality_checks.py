@@ -210,7 +210,7 @@ def build_table(records, video, speed) -> list[dict]:
     return (check_happy(records) + check_surprise(records) + check_neutral(records)
             + check_brows_down(records) + check_colour(records) + check_sharpness(records)
             + check_identity(records) + check_zero(records) + check_smoothness(records)
-            + check_grid(records) + check_video(video) + check_speed(speed) + check_redetection(records))
+            + check_grid(records) + check_video(video) + check_speed(speed))
 
 
 def markdown(rows) -> str:
@@ -310,7 +310,7 @@ def check_skull(records) -> list[dict]:
     if not len(v):
         return [row("still skull (close-ups)", "no close-up with pixels outside the grown box", "<= 2", None)]
     share = np.median([r["outside_share"] for r in records if r.get("closeup")])
-    rows = [row("still skull: close-ups, change outside the face box grown by its size, above the codec's",
+    rows = [row("still skull: close-ups, change outside the face box grown by its size (above the chin), over the codec's",
                 f"max {v.max():+.2f}, median {np.median(v):+.2f} grey levels ({len(v)} edits of {faces} faces, "
                 f"GIF; outside = {share:.0%} of the image, median)", "<= 2 per edit",
                 float(v.max()) <= SKULL, max=float(v.max()), median=float(np.median(v)))]
