@@ -72,6 +72,55 @@ def region_masks(points: np.ndarray, au_names, size: int, margin: float = PAINT_
     return out
 
 
+# The head above the jaw stays still: fixed points of the warp beside the temples and over
+# the forehead (in eye distances from the landmarks), and the motion fades to zero within
+# STILL_FADE eye distances outside the face's contour (jaw line and brows raised by
+# FOREHEAD), before and after the move, so a dropped jaw still moves the chin below it.
+FOREHEAD = 0.5
+STILL_FADE = 0.3
+_TEMPLE = 0.35
+
+
+def head_anchors(landmarks: torch.Tensor) -> torch.Tensor:
+    """(B,68,2) crop-unit landmarks -> (B,10,2) fixed points of the warp on the head's
+    outline above the jaw: beside each temple (at the jaw's top and the outer brow's
+    height) and over the forehead (above both brows' ends and middles)."""
+    eye = (landmarks[:, 42:48].mean(1) - landmarks[:, 36:42].mean(1)).norm(dim=-1)[:, None]  # (B,1)
+    up = torch.zeros_like(landmarks[:, :1])
+    up[..., 1] = 1.0
+    side = torch.zeros_like(landmarks[:, :1])
+    side[..., 0] = 1.0
+    e = eye[..., None]
+    temples = torch.cat([landmarks[:, [0]] - _TEMPLE * e * side, landmarks[:, [16]] + _TEMPLE * e * side,
+                         landmarks[:, [17]] - (_TEMPLE * side + 0.2 * up) * e,
+                         landmarks[:, [26]] + (_TEMPLE * side - 0.2 * up) * e], 1)
+    forehead = landmarks[:, [17, 19, 21, 22, 24, 26]] - (FOREHEAD + STILL_FADE) * e * up
+    return torch.cat([temples, forehead], 1)
+
+
+def still_mask(src: np.ndarray, dst: np.ndarray, size: int, extent: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
+    """(B,size,size) float32: 1 inside the face's contour (jaw line and brows raised by
+    FOREHEAD eye distances, the hull of the landmarks before ``src`` and after ``dst`` the
+    move, (B,68,2) crop units), falling smoothly to 0 at STILL_FADE eye distances outside
+    it; on a grid covering ``extent`` (crop units). The motion is multiplied by it."""
+    import cv2
+
+    lo, hi = extent
+    out = np.empty((len(src), size, size), np.float32)
+    for b in range(len(src)):
+        eye = float(np.linalg.norm(src[b, 42:48].mean(0) - src[b, 36:42].mean(0)))
+        pts = []
+        for lm in (src[b], dst[b]):
+            pts += [lm[0:17], lm[17:27] - (0, FOREHEAD * eye)]
+        px = (np.concatenate(pts) - lo) / (hi - lo) * size - 0.5
+        m = np.full((size, size), 255, np.uint8)
+        cv2.fillConvexPoly(m, cv2.convexHull(np.round(px * 16).astype(np.int32)), 0, cv2.LINE_AA, shift=4)
+        dist = cv2.distanceTransform(m, cv2.DIST_L2, 5)
+        t = np.clip(1 - dist / max(1.0, STILL_FADE * eye / (hi - lo) * size), 0, 1)
+        out[b] = t * t * (3 - 2 * t)
+    return out
+
+
 def anchor_points(per_side: int = 5) -> np.ndarray:
     t = np.linspace(-_RING, 1 + _RING, per_side + 1)[:-1]
     lo, hi = -_RING, 1 + _RING
@@ -120,11 +169,14 @@ class ThinPlate:
     float32 is off by 0.1 px and TF32 by tens of pixels.
     """
 
-    def __init__(self, src: torch.Tensor, dst: torch.Tensor, smoothing: float = 1e-5):
+    def __init__(self, src: torch.Tensor, dst: torch.Tensor, smoothing: float = 1e-5,
+                 fixed: torch.Tensor | None = None):
         with torch.autocast(src.device.type, enabled=False):
             src, dst = src.double(), dst.double()
             b = src.shape[0]
             anchors = torch.as_tensor(anchor_points(), device=src.device, dtype=src.dtype).expand(b, -1, -1)
+            if fixed is not None:  # more fixed points (B, F, 2), such as ``head_anchors``
+                anchors = torch.cat([anchors, fixed.to(src)], 1)
             self.ctrl = torch.cat([dst, anchors], 1)                             # (B, K, 2)
             vals = torch.cat([src - dst, torch.zeros_like(anchors)], 1)          # (B, K, 2)
             k = self.ctrl.shape[1]
@@ -177,4 +229,4 @@ class LandmarkMotion(torch.nn.Module):
         """(the warp's spline, moved landmarks (B,68,2)) for an AU change of faces whose
         aligned landmarks are ``landmarks``."""
         moved = landmarks.float() + self.displacement(target_aus - source_aus)
-        return ThinPlate(landmarks, moved), moved
+        return ThinPlate(landmarks, moved, fixed=head_anchors(landmarks.float())), moved

@@ -173,17 +173,22 @@ class EditModel:
         ``landmarks`` (B,68,2, crop-side units), and the crops ``x`` (B,3,S,S) warped by it."""
         import torch
 
-        from ..motion import EXTENT
+        from ..motion import EXTENT, still_mask
         from ..motion import warp as warp_image
 
         src = torch.from_numpy(np.asarray(landmarks, np.float32)).to(self.device)
         y0 = self._aus(own)
         spline, moved = self.generator.motion.spline(src, y0, y)
         # the spline on a grid a quarter of the crop's side, upsampled: 10x faster,
-        # landmarks land within 0.6 px (99th percentile) of the full evaluation
-        face = warp_image(x, spline.flow(self.size, resolution=max(32, self.size // 4)))
+        # landmarks land within 0.6 px (99th percentile) of the full evaluation;
+        # the motion fades out beyond the face's contour, so hair and background stay put
+        lm0, lm1 = src.cpu().numpy(), moved.cpu().numpy()
+
+        def still(n, extent=(0.0, 1.0)):
+            return torch.from_numpy(still_mask(lm0, lm1, n, extent)).to(self.device)[:, None]
+        face = warp_image(x, spline.flow(self.size, resolution=max(32, self.size // 4)) * still(self.size))
         side = round(self.size * (EXTENT[1] - EXTENT[0]))
-        wide = spline.flow(side, EXTENT, resolution=max(32, side // 4))
+        wide = spline.flow(side, EXTENT, resolution=max(32, side // 4)) * still(side, EXTENT)
         return Motion(face, y0, moved, wide)
 
     def paint_change(self, y: "torch.Tensor", own: "torch.Tensor") -> "torch.Tensor":
