@@ -312,3 +312,32 @@ def test_surprise_leaves_hair_and_background_still_on_a_close_up(shipped):
     moved = detect_faces(out)[0].landmarks
     assert (moved[8, 1] - lm[8, 1]) / eye > 0.1          # the jaw drops
     assert (lm[17:27, 1] - moved[17:27, 1]).mean() / eye > 0.03  # the brows rise
+
+
+def test_surprise_on_a_smiling_face_closes_the_grin(shipped):
+    """--to surprise on the smiling example: the re-detected mouth corners come 5 % or more
+    closer, the chin drops by 0.1 eye distance or more, and the new opening is a dark cavity
+    under the upper teeth, not a stretched row of teeth (its lower half darker than the
+    teeth were)."""
+    import cv2
+
+    from gan_anim.faces.detect import detect_faces
+    from gan_anim.media.images import read_image
+
+    image = read_image(EXAMPLE)
+    face = detect_faces(image)[0]
+    lm, eye = face.landmarks, face.eye_distance
+    out = _edit(shipped, image, face, "surprise")
+    moved = detect_faces(out)[0].landmarks
+    assert np.linalg.norm(moved[54] - moved[48]) / np.linalg.norm(lm[54] - lm[48]) < 0.95
+    assert (moved[8, 1] - lm[8, 1]) / eye > 0.1
+
+    def interior_luma(img, pts, lower):
+        m = np.zeros(img.shape[:2], np.uint8)
+        poly = pts[[60, 61, 62, 63, 64, 65, 66, 67]].copy()
+        if lower:  # the lower half of the opening
+            mid = (pts[[61, 62, 63], 1].mean() + pts[[65, 66, 67], 1].mean()) / 2
+            poly[:, 1] = np.maximum(poly[:, 1], mid)
+        cv2.fillPoly(m, [np.round(poly).astype(np.int32)], 1)
+        return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)[m > 0].mean()
+    assert interior_luma(out, moved, lower=True) < 0.6 * interior_luma(image, lm, lower=False)
