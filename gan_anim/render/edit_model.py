@@ -160,11 +160,11 @@ class EditModel:
                 return self.parse_output(x, color, attention)
             motion = self.warp(x, y, landmarks, own)
             relax = self.relax(y, motion)
-            self._aus_target = y
+            target = y
             y = torch.where(self.painted, y, motion.own)  # G sees only the painted AUs change
             change = self.paint_change(y, motion.own) if self.generator.luma else None
             color, attention = self.run(motion.face, y, None if change is None else (change > 0).any(1))
-            edits = self.parse_output(motion.face, color, attention, motion, change)
+            edits = self.parse_output(motion.face, color, attention, motion, change, target)
             edits.relax = relax
             return edits
 
@@ -255,18 +255,20 @@ class EditModel:
         return color, attention
 
     def parse_output(self, x: "torch.Tensor", color: "torch.Tensor", attention: "torch.Tensor",
-                     motion: Motion | None = None, change: "torch.Tensor | None" = None) -> FaceEdits:
+                     motion: Motion | None = None, change: "torch.Tensor | None" = None,
+                     target: "torch.Tensor | None" = None) -> FaceEdits:
         """G's output on the (warped) crops x (B,3,S,S) as a numpy ``FaceEdits``: RGB paint as
         uint8, or the luma change and chroma scale, gated by ``change`` (B,P) to the painted
-        AUs' regions; the motion in crop pixels."""
+        AUs' regions, with the mouth's cavity where ``target`` (B,17, 0..1) opens it
+        (``_cavity``); the motion in crop pixels."""
         import torch
 
         if self.generator.luma:
             paint, keep = self._luma_paint(x, color, attention)
             if change is not None:
                 paint, keep = self._gate(paint, keep, change, motion.moved)
-            if motion is not None and change is not None:
-                paint, keep = self._cavity(x, paint, keep, motion, change)
+            if motion is not None and change is not None and target is not None:
+                paint, keep = self._cavity(x, paint, keep, motion, change, target)
             paint = torch.cat([paint, keep], 1).permute(0, 2, 3, 1).float()
         else:
             paint = color.add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
@@ -287,7 +289,7 @@ class EditModel:
         luma, _, _ = to_ycbcr(x)
         return (1 - attention) * (color[:, :1] - luma) * 127.5, attention + (1 - attention) * color[:, 1:2]
 
-    def _cavity(self, x, paint, keep, motion, change):
+    def _cavity(self, x, paint, keep, motion, change, target):
         """Where the jaw or lips open (AU25, AU26 rising; ``change`` (B,P) as in ``_gate``)
         and the mouth opens wider than it was, its new interior below the upper teeth
         becomes a dark cavity (``motion.cavity_mask``): the luma goes towards CAVITY_LUMA x
@@ -302,7 +304,7 @@ class EditModel:
         opening = [k for k, n in enumerate(names) if n in ("AU25", "AU26")]
         if not opening:
             return paint, keep
-        rising = (self._aus_target - motion.own)[:, [au.AU_INDEX[names[k]] for k in opening]] > 0
+        rising = (target - motion.own)[:, [au.AU_INDEX[names[k]] for k in opening]] > 0
         opens = (change[:, opening] * rising).amax(1)                 # (B,)
         if not bool((opens > 0).any()):
             return paint, keep
