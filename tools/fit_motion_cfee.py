@@ -13,7 +13,9 @@ People in ``benchmarks/splits/cfee_heldout_people.txt`` are left out of the fit 
 report its error. AUs coded on fewer than ``--min-coded`` photos keep the weights file's
 own fitted motion (AU14, AU23; AU45 is never coded and blinks are ``motion.lid_flow``'s).
 ``--write`` replaces only the ``motion.basis`` buffer of each file (same keys, shapes and
-dtypes: the files keep their size). Landmarks are cached in ``data/cfee_landmarks.npz``
+dtypes: the files keep their size); with ``--corners-only`` only the sideways motion of the
+mouth corners under AU25 and AU26 (the shipped weights: the landmark-label fit widened the
+mouth as the jaw dropped, where FACS and the coded faces narrow it). Landmarks are cached in ``data/cfee_landmarks.npz``
 (git-ignored).
 """
 from __future__ import annotations
@@ -35,6 +37,7 @@ from gan_anim.training.motion_fit import expression_deltas, fit_motion_deltas  #
 SHARED = Path(os.environ.get("GAN_ANIM_SHARED", ROOT.parent / "shared")) / "data" / "cfee"
 HELDOUT = ROOT / "benchmarks" / "splits" / "cfee_heldout_people.txt"
 CACHE = ROOT / "data" / "cfee_landmarks.npz"
+CORNERS = [48, 54, 60, 64]  # outer and inner mouth corners
 
 
 def landmarks() -> dict:
@@ -81,6 +84,9 @@ def main(argv=None) -> None:
     ap.add_argument("--write", nargs="*", default=[], help="weights files whose motion.basis to replace")
     ap.add_argument("--ridge", type=float, default=0.01)
     ap.add_argument("--min-coded", type=int, default=100)
+    ap.add_argument("--corners-only", action="store_true",
+                    help="write only how AU25 and AU26 move the mouth corners sideways (48, 54, "
+                         "60, 64; x), keeping the rest of each file's motion")
     args = ap.parse_args(argv)
     import torch
 
@@ -97,14 +103,22 @@ def main(argv=None) -> None:
         old = state["generator"]["motion.basis"]
         basis = torch.from_numpy(fit["basis"]).to(old.dtype)
         basis[keep] = old[keep]
+        if args.corners_only:
+            new, basis = basis, old.clone()
+            for name in ("AU25", "AU26"):
+                k = AU_NAMES.index(name)
+                basis[k, CORNERS, 0] = new[k, CORNERS, 0]
         for name, (d, y) in (("train", train), ("held out", test)):
             for label, b in (("file", old.float().numpy()), ("new", basis.float().numpy())):
                 err = np.abs(d - np.einsum("nk,kij->nij", np.nan_to_num(y), b)).mean() * 100
                 print(f"{path}: {name} people, {label} motion: mean landmark error {err:.2f} % of the crop")
         state["generator"]["motion.basis"] = basis
-        tmp = Path(str(path) + ".tmp")
+        # same file name inside the archive (torch names its records after it): same size
+        tmp = Path(path).parent / ".fit-tmp" / Path(path).name
+        tmp.parent.mkdir(exist_ok=True)
         torch.save(state, tmp)
         os.replace(tmp, path)
+        tmp.parent.rmdir()
 
 
 if __name__ == "__main__":
