@@ -72,6 +72,104 @@ def region_masks(points: np.ndarray, au_names, size: int, margin: float = PAINT_
     return out
 
 
+# The head above the jaw stays still: fixed points of the warp beside the temples and over
+# the forehead (in eye distances from the landmarks), and the motion fades to zero within
+# STILL_FADE eye distances outside the face's contour (jaw line and brows raised by
+# FOREHEAD), before and after the move, so a dropped jaw still moves the chin below it.
+FOREHEAD = 0.5
+STILL_FADE = 0.3
+_TEMPLE = 0.35
+
+
+def head_anchors(landmarks: torch.Tensor) -> torch.Tensor:
+    """(B,68,2) crop-unit landmarks -> (B,10,2) fixed points of the warp on the head's
+    outline above the jaw: beside each temple (at the jaw's top and the outer brow's
+    height) and over the forehead (above both brows' ends and middles)."""
+    eye = (landmarks[:, 42:48].mean(1) - landmarks[:, 36:42].mean(1)).norm(dim=-1)[:, None]  # (B,1)
+    up = torch.zeros_like(landmarks[:, :1])
+    up[..., 1] = 1.0
+    side = torch.zeros_like(landmarks[:, :1])
+    side[..., 0] = 1.0
+    e = eye[..., None]
+    temples = torch.cat([landmarks[:, [0]] - _TEMPLE * e * side, landmarks[:, [16]] + _TEMPLE * e * side,
+                         landmarks[:, [17]] - (_TEMPLE * side + 0.2 * up) * e,
+                         landmarks[:, [26]] + (_TEMPLE * side - 0.2 * up) * e], 1)
+    forehead = landmarks[:, [17, 19, 21, 22, 24, 26]] - (FOREHEAD + STILL_FADE) * e * up
+    return torch.cat([temples, forehead], 1)
+
+
+def still_mask(src: np.ndarray, dst: np.ndarray, size: int, extent: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
+    """(B,size,size) float32: 1 inside the face's contour (jaw line and brows raised by
+    FOREHEAD eye distances, the hull of the landmarks before ``src`` and after ``dst`` the
+    move, (B,68,2) crop units), falling smoothly to 0 at STILL_FADE eye distances outside
+    it; on a grid covering ``extent`` (crop units). The motion is multiplied by it."""
+    import cv2
+
+    lo, hi = extent
+    out = np.empty((len(src), size, size), np.float32)
+    for b in range(len(src)):
+        eye = float(np.linalg.norm(src[b, 42:48].mean(0) - src[b, 36:42].mean(0)))
+        pts = []
+        for lm in (src[b], dst[b]):
+            pts += [lm[0:17], lm[17:27] - (0, FOREHEAD * eye)]
+        px = (np.concatenate(pts) - lo) / (hi - lo) * size - 0.5
+        m = np.full((size, size), 255, np.uint8)
+        cv2.fillConvexPoly(m, cv2.convexHull(np.round(px * 16).astype(np.int32)), 0, cv2.LINE_AA, shift=4)
+        dist = cv2.distanceTransform(m, cv2.DIST_L2, 5)
+        t = np.clip(1 - dist / max(1.0, STILL_FADE * eye / (hi - lo) * size), 0, 1)
+        out[b] = t * t * (3 - 2 * t)
+    return out
+
+
+# Where each AU's texture lies (creases, folds), for relaxing it when the AU falls: polygons
+# of landmarks plus offsets in eye distances (x right, y down), mirrored to the face's other
+# side where marked. Brows, eyes, nostrils and lips stay outside them: their edges are
+# features, not creases.
+_NASOLABIAL = [(31, 0.0, 0.05), (48, -0.08, 0.22), (48, -0.45, 0.1), (41, -0.25, 0.3), (40, 0.0, 0.3)]
+RELAX_REGIONS = {
+    "AU04": [[(21, 0.0, -0.15), (22, 0.0, -0.15), (22, -0.05, -0.7), (21, 0.05, -0.7),
+              (27, -0.15, 0.0), (27, 0.15, 0.0)]],
+    "AU09": [[(27, 0.0, -0.05), (39, 0.15, 0.0), (31, 0.0, -0.12), (35, 0.0, -0.12), (42, -0.15, 0.0)]],
+    "AU06": [_NASOLABIAL, "mirror"],
+    "AU10": [_NASOLABIAL, "mirror"],
+    "AU12": [_NASOLABIAL, "mirror"],
+}
+
+
+def _relax_polygons(name: str, lm: np.ndarray) -> list[np.ndarray]:
+    eye = float(np.linalg.norm(lm[42:48].mean(0) - lm[36:42].mean(0)))
+    polys = []
+    for spec in RELAX_REGIONS[name]:
+        if spec == "mirror":
+            spec = [(int(MIRROR[i]), -dx, dy) for i, dx, dy in polys_spec]
+        polys_spec = spec
+        polys.append(np.array([lm[i] + (dx * eye, dy * eye) for i, dx, dy in spec], np.float32))
+    return polys
+
+
+def relax_mask(points: np.ndarray, falls: np.ndarray, size: int) -> np.ndarray:
+    """How much to relax each pixel's crease texture: (B,68,2) crop-unit landmarks and
+    (B, len(RELAX_REGIONS)) falls on 0..1 (one per AU of ``RELAX_REGIONS``, in its order)
+    -> (B,size,size) float32 in 0..1, each AU's polygons filled with its fall, shrunk and
+    feathered inwards (nothing at their edges), the largest kept."""
+    import cv2
+
+    out = np.zeros((len(points), size, size), np.float32)
+    feather = max(1.0, 0.015 * size)
+    for b in range(len(points)):
+        for k, name in enumerate(RELAX_REGIONS):
+            if falls[b, k] <= 0:
+                continue
+            m = np.zeros((size, size), np.uint8)
+            for poly in _relax_polygons(name, points[b]):
+                cv2.fillConvexPoly(m, cv2.convexHull(np.round(poly * size * 16).astype(np.int32)),
+                                   255, cv2.LINE_AA, shift=4)
+            m = cv2.erode(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * round(feather) + 1,) * 2))
+            m = cv2.GaussianBlur(m, (0, 0), feather).astype(np.float32) / 255
+            out[b] = np.maximum(out[b], m * falls[b, k])
+    return out
+
+
 def anchor_points(per_side: int = 5) -> np.ndarray:
     t = np.linspace(-_RING, 1 + _RING, per_side + 1)[:-1]
     lo, hi = -_RING, 1 + _RING
@@ -120,11 +218,14 @@ class ThinPlate:
     float32 is off by 0.1 px and TF32 by tens of pixels.
     """
 
-    def __init__(self, src: torch.Tensor, dst: torch.Tensor, smoothing: float = 1e-5):
+    def __init__(self, src: torch.Tensor, dst: torch.Tensor, smoothing: float = 1e-5,
+                 fixed: torch.Tensor | None = None):
         with torch.autocast(src.device.type, enabled=False):
             src, dst = src.double(), dst.double()
             b = src.shape[0]
             anchors = torch.as_tensor(anchor_points(), device=src.device, dtype=src.dtype).expand(b, -1, -1)
+            if fixed is not None:  # more fixed points (B, F, 2), such as ``head_anchors``
+                anchors = torch.cat([anchors, fixed.to(src)], 1)
             self.ctrl = torch.cat([dst, anchors], 1)                             # (B, K, 2)
             vals = torch.cat([src - dst, torch.zeros_like(anchors)], 1)          # (B, K, 2)
             k = self.ctrl.shape[1]
@@ -157,6 +258,115 @@ class ThinPlate:
             return (2.0 * disp).float().transpose(1, 2).reshape(b, 2, size, size)
 
 
+# Blink (AU45) is rendered by its own warp of each eye, not by the spline: the fitted motion
+# barely moves the lids (the training labels hardly have closed eyes), and a spline that
+# pulls the lids together drags the brows down with them. An AU45 rise of c (0..1) moves
+# the upper lid down LID_UP * c of the eye's opening and the lower lid up LID_LOW * c; the
+# lid skin above (LID_SKIN eye distances) stretches down over the eyeball, the skin below
+# stretches up, and what was between the lids is squeezed into the line left between them.
+AU45 = 16
+LID_UP, LID_LOW = 0.8, 0.12
+# eye distances: skin stretched above the upper lid and below the lower lid, and the
+# brow's own margin (the stretch stops that far under the brow's landmarks)
+LID_SKIN = (0.35, 0.2, 0.12)
+LASH = 0.04  # eye distances beyond each lid's landmarks that the closed line repeats (lashes, skin)
+_EYE_UPPER = ([36, 37, 38, 39], [42, 43, 44, 45])   # corner, upper lid, corner
+_EYE_LOWER = ([36, 41, 40, 39], [42, 47, 46, 45])
+
+
+def lid_motion(landmarks: np.ndarray, delta45: np.ndarray) -> np.ndarray:
+    """(B,68,2) landmark displacement (crop units) of an AU45 rise ``delta45`` (B,) 0..1 (a
+    fall moves nothing: a warp cannot open a closed eye)."""
+    out = np.zeros_like(landmarks, dtype=np.float32)
+    c = np.clip(delta45, 0, 1)[:, None, None]
+    for up, low in zip(_EYE_UPPER, _EYE_LOWER):
+        gap = landmarks[:, low[1:3]] - landmarks[:, up[1:3]]
+        out[:, up[1:3]] = LID_UP * c * gap
+        out[:, low[1:3]] = -LID_LOW * c * gap
+    return out
+
+
+def lid_flow(landmarks: np.ndarray, delta45: np.ndarray, size: int,
+             extent: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
+    """(B,2,size,size) float32 backward flow (grid units, 2 = one crop side, on a grid over
+    ``extent``) that closes the eyes of faces with ``landmarks`` (B,68,2 crop units) by
+    ``delta45`` (B,): per column of each eye, the lid skin between the brow and the upper lid
+    stretches down to the lid's new line, the skin under the lower lid up to its own, and
+    the line between them repeats the lash lines (the eyeball is covered); zero beyond the
+    eye's corners, above the skin under the brow and below LID_SKIN[1] under the eye."""
+    lo, hi = extent
+    c = (lo + (hi - lo) * (np.arange(size) + 0.5) / size).astype(np.float32)
+    out = np.zeros((len(landmarks), 2, size, size), np.float32)
+    for b in range(len(landmarks)):
+        lm, k = landmarks[b], float(np.clip(delta45[b], 0, 1))
+        if k <= 0:
+            continue
+        eye = float(np.linalg.norm(lm[42:48].mean(0) - lm[36:42].mean(0)))
+        for up, low, brow in zip(_EYE_UPPER, _EYE_LOWER, (range(17, 22), range(22, 27))):
+            xs = lm[up, 0]
+            cols = np.nonzero((c > xs[0]) & (c < xs[-1]))[0]
+            if len(cols) == 0:
+                continue
+            x = c[cols]
+            u = np.interp(x, xs, lm[up, 1])
+            lw = np.interp(x, lm[low, 0], lm[low, 1])
+            gap = np.maximum(lw - u, 0)
+            u2, l2 = u + LID_UP * k * gap, lw - LID_LOW * k * gap
+            under_brow = np.interp(x, lm[list(brow), 0], lm[list(brow), 1]) + LID_SKIN[2] * eye
+            top = np.minimum(np.maximum(u - LID_SKIN[0] * eye, under_brow), u - 0.05 * eye)
+            bot = lw + LID_SKIN[1] * eye
+            mid = (u2 + l2) / 2
+            y = c[:, None]                                               # (S,1) rows
+            src = np.where(y < u2, top + (y - top) * (u - top) / np.maximum(u2 - top, 1e-6),
+                           np.where(y < mid, u - LASH * eye, np.where(y < l2, lw + LASH * eye,
+                                    lw + (y - l2) * (bot - lw) / np.maximum(bot - l2, 1e-6))))
+            inside = (y >= top) & (y <= bot)
+            out[b, 1][:, cols] = np.where(inside, 2 * (src - y), 0.0)
+    return out
+
+
+# The mouth's inner contour, corner to corner along the upper and the lower lip.
+_INNER_UP, _INNER_LOW = [60, 61, 62, 63, 64], [60, 67, 66, 65, 64]
+
+
+def _lip_line(lm: np.ndarray, idx: list[int], x: np.ndarray) -> np.ndarray:
+    order = np.argsort(lm[idx, 0], kind="stable")
+    return np.interp(x, lm[idx, 0][order], lm[idx, 1][order])
+
+
+# The mouth's cavity where it opens wider than it was: below the top CAVITY_TEETH of the new
+# opening (the upper teeth), darkened towards CAVITY_LUMA x the face's own mouth-interior
+# luma, fully once the opening grew CAVITY_FULL eye distances.
+CAVITY_TEETH = 0.3
+CAVITY_FULL = 0.15
+CAVITY_LUMA = 0.3
+
+
+def cavity_mask(src: np.ndarray, dst: np.ndarray, size: int) -> np.ndarray:
+    """(B,size,size) float32 0..1 on the crop: where the mouth's new interior (inside the
+    inner lips of ``dst``, (B,68,2) crop units) is cavity, weighted by how much wider the
+    opening is than in ``src``; rows of the opening's top CAVITY_TEETH are left alone."""
+    import cv2
+
+    out = np.zeros((len(src), size, size), np.float32)
+    c = (np.arange(size) + 0.5) / size
+    for k in range(len(src)):
+        eye = float(np.linalg.norm(src[k, 42:48].mean(0) - src[k, 36:42].mean(0)))
+        grew = (np.linalg.norm(dst[k, 66] - dst[k, 62]) - np.linalg.norm(src[k, 66] - src[k, 62])) / eye
+        strength = float(np.clip(grew / CAVITY_FULL, 0, 1))
+        if strength <= 0:
+            continue
+        poly = dst[k, _INNER_UP + _INNER_LOW[::-1]] * size - 0.5
+        inside = np.zeros((size, size), np.uint8)
+        cv2.fillPoly(inside, [np.round(poly * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
+        up, low = _lip_line(dst[k], _INNER_UP, c), _lip_line(dst[k], _INNER_LOW, c)
+        tau = (c[:, None] - up[None]) / np.maximum(low - up, 1e-6)[None]     # (rows, cols)
+        t = np.clip((tau - CAVITY_TEETH) / 0.15, 0, 1)
+        m = inside.astype(np.float32) / 255 * (t * t * (3 - 2 * t))
+        out[k] = cv2.GaussianBlur(m, (0, 0), max(0.5, 0.01 * size)) * strength
+    return out
+
+
 class LandmarkMotion(torch.nn.Module):
     """The fitted AU -> landmark model, kept as buffers (it travels inside weights files)."""
 
@@ -177,4 +387,4 @@ class LandmarkMotion(torch.nn.Module):
         """(the warp's spline, moved landmarks (B,68,2)) for an AU change of faces whose
         aligned landmarks are ``landmarks``."""
         moved = landmarks.float() + self.displacement(target_aus - source_aus)
-        return ThinPlate(landmarks, moved), moved
+        return ThinPlate(landmarks, moved, fixed=head_anchors(landmarks.float())), moved

@@ -272,3 +272,72 @@ def test_generator_runs_only_for_faces_whose_painted_aus_change(shipped, monkeyp
     np.testing.assert_allclose(both.paint[1], alone.paint[0], atol=1e-4)
     assert np.abs(both.paint[1, ..., 0]).max() > 1           # and it was painted
     np.testing.assert_array_equal(both.paint[0], warped_only.paint[0])
+
+
+def _closeup(image, face, reach=1.1):
+    """The photo cropped around ``face`` to a square ``2 * reach`` face widths on a side, so
+    the face box fills 1 / (2 * reach) of it (a close-up)."""
+    l, t, r, b = face.box
+    cx, cy, s = (l + r) // 2, (t + b) // 2, int((r - l) * reach)
+    return np.ascontiguousarray(image[max(0, cy - s):cy + s, max(0, cx - s):cx + s])
+
+
+def test_surprise_leaves_hair_and_background_still_on_a_close_up(shipped):
+    """The skull stays still: on a close-up (face box over 40 % of the photo), --to surprise
+    drops the jaw, raises the brows, and leaves every pixel beyond the face's contour (jaw
+    line and brows raised by 0.6 eye distance, grown by 0.35 eye distance; the jaw and what
+    is below it may move) within 1 grey level, hair outline and background included."""
+    import cv2
+
+    from gan_anim.faces.detect import detect_faces
+    from gan_anim.media.images import read_image
+
+    image = read_image(EXAMPLE)
+    image = _closeup(image, detect_faces(image)[0])
+    face = detect_faces(image)[0]
+    lm, eye = face.landmarks, face.eye_distance
+    assert (face.box[2] - face.box[0]) / image.shape[1] > 0.4
+    out = _edit(shipped, image, face, "surprise")
+    hull = cv2.convexHull(np.concatenate([lm[0:17], lm[17:27] - (0, 0.6 * eye)]).astype(np.int32))
+    inside = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillConvexPoly(inside, hull, 255)
+    jaw = lm[3:14]  # the dropped jaw may move what lies below it
+    cv2.fillConvexPoly(inside, cv2.convexHull(np.concatenate([jaw, jaw + (0, eye)]).astype(np.int32)), 255)
+    grow = round(0.35 * eye)
+    inside = cv2.dilate(inside, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1,) * 2))
+    beyond = inside == 0
+    assert beyond.mean() > 0.3
+    diff = np.abs(out.astype(np.int16) - image.astype(np.int16)).max(-1)
+    assert diff[beyond].max() <= 1
+    moved = detect_faces(out)[0].landmarks
+    assert (moved[8, 1] - lm[8, 1]) / eye > 0.1          # the jaw drops
+    assert (lm[17:27, 1] - moved[17:27, 1]).mean() / eye > 0.03  # the brows rise
+
+
+def test_surprise_on_a_smiling_face_closes_the_grin(shipped):
+    """--to surprise on the smiling example: the re-detected mouth corners come 5 % or more
+    closer, the chin drops by 0.1 eye distance or more, and the new opening is a dark cavity
+    under the upper teeth, not a stretched row of teeth (its lower half darker than the
+    teeth were)."""
+    import cv2
+
+    from gan_anim.faces.detect import detect_faces
+    from gan_anim.media.images import read_image
+
+    image = read_image(EXAMPLE)
+    face = detect_faces(image)[0]
+    lm, eye = face.landmarks, face.eye_distance
+    out = _edit(shipped, image, face, "surprise")
+    moved = detect_faces(out)[0].landmarks
+    assert np.linalg.norm(moved[54] - moved[48]) / np.linalg.norm(lm[54] - lm[48]) < 0.95
+    assert (moved[8, 1] - lm[8, 1]) / eye > 0.1
+
+    def interior_luma(img, pts, lower):
+        m = np.zeros(img.shape[:2], np.uint8)
+        poly = pts[[60, 61, 62, 63, 64, 65, 66, 67]].copy()
+        if lower:  # the lower half of the opening
+            mid = (pts[[61, 62, 63], 1].mean() + pts[[65, 66, 67], 1].mean()) / 2
+            poly[:, 1] = np.maximum(poly[:, 1], mid)
+        cv2.fillPoly(m, [np.round(poly).astype(np.int32)], 1)
+        return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)[m > 0].mean()
+    assert interior_luma(out, moved, lower=True) < 0.6 * interior_luma(image, lm, lower=False)

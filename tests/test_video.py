@@ -274,6 +274,43 @@ def test_csv_track_matching_hold_loop_and_failed_rows(tmp_path):
     assert np.isnan(t.at(0, 0)[0])  # absent AU columns stay NaN: faces keep their own
 
 
+def test_csv_track_that_misses_the_clip_is_an_error_and_a_late_one_a_warning(tmp_path):
+    rows = [[k + 1, k / FPS, 1] + [1.0] * 17 for k in range(4)]
+    assert CsvTimeline(full_csv(tmp_path / "a.csv", rows), FPS, "hold").check_clip(30, FPS) is None
+    late = [[k + 11, (k + 10) / FPS, 1] + [1.0] * 17 for k in range(4)]
+    note = CsvTimeline(full_csv(tmp_path / "b.csv", late), FPS, "hold").check_clip(30, FPS)
+    assert "clip frame 11" in note and "10 frames before it" in note
+    with pytest.raises(GanAnimError, match="does not overlap"):
+        CsvTimeline(full_csv(tmp_path / "b.csv", late), FPS, "hold").check_clip(8, FPS)
+    seconds = full_csv(tmp_path / "c.csv", [[60.0 + k, 1.0] for k in range(3)], ["timestamp", "AU12_r"])
+    with pytest.raises(GanAnimError, match="does not overlap"):  # 60 s into a 30-frame clip
+        CsvTimeline(seconds, FPS, "hold").check_clip(30, FPS)
+
+
+def test_au12_track_widens_the_mouth_of_a_real_talking_face(shared_data, tmp_path):
+    """An OpenFace-format track ramping AU12 0 -> 4 over 8 frames, then holding it (other
+    AUs 0), over a neutral MEAD talking face: the re-detected mouth of the last frames is
+    8 % or more wider than the input's (the photo path's ``happy`` gives about +17 %)."""
+    from gan_anim.faces.detect import detect_faces
+
+    clip, n = tmp_path / "talk.mp4", 16
+    subprocess.run([FFMPEG, "-v", "error", "-i", str(shared_data / "mead_clips" / "M030_front_neutral_level1_001.mp4"),
+                    "-frames:v", str(n), "-c:v", "libx264", "-crf", "12", str(clip)], check=True)
+    rows = [[k + 1, k / FPS, 1] + [4.0 * min(1, k / 7) if a == "AU12" else 0.0 for a in au.AU_NAMES]
+            for k in range(n)]
+    out = tmp_path / "smile.mp4"
+    animate_video(clip, out, aus=str(full_csv(tmp_path / "smile.csv", rows)), device="cpu")
+
+    def width(frame):
+        lm = detect_faces(frame)[0].landmarks
+        return np.linalg.norm(lm[54] - lm[48])
+    before, after = decode(clip), decode(out)
+    assert len(after) == n
+    ratios = [width(b) / width(a) for a, b in zip(before[-4:], after[-4:])]
+    assert ratios[-1] > 1.08 and np.median(ratios) > 1.08, ratios
+    assert abs(width(after[0]) / width(before[0]) - 1) < 0.03  # AU12 0: (almost) as it was
+
+
 def test_face_target_strength_relative_and_missing_aus():
     own = np.full(17, 1.0, np.float32)
     row = np.full(17, 3.0, np.float32)
@@ -308,6 +345,7 @@ def bad_csvs(folder):
         "outside 0..5": full_csv(folder / "neg.csv", [ok, ["2", "-0.5"] + ["1.0"] * 16], ["frame"] + cols),
         "outside 0..5 ": full_csv(folder / "big.csv", [["1", "5.5"] + ["1.0"] * 16], ["frame"] + cols),
         "no rows": full_csv(folder / "empty.csv", [], ["frame"] + cols),
+        "does not overlap the clip": full_csv(folder / "late.csv", [["1000"] + ["1.0"] * 17], ["frame"] + cols),
     }
 
 

@@ -139,6 +139,25 @@ class CsvTimeline(AUTimeline):
         self.end = end
         self.first = self.aus[0]
         self.partial = not d["present"].all()
+        self.path = path
+
+    def check_clip(self, frames: int | None, fps: float) -> str | None:
+        """Check the track against a clip of ``frames`` frames (None: unknown, no check).
+        A track that starts after the clip's last frame would give every frame its first
+        row, silently: an error. One that starts after the clip's first frame gives the
+        frames before it its first row: returns a warning line (else None)."""
+        if not frames:
+            return None
+        start = self.keys[0] if self.unit == "frame" else self.keys[0] * fps  # clip frame, from 0
+        key = "frame" if self.unit == "frame" else "timestamp"
+        if start > frames + 1e-6:  # (a frame of slack: the count is estimated from the duration)
+            raise GanAnimError(f"{self.path}: the track's first {key} falls on clip frame "
+                               f"{start + 1:.0f}, after the clip's {frames} frames: "
+                               f"the track does not overlap the clip")
+        if start >= 1 - 1e-6:
+            return (f"{self.path}: the track's first {key} falls on clip frame {start + 1:.0f}: "
+                    f"the {start:.0f} frames before it take the track's first row")
+        return None
 
     def at(self, index, seconds):
         x = float(index) if self.unit == "frame" else seconds

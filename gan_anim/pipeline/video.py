@@ -35,6 +35,7 @@ from ..progress import Reporter
 from ..render.renderer import FaceRender, FrameRender, Renderer
 from .au_timeline import (
     AUTimeline,
+    CsvTimeline,
     DrivingVideoTimeline,
     FaceAUSmoother,
     face_target,
@@ -184,6 +185,7 @@ class VideoJob:
         self.targets = [] if keep_targets else None  # per frame {face track id: (17,) target}
         self.frames_done = self.frames_with_faces = 0
         self.timeline: AUTimeline | None = None
+        self.notes: list[str] = []  # warnings shown with the summary
         self.reader = VideoReader(video)
 
     def __enter__(self) -> VideoJob:
@@ -200,6 +202,9 @@ class VideoJob:
         self.info = self.reader.info
         self.fps = float(self.info.fps)
         self.timeline = open_timeline(aus, self.fps, end, detect_every, detector)
+        if isinstance(self.timeline, CsvTimeline):
+            note = self.timeline.check_clip(self.info.frames_estimate, self.fps)
+            self.notes += [note] if note else []
         if relative and self.timeline.constant:
             raise GanAnimError("--relative needs an AU CSV or a driving video "
                                "(a constant expression has no change)")
@@ -232,6 +237,8 @@ class VideoJob:
                              audio_codec="copy" if self.info.audio_codec in MP4_AUDIO else "aac",
                              background=overlap)
         with Reporter(quiet) as rep, writer, rep.stage("video", self.info.frames_estimate) as advance:
+            for note in self.notes:
+                rep.warn(note)
             # decode + track, generate, blend and encode each run in their own thread,
             # joined by short queues; torch uses every core while it runs (with
             # OMP_WAIT_POLICY=PASSIVE its idle threads give the cores back: one torch thread

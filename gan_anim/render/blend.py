@@ -32,6 +32,12 @@ CHROMA = np.stack([colour.R_FROM_CR * _CR, -colour.G_FROM_CR * _CR - colour.G_FR
                    colour.B_FROM_CB * _CB]).astype(np.float32)
 
 
+# Crease relaxation: the band of luma detail between RELAX_SIGMAS (Gaussian sigmas in eye
+# distances; an aligned crop's side is about 1 / RELAX_EYE eye distances) is taken away.
+RELAX_SIGMAS = (0.025, 0.2)
+RELAX_EYE = 0.31
+
+
 def border_feather(size: int, width: float = 0.08) -> np.ndarray:
     """(size, size) float32: 1 inside, smooth ramp to 0 over ``width`` of the side at each border."""
     ramp = max(1.0, width * size)
@@ -151,6 +157,8 @@ class FaceBlender:
             return
         source = out if source is None else source
         base = self._moved(source, edit.wide_flow)
+        if getattr(edit, "relax", None) is not None:
+            base = self._relaxed(base, edit.relax)
         if edit.luma:
             self._paint_luma(out, base, edit)
         else:
@@ -188,6 +196,32 @@ class FaceBlender:
         base[y0:y1, x0:x1] = cv2.remap(source, maps[0], maps[1], cv2.INTER_CUBIC,
                                        borderMode=cv2.BORDER_REPLICATE)
         return base
+
+    def _relaxed(self, base: np.ndarray, relax: np.ndarray) -> np.ndarray:
+        """``base`` (the moved region, h,w,3 uint8) with the crease texture taken away where
+        ``relax`` (S,S crop mask, 0..1) asks: the luma's band between fine detail (pores,
+        kept) and shading (kept) is removed, dark creases fully and bright ridges by half;
+        the same change on R, G and B, so no hue changes. Elsewhere ``base`` is unchanged."""
+        w_grid = self._to_grid(np.ascontiguousarray(relax, np.float32), border=0.0)
+        box = self._box((w_grid > 1e-3).astype(np.uint8))
+        if box is None:
+            return base
+        y0, y1, x0, x1 = box
+        eye_px = RELAX_EYE * self.size / np.sqrt(abs(np.linalg.det(self.m[:, :2])))
+        pad = int(3 * RELAX_SIGMAS[1] * eye_px) + 1   # blur with the surroundings, not the box's edge
+        h, w = base.shape[:2]
+        py0, py1, px0, px1 = max(0, y0 - pad), min(h, y1 + pad), max(0, x0 - pad), min(w, x1 + pad)
+        luma = cv2.transform(base[py0:py1, px0:px1].astype(np.float32), LUMA)
+        fine = cv2.GaussianBlur(luma, (0, 0), max(0.5, RELAX_SIGMAS[0] * eye_px))
+        band = fine - cv2.GaussianBlur(luma, (0, 0), RELAX_SIGMAS[1] * eye_px)
+        band = np.where(band < 0, band, 0.5 * band)[y0 - py0:y1 - py0, x0 - px0:x1 - px0]
+        weight = self._full(w_grid)[y0:y1, x0:x1]
+        delta = -weight * band
+        out = base.copy()
+        patch = out[y0:y1, x0:x1]
+        new = cv2.add(patch.astype(np.float32), cv2.merge([delta, delta, delta]), dtype=cv2.CV_8U)
+        cv2.copyTo(new, (weight > 1e-3).astype(np.uint8), patch)
+        return out
 
     def _paint_rgb(self, out: np.ndarray, base: np.ndarray, edit) -> None:
         """``out``'s region = w * C + (1 - w) * base, w = (1 - A) * feather."""

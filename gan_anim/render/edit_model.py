@@ -33,17 +33,25 @@ class FaceEdits:
     ``paint``: RGB mode (B,S,S,3) uint8 colour C; luma mode (B,S,S,2) float32, the luma
     change (1 - A)(L - Y) in 0..255 units and the chroma scale A + (1 - A)s.
     ``attention`` (B,S,S) float32; ``wide_flow`` (B,E,E,2) float32 crop pixels, the landmark
-    motion on the grid of ``motion.EXTENT`` around the crop (motion models), or None.
+    motion on the grid of ``motion.EXTENT`` around the crop (motion models), or None;
+    ``relax`` (B,S,S) float32 0..1: how much of the crease texture to take away where an AU
+    falls (``motion.relax_mask``), or None.
     """
 
     paint: np.ndarray
     attention: np.ndarray
     wide_flow: np.ndarray | None = None
     luma: bool = False
+    relax: np.ndarray | None = None
 
     def __getitem__(self, n: int) -> "FaceEdits":
         wide = None if self.wide_flow is None else self.wide_flow[n]
-        return FaceEdits(self.paint[n], self.attention[n], wide, self.luma)
+        relax = None if self.relax is None or not self.relax[n].any() else self.relax[n]
+        return FaceEdits(self.paint[n], self.attention[n], wide, self.luma, relax)
+
+
+# An AU falling this much (0..1; 2 on the 0..5 scale) takes its creases away fully.
+RELAX_FULL = 0.4
 
 
 class Motion(NamedTuple):
@@ -53,6 +61,7 @@ class Motion(NamedTuple):
     own: "torch.Tensor"     # (B,17) on 0..1: the faces' own AUs
     moved: "torch.Tensor"   # (B,68,2) crop-side units: the landmarks after the motion
     wide: "torch.Tensor"    # (B,2,E,E) grid units: the motion on the grid of motion.EXTENT
+    landmarks: "torch.Tensor"  # (B,68,2) crop-side units: the landmarks before the motion
 
 
 class EditModel:
@@ -150,10 +159,14 @@ class EditModel:
                 color, attention = self.run(x, y)
                 return self.parse_output(x, color, attention)
             motion = self.warp(x, y, landmarks, own)
+            relax = self.relax(y, motion)
+            target = y
             y = torch.where(self.painted, y, motion.own)  # G sees only the painted AUs change
             change = self.paint_change(y, motion.own) if self.generator.luma else None
             color, attention = self.run(motion.face, y, None if change is None else (change > 0).any(1))
-            return self.parse_output(motion.face, color, attention, motion, change)
+            edits = self.parse_output(motion.face, color, attention, motion, change, target)
+            edits.relax = relax
+            return edits
 
     def prepare(self, crops: np.ndarray, aus: np.ndarray) -> tuple["torch.Tensor", "torch.Tensor"]:
         """uint8 crops (B,S,S,3) -> (B,3,S,S) in [-1,1]; AUs (B,17) on 0..5 -> (B,17) on 0..1,
@@ -173,18 +186,46 @@ class EditModel:
         ``landmarks`` (B,68,2, crop-side units), and the crops ``x`` (B,3,S,S) warped by it."""
         import torch
 
-        from ..motion import EXTENT
+        from ..motion import AU45, EXTENT, lid_flow, lid_motion, still_mask
         from ..motion import warp as warp_image
 
         src = torch.from_numpy(np.asarray(landmarks, np.float32)).to(self.device)
         y0 = self._aus(own)
-        spline, moved = self.generator.motion.spline(src, y0, y)
-        # the spline on a grid a quarter of the crop's side, upsampled: 10x faster,
-        # landmarks land within 0.6 px (99th percentile) of the full evaluation
-        face = warp_image(x, spline.flow(self.size, resolution=max(32, self.size // 4)))
-        side = round(self.size * (EXTENT[1] - EXTENT[0]))
-        wide = spline.flow(side, EXTENT, resolution=max(32, side // 4))
-        return Motion(face, y0, moved, wide)
+        blink = (y - y0)[:, AU45].cpu().numpy()
+        y_spline = y.clone()
+        y_spline[:, AU45] = y0[:, AU45]  # the eyes close by lid_flow, not by the spline
+        spline, moved = self.generator.motion.spline(src, y0, y_spline)
+        lm0 = src.cpu().numpy()
+        lm1 = moved.cpu().numpy() + lid_motion(lm0, blink)
+        moved = torch.from_numpy(lm1).to(self.device)
+
+        def flow(n, extent=(0.0, 1.0)):
+            # the spline on a grid a quarter of the crop's side, upsampled: 10x faster,
+            # landmarks land within 0.6 px (99th percentile) of the full evaluation; the
+            # motion fades out beyond the face's contour, so hair and background stay put
+            f = spline.flow(n, extent, resolution=max(32, n // 4))
+            f = f * torch.from_numpy(still_mask(lm0, lm1, n, extent)).to(self.device)[:, None]
+            if (blink > 0).any():
+                f = f + torch.from_numpy(lid_flow(lm0, blink, n, extent)).to(self.device)
+            return f
+        face = warp_image(x, flow(self.size))
+        wide = flow(round(self.size * (EXTENT[1] - EXTENT[0])), EXTENT)
+        return Motion(face, y0, moved, wide, src)
+
+    def relax(self, y: "torch.Tensor", motion: Motion) -> np.ndarray | None:
+        """(B,S,S) how much crease texture to take away (``motion.relax_mask``): each AU of
+        ``motion.RELAX_REGIONS`` that falls from the face's own level towards ``y`` (B,17,
+        0..1) relaxes its region in proportion, fully at a fall of ``RELAX_FULL``; None
+        when none falls."""
+        from ..motion import RELAX_REGIONS, relax_mask
+
+        if not bool(self.generator.motion.basis.any()):  # no fitted motion: no geometry, no texture
+            return None
+        idx = [au.AU_INDEX[n] for n in RELAX_REGIONS]
+        falls = ((motion.own - y)[:, idx] / RELAX_FULL).clamp(0, 1).cpu().numpy()
+        if not (falls > 0).any():
+            return None
+        return relax_mask(motion.moved.cpu().numpy(), falls, self.size)
 
     def paint_change(self, y: "torch.Tensor", own: "torch.Tensor") -> "torch.Tensor":
         """(B,P) in 0..1, for the P painted AUs: how far each one's paint has faded in. It
@@ -214,16 +255,20 @@ class EditModel:
         return color, attention
 
     def parse_output(self, x: "torch.Tensor", color: "torch.Tensor", attention: "torch.Tensor",
-                     motion: Motion | None = None, change: "torch.Tensor | None" = None) -> FaceEdits:
+                     motion: Motion | None = None, change: "torch.Tensor | None" = None,
+                     target: "torch.Tensor | None" = None) -> FaceEdits:
         """G's output on the (warped) crops x (B,3,S,S) as a numpy ``FaceEdits``: RGB paint as
         uint8, or the luma change and chroma scale, gated by ``change`` (B,P) to the painted
-        AUs' regions; the motion in crop pixels."""
+        AUs' regions, with the mouth's cavity where ``target`` (B,17, 0..1) opens it
+        (``_cavity``); the motion in crop pixels."""
         import torch
 
         if self.generator.luma:
             paint, keep = self._luma_paint(x, color, attention)
             if change is not None:
                 paint, keep = self._gate(paint, keep, change, motion.moved)
+            if motion is not None and change is not None and target is not None:
+                paint, keep = self._cavity(x, paint, keep, motion, change, target)
             paint = torch.cat([paint, keep], 1).permute(0, 2, 3, 1).float()
         else:
             paint = color.add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
@@ -243,6 +288,38 @@ class EditModel:
 
         luma, _, _ = to_ycbcr(x)
         return (1 - attention) * (color[:, :1] - luma) * 127.5, attention + (1 - attention) * color[:, 1:2]
+
+    def _cavity(self, x, paint, keep, motion, change, target):
+        """Where the jaw or lips open (AU25, AU26 rising; ``change`` (B,P) as in ``_gate``)
+        and the mouth opens wider than it was, its new interior below the upper teeth
+        becomes a dark cavity (``motion.cavity_mask``): the luma goes towards CAVITY_LUMA x
+        the darkest tenth of the face's own mouth interior and the chroma halves, so a
+        grin's lower teeth and the stretched teeth do not survive a dropped jaw."""
+        import torch
+
+        from ..colour import to_ycbcr
+        from ..motion import CAVITY_LUMA, cavity_mask
+
+        names = [n for n, p in zip(au.AU_NAMES, self.painted.tolist()) if p]
+        opening = [k for k, n in enumerate(names) if n in ("AU25", "AU26")]
+        if not opening:
+            return paint, keep
+        rising = (target - motion.own)[:, [au.AU_INDEX[names[k]] for k in opening]] > 0
+        opens = (change[:, opening] * rising).amax(1)                 # (B,)
+        if not bool((opens > 0).any()):
+            return paint, keep
+        src, dst = motion.landmarks.cpu().numpy(), motion.moved.cpu().numpy()
+        mask = cavity_mask(src, dst, self.size)
+        if not mask.any():
+            return paint, keep
+        w = torch.from_numpy(mask).to(x.device)[:, None] * opens.view(-1, 1, 1, 1)
+        luma = (to_ycbcr(x)[0] + 1) * 127.5                          # (B,1,S,S) 0..255
+        inner = w > 0.05
+        dark = torch.stack([luma[b][inner[b]].quantile(0.1) if inner[b].any() else luma.new_tensor(40.0)
+                            for b in range(len(x))]).view(-1, 1, 1, 1)
+        now = luma + paint                                           # the luma after G's paint
+        paint = paint + w * (CAVITY_LUMA * dark - now).clamp(max=0)
+        return paint, keep * (1 - 0.5 * w)
 
     def _gate(self, paint, keep, change, moved):
         """Paint only where a painted AU changed, inside its own region (the moved landmarks'
