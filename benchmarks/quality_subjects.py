@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gan_anim.aus import AU_INDEX, AU_NAMES  # noqa: E402
-from gan_anim.estimator import estimate_from_landmarks  # noqa: E402
+from gan_anim.estimation.geometry import estimate_from_landmarks  # noqa: E402
 from gan_anim.faces.detect import Face, detect_faces  # noqa: E402
 from gan_anim.faces.identity import face_descriptor  # noqa: E402
 from gan_anim.media.images import read_image  # noqa: E402
