@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import functools
 import html
-import uuid
+import shutil
 import tempfile
+import uuid
 from pathlib import Path
 
 import cv2
@@ -55,6 +56,7 @@ class Page:
     def __init__(self, studio: Studio, photo=None, export_root=None):
         self.studio, self.photo = studio, photo
         self.export_root = Path(export_root or tempfile.mkdtemp(prefix="gan-anim-exports-"))
+        self.export_root.mkdir(parents=True, exist_ok=True)
 
     # ---------------------------------------------------------------- updates
     def slider_updates(self, s: PhotoSession | None) -> list:
@@ -79,7 +81,7 @@ class Page:
         folder = Path(get_upload_folder()) / "previews"
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{uuid.uuid4().hex}.jpg"
-        ok, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+        _, data = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
                                 [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         path.write_bytes(data.tobytes())
         kept = s.scratch
@@ -167,9 +169,15 @@ class Page:
     def export(self, s, kind, frames, fps, loop, ease, progress=gr.Progress()):
         if s is None:
             raise GanAnimError("open a photo first")
+        opts = dict(frames=int(frames), fps=float(fps), loop=bool(loop), ease=ease)
+        s.options(kind, **opts)  # a bad request fails before any folder is made
         progress(0, desc=f"writing the {kind.upper()}")
         folder = Path(tempfile.mkdtemp(dir=self.export_root))
-        return str(s.export(kind, folder, frames=int(frames), fps=float(fps), loop=bool(loop), ease=ease))
+        try:
+            return str(s.export(kind, folder, **opts))
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
 
     def save_expression(self, s):
         if s is None:

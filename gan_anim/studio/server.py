@@ -54,7 +54,6 @@ def start(photo=None, host: str = "127.0.0.1", port: int | None = None, weights=
 
         studio = Studio(weights, device, precision, detector)
         demo = build(studio, photo, export_root=tmp / "exports")
-        (tmp / "exports").mkdir()
         demo.queue(default_concurrency_limit=2)
         port = port or free_port(host)
         theme = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["monospace"])  # no web fonts

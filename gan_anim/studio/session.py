@@ -51,7 +51,7 @@ class Studio:
         self.weights, self.device, self.precision, self.detector = weights, device, precision, detector
         self.animator = animator or Animator(weights, device, precision=precision, background=True)
 
-    def open(self, path, name: str | None = None) -> "PhotoSession":
+    def open(self, path, name: str | None = None) -> PhotoSession:
         """A session on the photo at ``path`` (``name``: how the page and the command line
         call it; default the path). GanAnimError, worded with ``name``, for a file that is
         not a photo, is truncated, is over the pixel limit or has no face."""
