@@ -33,9 +33,10 @@ def gradio_available() -> bool:
 
 
 def start(photo=None, host: str = "127.0.0.1", port: int | None = None, weights=None,
-          device: str = "auto", precision: str = "auto", detector: str = "hog", quiet: bool = True):
+          device: str = "auto", precision: str = "auto", detector: str = "hog", quiet: bool = True,
+          studio=None):
     """Launch the page without blocking: (the Gradio app, its URL, the temporary folder).
-    Close with ``stop``."""
+    Close with ``stop``. ``studio``: a ``session.Studio`` to serve instead of loading one."""
     if not gradio_available():
         raise GanAnimError("the studio needs Gradio: pip install 'gan-anim[studio]'")
     if photo is not None:
@@ -52,7 +53,7 @@ def start(photo=None, host: str = "127.0.0.1", port: int | None = None, weights=
         from .app import CSS, build
         from .session import Studio
 
-        studio = Studio(weights, device, precision, detector)
+        studio = studio or Studio(weights, device, precision, detector)
         demo = build(studio, photo, export_root=tmp / "exports")
         demo.queue(default_concurrency_limit=2)
         port = port or free_port(host)
