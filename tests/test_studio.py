@@ -263,3 +263,17 @@ def test_serve_until_ctrl_c_then_exit_0_and_leave_nothing(tmp_path):
         proc.kill()
     assert "Traceback" not in proc.stderr.read()
     assert list(tmp.iterdir()) == []
+
+
+def test_servers_in_one_process_leave_no_files(studio):
+    """start/stop twice in one process (as the tests and the benchmark do): each server's
+    temporary folder is gone after its stop, and stays gone."""
+    from gan_anim.studio.server import start, stop
+
+    folders = []
+    for _ in range(2):
+        demo, url, tmp = start(studio=studio)
+        assert url.startswith("http://127.0.0.1:") and tmp.is_dir()
+        folders.append(tmp)
+        stop(demo, tmp)
+    assert not any(f.exists() for f in folders)

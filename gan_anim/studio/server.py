@@ -49,6 +49,14 @@ def start(photo=None, host: str = "127.0.0.1", port: int | None = None, weights=
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     try:
         import gradio as gr
+        import gradio.route_utils
+        import gradio.routes
+
+        # Gradio fixes these at its import: a second server in one process (tests, the
+        # benchmark) would write into the first one's removed folder.
+        for module in (gradio.routes, gradio.route_utils):
+            if hasattr(module, "DEFAULT_TEMP_DIR"):
+                module.DEFAULT_TEMP_DIR = os.environ["GRADIO_TEMP_DIR"]
 
         from .app import CSS, build
         from .session import Studio
@@ -58,9 +66,13 @@ def start(photo=None, host: str = "127.0.0.1", port: int | None = None, weights=
         demo.queue(default_concurrency_limit=2)
         port = port or free_port(host)
         theme = gr.themes.Default(font=["system-ui", "sans-serif"], font_mono=["monospace"])  # no web fonts
-        demo.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=quiet,
-                    max_file_size=UPLOAD_LIMIT, show_error=False, theme=theme, css=CSS,
-                    allowed_paths=[], ssr_mode=False, footer_links=[])
+        try:
+            demo.launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=quiet,
+                        max_file_size=UPLOAD_LIMIT, show_error=False, theme=theme, css=CSS,
+                        allowed_paths=[], ssr_mode=False, footer_links=[])
+        except OSError as exc:  # Gradio's message names its own environment variable
+            raise GanAnimError(f"cannot serve on {host}:{port} ({exc.strerror or 'port in use'}); "
+                               "choose another --port or --host") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
