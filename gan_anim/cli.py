@@ -509,3 +509,37 @@ def info(weights):
     device = resolve_device("auto")
     click.echo(f"runs on         {device.type}, {resolve_precision('auto', device)} "
                "(--precision auto on this machine)")
+
+
+# -------------------------------------------------------------------- studio
+@main.command()
+@click.argument("photo", required=False, type=click.Path(dir_okay=False, path_type=str))
+@click.option("--port", type=click.IntRange(1, 65535), default=None,
+              help="Port to serve on (default: a free one).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Interface to listen on; give another (e.g. 0.0.0.0) to serve beyond this machine.")
+@click.option("--no-browser", is_flag=True, help="Print the URL only; do not open a browser.")
+@detector_option
+@weights_option
+@device_option
+@precision_option
+def studio(photo, port, host, no_browser, detector, weights, device, precision):
+    """Edit an expression with sliders in a local web page, see it live, export it.
+
+    Serves a page (needs the studio extra: pip install 'gan-anim[studio]') where a
+    photo's faces get 17 AU sliders, the presets, undo and a live preview; its
+    export is the file `gan-anim animate` writes for the same settings, and it
+    gives that command line. Ctrl-C stops the server.
+
+    \b
+    Examples:
+      gan-anim studio examples/astronaut.jpg
+      gan-anim studio --weights weights/gan-anim-small.pt --no-browser --port 8765
+    """
+    from .media.paths import check_input_file
+    from .studio.server import serve
+
+    if photo is not None:
+        check_input_file(photo, "photo")
+    serve(photo, host=host, port=port, open_browser=not no_browser, weights=weights, device=device,
+          precision=precision, detector=detector)

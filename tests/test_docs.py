@@ -133,11 +133,12 @@ HELP_LINES = [pytest.param(args, id=f"{name} --help: {shlex.join(args)[:60]}")
               for name, args in _help_examples()]
 OUTPUT_OPTIONS = {"-o", "--output", "--out"}
 NEEDS_DATA = {"prepare", "train", "export"}   # training data or a run: not in the repository
+SERVES = {"studio"}   # runs until Ctrl-C (tests/test_studio.py starts and stops it)
 
 
 def _runs_as_written(args: list[str]) -> bool:
     """True for a command whose every named input file ships with the repository."""
-    if not args or args[0] in NEEDS_DATA or "--help" in args or "-h" in args:
+    if not args or args[0] in NEEDS_DATA | SERVES or "--help" in args or "-h" in args:
         return False
     inputs = [a for prev, a in zip(["", *args], args)
               if prev not in OUTPUT_OPTIONS and not a.startswith("-")

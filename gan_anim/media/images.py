@@ -9,6 +9,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ..errors import GanAnimError
 from .paths import check_input_file
 
+# The largest photo read (width x height): Pillow's decompression-bomb limit, which it
+# enforces itself on open above this; checked here for every format and decoder.
+MAX_PIXELS = 2 * Image.MAX_IMAGE_PIXELS
+
 
 def read_image(path, min_side: int | None = None) -> np.ndarray:
     """Decode a photo to RGB uint8 (H, W, 3): EXIF orientation applied; greyscale,
@@ -26,6 +30,9 @@ def read_image_scaled(path, min_side: int | None = None) -> tuple[np.ndarray, fl
     path = check_input_file(path, "photo")
     try:
         with Image.open(path) as im:  # reads the header only
+            if im.width * im.height > MAX_PIXELS:
+                raise GanAnimError(f"{path}: {im.width}x{im.height} is over the limit of "
+                                   f"{MAX_PIXELS / 1e6:.0f} megapixels")
             full = max(im.size)
             reduce = im.format == "JPEG" and bool(min_side) and full >= 2 * min_side
             if im.format == "JPEG" and im.mode in ("RGB", "L") and not reduce:
@@ -37,6 +44,8 @@ def read_image_scaled(path, min_side: int | None = None) -> tuple[np.ndarray, fl
                 im.draft("RGB", (im.size[0] // k, im.size[1] // k))
             im = ImageOps.exif_transpose(im)
             im.load()
+    except Image.DecompressionBombError:  # Pillow's own check, on open
+        raise GanAnimError(f"{path}: over the limit of {MAX_PIXELS / 1e6:.0f} megapixels") from None
     except UnidentifiedImageError:
         raise GanAnimError(f"{path}: not an image (unrecognised format)") from None
     except (OSError, SyntaxError, ValueError) as exc:
