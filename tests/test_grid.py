@@ -54,12 +54,7 @@ def test_grid_rows_move_their_au_and_columns_grow():
             continue  # already near 5 on this face (the astronaut smiles: AU12): nothing to raise
         diff = [np.abs(cells[r, c] - cells[r, 0]).mean(2) for c in range(len(GRID_LEVELS))]
         means = [d.mean() for d in diff]
-        if name == "AU45":
-            # the lids close step by step, but the generator's lid paint at the first level
-            # brightens them more than at the second (0.57 then 0.53 grey levels on the example)
-            assert 0 < means[1] and means[-1] > max(means[1:-1]), (name, means)
-        else:
-            assert all(b > a for a, b in zip(means, means[1:])), (name, means)
+        assert all(b > a for a, b in zip(means, means[1:])), (name, means)
         if name in AU_REGION:
             where = {k: diff[-1][m].mean() for k, m in regions.items()}
             assert max(where, key=where.get) == AU_REGION[name] and where[AU_REGION[name]] > 2, (name, where)

@@ -10,6 +10,12 @@ from ..errors import GanAnimError
 
 METHODS = ("model", "geometry")   # the learned estimator (default) or landmark geometry alone
 
+# How edits read a face's own AUs (their start, ``--from`` by default): on the scale the shipped generators and their AU -> landmark motion were trained on, the
+# landmark geometry's. Read by the learned estimator, a surprised face closed to neutral has
+# its nose and chin dragged by AU changes the motion was never fitted to (docs/au-estimator.md).
+# The learned estimator takes over once a generator is trained on its labels.
+EDIT_METHOD = "geometry"
+
 # Photos may be decoded at reduced size (JPEG DCT scaling), never below this longer side nor
 # below the resolution the cascade's small-face pass uses (``decode_side``).
 AUS_DECODE_SIDE = 960

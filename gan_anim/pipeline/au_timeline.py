@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import aus as au
 from ..errors import GanAnimError
-from ..estimation.photo import estimate_face_aus
+from ..estimation.photo import EDIT_METHOD, estimate_face_aus
 from ..faces.smoothing import OneEuroFilter
 from ..faces.tracking import FaceTracker
 from ..media.paths import VIDEO_EXTS
@@ -241,7 +241,7 @@ class FaceAUSmoother:
                         for f in faces}
         if not faces:
             return {}
-        est = estimate_face_aus(frame, np.stack([f.landmarks for f in faces]))
+        est = estimate_face_aus(frame, np.stack([f.landmarks for f in faces]), EDIT_METHOD)
         return {f.id: self.filters[f.id](e, self.dt) for f, e in zip(faces, est)}
 
 
