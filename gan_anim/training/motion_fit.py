@@ -26,14 +26,7 @@ def fit_motion(landmarks: np.ndarray, aus: np.ndarray, au_names, ridge: float = 
     t = np.concatenate([lm, flipped])                   # (2N, 68, 2)
     ym, tm = y.mean(0), t.mean(0)
     yc, tc = y - ym, t - tm
-    basis = np.zeros((y.shape[1], N_LANDMARKS, 2))
-    for i in range(N_LANDMARKS):
-        cols = [k for k, name in enumerate(au_names) if i in AU_REGIONS.get(name, ())]
-        if not cols:
-            continue
-        x = yc[:, cols]
-        gram = x.T @ x + ridge * len(x) * np.eye(len(cols))
-        basis[cols, i] = np.linalg.solve(gram, x.T @ tc[:, i])
+    basis = _region_ridge(yc, tc, au_names, ridge)
     mean = tm - np.einsum("k,kij->ij", ym, basis)       # shape at y = 0
     resid = tc - np.einsum("nk,kij->nij", yc, basis)
     return {"mean": mean.astype(np.float32), "basis": basis.astype(np.float32),
@@ -97,6 +90,15 @@ def fit_motion_deltas(deltas: np.ndarray, aus: np.ndarray, au_names, ridge: floa
     flipped[..., 0] *= -1
     t = np.concatenate([d, flipped])
     y = np.nan_to_num(np.concatenate([aus, aus]).astype(np.float64))
+    basis = _region_ridge(y, t, au_names, ridge)
+    resid = t - np.einsum("nk,kij->nij", y, basis)
+    return {"basis": basis.astype(np.float32), "r2": float(1 - (resid ** 2).sum() / (t ** 2).sum()),
+            "counts": (np.nan_to_num(aus) > 0).sum(0)}
+
+
+def _region_ridge(y: np.ndarray, t: np.ndarray, au_names, ridge: float) -> np.ndarray:
+    """Ridge least squares of landmark targets t (N,68,2) on AUs y (N,17), each landmark on
+    the AUs whose region (``motion.AU_REGIONS``) contains it: the (17,68,2) basis."""
     basis = np.zeros((y.shape[1], N_LANDMARKS, 2))
     for i in range(N_LANDMARKS):
         cols = [k for k, name in enumerate(au_names) if i in AU_REGIONS.get(name, ())]
@@ -105,6 +107,4 @@ def fit_motion_deltas(deltas: np.ndarray, aus: np.ndarray, au_names, ridge: floa
         x = y[:, cols]
         gram = x.T @ x + ridge * len(x) * np.eye(len(cols))
         basis[cols, i] = np.linalg.solve(gram, x.T @ t[:, i])
-    resid = t - np.einsum("nk,kij->nij", y, basis)
-    return {"basis": basis.astype(np.float32), "r2": float(1 - (resid ** 2).sum() / (t ** 2).sum()),
-            "counts": (np.nan_to_num(aus) > 0).sum(0)}
+    return basis
