@@ -410,8 +410,8 @@ def print_report(args, counts, weights, seconds, rows, recall, wild) -> None:
 
 def strip_report(args) -> None:
     anim = Animator(args.weights, device=args.device)
-    subjects = strip_subjects()
-    if args.strip_rows == "all":
+    subjects = [] if args.strip_rows == "public" else strip_subjects()
+    if args.strip_rows in ("all", "public"):
         utk, _ = utk_subjects(Path(args.data), 3, args.seed)
         subjects += example_subjects() + utk
     write_strip(lambda subj, t: edit(anim, subj, t), subjects, Path(args.strip))
@@ -439,8 +439,9 @@ def main() -> None:
     ap.add_argument("--video", action="store_true", help="--table: also the AU12-track video checks")
     ap.add_argument("--strip", default=None,
                     help="write a JPEG: 7 cfee held-out starts x 6 presets (alone, or beside --table)")
-    ap.add_argument("--strip-rows", choices=("cfee", "all"), default="cfee",
-                    help="--strip rows: the 7 starts, or also examples/ and 3 UTKFace faces")
+    ap.add_argument("--strip-rows", choices=("cfee", "all", "public"), default="cfee",
+                    help="--strip rows: the 7 cfee starts, also examples/ and 3 UTKFace faces (all), "
+                         "or only those (public: the README's strip; cfee photos may not be redistributed)")
     ap.add_argument("--threads", type=int, default=None,
                     help="torch CPU threads (default with --table: 1; the work is one face at a time, and "
                          "two threads on a busy 2-core CPU are several times slower)")
