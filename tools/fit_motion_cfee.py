@@ -15,13 +15,12 @@ own fitted motion (AU14, AU23; AU45 is never coded and blinks are ``motion.lid_f
 ``--write`` replaces only the ``motion.basis`` buffer of each file (same keys, shapes and
 dtypes: the files keep their size); with ``--corners-only`` only the sideways motion of the
 mouth corners under AU25 and AU26 (the shipped weights: the landmark-label fit widened the
-mouth as the jaw dropped, where FACS and the coded faces narrow it). Landmarks are cached in ``data/cfee_landmarks.npz``
-(git-ignored).
+mouth as the jaw dropped, where FACS and the coded faces narrow it). Landmarks come from
+``tools/train_aus.py``'s cache, ``data/cfee_landmarks.npz`` (git-ignored).
 """
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
 from pathlib import Path
@@ -36,35 +35,24 @@ from gan_anim.training.motion_fit import expression_deltas, fit_motion_deltas  #
 
 SHARED = Path(os.environ.get("GAN_ANIM_SHARED", ROOT.parent / "shared")) / "data" / "cfee"
 HELDOUT = ROOT / "benchmarks" / "splits" / "cfee_heldout_people.txt"
-CACHE = ROOT / "data" / "cfee_landmarks.npz"
 CORNERS = [48, 54, 60, 64]  # outer and inner mouth corners
 
 
 def landmarks() -> dict:
-    """Every cfee photo with a face: name, identity, emotion, AUs (17, 0..5; NaN uncoded),
-    landmarks (68, 2 px); cached."""
-    if CACHE.exists():
-        return dict(np.load(CACHE))
-    from gan_anim.faces.detect import detect_faces
-    from gan_anim.media.images import read_image
+    """Every cfee photo with a face: identity, emotion, aus (17, 0..5; NaN uncoded), lm (68, 2
+    px), from ``tools/train_aus.py``'s loader and its landmark cache."""
+    import importlib.util
 
-    out = {"name": [], "identity": [], "emotion": [], "aus": [], "lm": []}
-    for r in csv.DictReader(open(SHARED / "labels.csv", encoding="utf-8")):
-        faces = detect_faces(read_image(SHARED / "images" / r["file"]), padded_first=True)
-        if not faces:
-            continue
-        out["name"].append(r["file"])
-        out["identity"].append(r["identity"])
-        out["emotion"].append(r["emotion"])
-        out["aus"].append([float(r[n] or "nan") for n in AU_NAMES])
-        out["lm"].append(faces[0].landmarks)
-    data = {k: np.array(v) for k, v in out.items()}
-    CACHE.parent.mkdir(exist_ok=True)
-    np.savez(CACHE, **data)
-    return data
+    spec = importlib.util.spec_from_file_location("train_aus", ROOT / "tools" / "train_aus.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    data = tool.load_cfee(SHARED)
+    lm, found = tool.cfee_landmarks(data)
+    return {"identity": data["identity"][found], "emotion": data["emotion"][found],
+            "aus": data["labels"][found], "lm": lm[found]}
 
 
-def person_deltas(data: dict, people: set[str]):
+def person_deltas(data: dict, people: set[int]):
     """(deltas (N,68,2), AUs (N,17) on 0..1) of the expression photos of ``people`` against
     each one's neutral photo (people without one are skipped)."""
     deltas, aus = [], []
@@ -91,7 +79,7 @@ def main(argv=None) -> None:
     import torch
 
     data = landmarks()
-    held = {line.strip() for line in HELDOUT.read_text().splitlines() if line.strip() and not line.startswith("#")}
+    held = {int(line) for line in HELDOUT.read_text().splitlines() if line.strip() and not line.startswith("#")}
     ids = set(data["identity"].tolist())
     train, test = person_deltas(data, ids - held), person_deltas(data, ids & held)
     fit = fit_motion_deltas(*train, AU_NAMES, ridge=args.ridge)
