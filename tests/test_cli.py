@@ -11,14 +11,13 @@ import textwrap
 
 import pytest
 from click.testing import CliRunner
-from conftest import EXAMPLE, ROOT
+from conftest import EXAMPLE, ROOT, SHIPPED_SMALL
 from PIL import Image
 
 from gan_anim.cli import main
 from gan_anim.media.images import read_image
 
 HEAVY = ("torch", "cv2", "dlib", "imageio", "imageio_ffmpeg")
-SMALL_WEIGHTS = ROOT / "weights" / "gan-anim-small.pt"
 
 
 def sha(path) -> str:
@@ -128,7 +127,7 @@ def test_bad_input_gives_one_stderr_line_and_no_output(case, bad_inputs, tmp_pat
     before = {p.name: sha(p) for p in bad_inputs.iterdir()}
     extra = [a.format(dir=bad_inputs) for a in extra]
     out = tmp_path / "out.gif"
-    args = ["animate", src, "--weights", SMALL_WEIGHTS, "--frames", "2"]
+    args = ["animate", src, "--weights", SHIPPED_SMALL, "--frames", "2"]
     args += extra if "-o" in extra else ["-o", out, *extra]
     code, stdout, stderr = run(args, tmp_path)  # no -q: progress must not leak either
     assert code == 1, stderr
@@ -141,11 +140,11 @@ def test_bad_input_gives_one_stderr_line_and_no_output(case, bad_inputs, tmp_pat
 
 @pytest.mark.slow
 def test_success_off_a_terminal_prints_only_the_summary(tmp_path):
-    code, stdout, stderr = run(["animate", EXAMPLE, "--weights", SMALL_WEIGHTS, "--frames", "2",
+    code, stdout, stderr = run(["animate", EXAMPLE, "--weights", SHIPPED_SMALL, "--frames", "2",
                                 "-o", "a.gif"], tmp_path)
     assert code == 0 and stdout == ""
     assert stderr.count("\n") == 1 and "1 face(s), 2 frames 512x512 -> a.gif" in stderr, stderr
-    code, stdout, stderr = run(["animate", EXAMPLE, "--weights", SMALL_WEIGHTS, "--frames", "2",
+    code, stdout, stderr = run(["animate", EXAMPLE, "--weights", SHIPPED_SMALL, "--frames", "2",
                                 "-o", "b.gif", "-q"], tmp_path)
     assert code == 0 and stdout == "" and stderr == ""
     assert Image.open(tmp_path / "a.gif").n_frames == Image.open(tmp_path / "b.gif").n_frames == 2
@@ -175,7 +174,7 @@ def test_batch_cli_folder_and_files_one_bad(batch_photos, tmp_path):
     before = {p.name: sha(p) for p in batch_photos.iterdir()}
     out = tmp_path / "out" / "anim"  # created by the command
     result = CliRunner().invoke(main, ["animate", str(batch_photos), str(EXAMPLE), "--frames", "3",
-                                       "--weights", str(SMALL_WEIGHTS), "-o", str(out)])
+                                       "--weights", str(SHIPPED_SMALL), "-o", str(out)])
     assert result.exit_code == 1
     names = ["AJ_Cook_0001-happy.gif", "Aaron_Eckhart_0001-happy.gif", "astronaut-happy.gif"]
     assert sorted(p.name for p in out.iterdir()) == names
@@ -202,7 +201,7 @@ def test_batch_api_loads_the_model_once(batch_photos, tmp_path, monkeypatch):
               batch_photos / "broken.jpg", batch_photos / "Aaron_Eckhart_0001.jpg"]
     seen = []
     results = gan_anim.animate_photos(photos, tmp_path / "out", to="surprise", frames=2,
-                                      weights=SMALL_WEIGHTS, device="cpu", on_result=seen.append)
+                                      weights=SHIPPED_SMALL, device="cpu", on_result=seen.append)
     assert len(calls) == 1
     assert [r.photo for r in results] == photos and seen == results
     assert [r.ok for r in results] == [True, False, False, True]
@@ -336,10 +335,10 @@ def test_progress_bars_on_a_terminal_only_while_working(tmp_path):
         os.close(master)
         return proc.returncode, b"".join(chunks).decode("utf-8", "replace")
 
-    code, text = on_tty(["animate", EXAMPLE, "--weights", SMALL_WEIGHTS, "--frames", "2", "-o", "a.gif"])
+    code, text = on_tty(["animate", EXAMPLE, "--weights", SHIPPED_SMALL, "--frames", "2", "-o", "a.gif"])
     assert code == 0 and "render" in text and "2/2" in text and "-> a.gif" in text
     (tmp_path / "bad.png").write_text("not a picture\n")
-    code, text = on_tty(["animate", "bad.png", "--weights", SMALL_WEIGHTS, "-o", "b.gif"])
+    code, text = on_tty(["animate", "bad.png", "--weights", SHIPPED_SMALL, "-o", "b.gif"])
     assert code == 1 and "not an image" in text
     # the bar drawn before the error was erased (cursor up + erase line) before the error line
     assert text.rstrip().splitlines()[-1].endswith("gan-anim: error: bad.png: not an image "
