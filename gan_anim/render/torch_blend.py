@@ -336,7 +336,9 @@ class TorchCompositor:
 
     def upload(self, image: np.ndarray) -> torch.Tensor:
         if image is not self._source:
-            t = torch.from_numpy(np.ascontiguousarray(image))
+            frame = np.ascontiguousarray(image)
+            # a decoder's read-only frame is copied (torch wants writable memory)
+            t = torch.from_numpy(frame if frame.flags.writeable else frame.copy())
             if self.device.type == "cuda":
                 t = t.pin_memory().to(self.device, non_blocking=True)
             self._source, self._tensor = image, t.to(self.device)
