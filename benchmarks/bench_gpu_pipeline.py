@@ -290,9 +290,6 @@ def pipeline_rows(device: str, deadline: float, log=print, small: bool = False,
         if photos:
             plan.append(("folder", "photos_per_s",
                          lambda a, o: folder_row(a, device, photos, known, frames, o)))
-        else:
-            rows.append({"row": "folder", "skipped": "no photo folder (run --write-faces on the CPU machine "
-                                                     "and carry gpu-pack/)"})
         for name, target_key, run in plan:
             row = {"row": name, "target": {target_key: TARGETS[target_key]}, "notes": notes,
                    "size": "small rehearsal" if small else "full"}
@@ -304,6 +301,9 @@ def pipeline_rows(device: str, deadline: float, log=print, small: bool = False,
             _ratio(row, target_key)
             log(row)
             rows.append(row)
+    if not photos:
+        rows.append({"row": "folder", "skipped": "no photo folder (make gpu-pack writes gpu-pack/bench-faces)"})
+        log(rows[-1])
     return rows
 
 

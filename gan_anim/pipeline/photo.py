@@ -113,12 +113,14 @@ class Animator:
     def animate(self, photo, output=None, to: str = "happy", start: str | None = None,
                 frames: int = 30, fps: float = 15.0, ease: str = "linear", loop: bool = False,
                 face: str = "all", detector: str = "hog", crf: int = InferenceConfig.crf,
-                quiet: bool = True, overlap: bool = True, faces: list[Face] | None = None) -> AnimationResult:
+                quiet: bool = True, overlap: bool = True, faces: list[Face] | None = None,
+                image: np.ndarray | None = None) -> AnimationResult:
         """Animate every selected face of ``photo`` from ``start`` to ``to`` into ``output``.
 
         ``overlap``: generate, blend and encode side by side (threads); False runs them one
         after the other (the serial baseline of the benchmarks). ``faces``: the photo's
-        faces found beforehand (``detect_faces``), so detection is skipped."""
+        faces found beforehand (``detect_faces``), so detection is skipped; ``image``: the
+        photo decoded beforehand (``read_image``)."""
         t0 = time.perf_counter()
         timings = {}
         alphas = au.interpolation_weights(frames, ease, loop)
@@ -129,7 +131,7 @@ class Animator:
         check_output_path(out_path, [photo])
         output_kind(out_path)
         with Reporter(quiet) as rep:
-            image, faces = self._find_faces(photo, detector, face, rep, timings, faces)
+            image, faces = self._find_faces(photo, detector, face, rep, timings, faces, image)
             t = time.perf_counter()
             jobs = self.face_jobs(image, faces, to, start)
             timings["align"] = time.perf_counter() - t
@@ -147,12 +149,13 @@ class Animator:
         return AnimationResult(out_path, len(alphas), len(faces), (w, h), seconds, timings)
 
     @staticmethod
-    def _find_faces(photo, detector: str, face: str, rep: Reporter, timings: dict, found=None):
+    def _find_faces(photo, detector: str, face: str, rep: Reporter, timings: dict, found=None,
+                    image=None):
         """(the photo (H,W,3) uint8, its selected faces); "decode" and "detect" seconds in
-        ``timings``. ``found``: its faces, found beforehand (not timed)."""
+        ``timings``. ``found``, ``image``: its faces and pixels, found beforehand (not timed)."""
         with rep.stage("faces", total=2) as advance:
             t = time.perf_counter()
-            image = read_image(photo)
+            image = read_image(photo) if image is None else image
             timings["decode"] = time.perf_counter() - t
             advance()
             t = time.perf_counter()
