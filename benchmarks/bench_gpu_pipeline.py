@@ -6,9 +6,10 @@ the generator on the device in both.
     PYTHONPATH=. python benchmarks/bench_gpu_pipeline.py --device cuda --json pipe.json
     PYTHONPATH=. python benchmarks/bench_gpu_pipeline.py --device cpu --small   # rehearsal, ~1 min
     PYTHONPATH=. python benchmarks/bench_gpu_pipeline.py --write-faces gpu-pack/bench-faces
+    OMP_NUM_THREADS=1 PYTHONPATH=. python benchmarks/bench_gpu_pipeline.py --device cpu --composite-only
 
 ``benchmarks/bench_gpu.py`` (the GPU kit's bench stage) calls ``pipeline_rows`` after its own
-rows. The inputs are made from ``examples/astronaut.jpg``: the photo scaled to 4000x3000
+rows, and the composite alone in milliseconds per frame. The inputs are made from ``examples/astronaut.jpg``: the photo scaled to 4000x3000
 (12 MP), and 1080p frames of it under a slow camera pan. The photo folder is
 ``--faces-dir`` (default ``gpu-pack/bench-faces``, which ``--write-faces`` fills with 100
 UTKFace crops of the shared data and their faces, else the shared folder itself).
@@ -188,8 +189,7 @@ def animate_row(animator, device: str, photo: Path, faces, frames: int, out: Pat
     if have_ffmpeg():
         res = animator.animate(photo, out / "a.mp4", to="happy", frames=frames, faces=faces)
         _sync(device)
-        return {"seconds": round(time.perf_counter() - t, 3),
-                "stages_s": {k: round(v, 3) for k, v in res.timings.items()}}
+        return _timed(time.perf_counter() - t, res.timings, frames)
     from gan_anim.media.images import read_image
 
     image = read_image(photo)
@@ -197,7 +197,13 @@ def animate_row(animator, device: str, photo: Path, faces, frames: int, out: Pat
     timings = {}
     _null_encode(animator.render(image, jobs, au.interpolation_weights(frames, "linear", False), timings))
     _sync(device)
-    return {"seconds": round(time.perf_counter() - t, 3), "stages_s": {k: round(v, 3) for k, v in timings.items()}}
+    return _timed(time.perf_counter() - t, timings, frames)
+
+
+def _timed(seconds: float, timings: dict, frames: int) -> dict:
+    """Wall seconds, seconds per stage, and the composite's milliseconds per frame."""
+    return {"seconds": round(seconds, 3), "stages_s": {k: round(v, 3) for k, v in timings.items()},
+            "blend_ms_per_frame": round(1e3 * timings.get("blend", 0.0) / max(frames, 1), 2)}
 
 
 def video_row(animator, device: str, n: int, out: Path) -> dict:
@@ -219,8 +225,7 @@ def video_row(animator, device: str, n: int, out: Path) -> dict:
         res = animate_video(clip, out / "v.mp4", aus="happy", animator=animator)
         _sync(device)
         sec = time.perf_counter() - t
-        return {"frames": res.frames, "seconds": round(sec, 3), "frames_per_s": round(res.frames / sec, 1),
-                "stages_s": {k: round(v, 3) for k, v in res.timings.items()}}
+        return {"frames": res.frames, "frames_per_s": round(res.frames / sec, 1), **_timed(sec, res.timings, n)}
 
     from gan_anim.render.renderer import FrameRender
 
@@ -242,8 +247,35 @@ def video_row(animator, device: str, n: int, out: Path) -> dict:
         _null_encode(rendered)
     _sync(device)
     sec = time.perf_counter() - t
-    return {"frames": n, "seconds": round(sec, 3), "frames_per_s": round(n / sec, 1),
-            "stages_s": {k: round(v, 3) for k, v in timings.items()}}
+    return {"frames": n, "frames_per_s": round(n / sec, 1), **_timed(sec, timings, n)}
+
+
+def composite_row(animators: dict, device: str, tmp: Path, small: bool, frames: int = 5) -> dict:
+    """The composite alone (the renderer's "blend" stage, stages one after the other), in
+    milliseconds per frame, for a 1 MP and a 12 MP photo and a 1080p video frame."""
+    from gan_anim.media.images import read_image
+    from gan_anim.render.renderer import FrameRender, Renderer
+
+    cases = {"1mp": (1000, 1000)} if small else {"1mp": (1000, 1000), "12mp": (3000, 4000)}
+    photos = {}
+    for name, (side, width) in cases.items():
+        path, _ = photo_12mp(tmp, side, width)
+        photos[name] = (read_image(path), example_faces(side / 512, (width - side) // 2))
+    video, offsets, scale = video_frames(1)
+    photos["1080p"] = (video[0], example_faces(scale, offsets[0]))
+    row = {"row": "composite", "frames": frames}
+    for kind, a in animators.items():
+        row[kind] = {}
+        for name, (image, faces) in photos.items():
+            jobs = a.face_jobs(image, faces, "happy", None)
+            item = [FrameRender(image, [j.at(j.goal * x + j.start * (1 - x)) for j in jobs])
+                    for x in np.linspace(0.2, 1, frames)]
+            timings = {}
+            for _ in Renderer(a.model, timings, overlap=False).render(item):
+                pass
+            _sync(device)
+            row[kind][f"{name}_ms_per_frame"] = round(1e3 * timings["blend"] / frames, 1)
+    return row
 
 
 def folder_row(animator, device: str, photos, known, frames: int, out: Path) -> dict:
@@ -301,6 +333,9 @@ def pipeline_rows(device: str, deadline: float, log=print, small: bool = False,
             _ratio(row, target_key)
             log(row)
             rows.append(row)
+        if time.perf_counter() < deadline:
+            rows.append(composite_row(animators, device, tmp, small))
+            log(rows[-1])
     if not photos:
         rows.append({"row": "folder", "skipped": "no photo folder (make gpu-pack writes gpu-pack/bench-faces)"})
         log(rows[-1])
@@ -331,6 +366,8 @@ def main(argv=None) -> int:
     ap.add_argument("--faces-dir", type=Path, default=FACES_DIR)
     ap.add_argument("--write-faces", type=Path, default=None, metavar="DIR",
                     help="copy 100 one-face shared photos and their faces into DIR, then stop")
+    ap.add_argument("--composite-only", action="store_true",
+                    help="only the composite's milliseconds per frame, torch against numpy")
     ap.add_argument("--without", default="", help="dlib,ffmpeg: take them as absent (rehearses the GPU machine)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
@@ -341,6 +378,11 @@ def main(argv=None) -> int:
 
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     t0 = time.perf_counter()
+    if args.composite_only:
+        with tempfile.TemporaryDirectory(prefix="gan-anim-bench-") as tmp:
+            row = composite_row({k: _animator(device, k) for k in KINDS}, device, Path(tmp), args.small)
+        print(json.dumps(row))
+        return 0
     rows = pipeline_rows(device, t0 + args.max_seconds, log=lambda r: print(json.dumps(r), flush=True),
                          small=args.small, faces_dir=args.faces_dir,
                          without=[w for w in args.without.split(",") if w])

@@ -408,8 +408,9 @@ def test_pipeline_bench_rehearses_the_gpu_machine_path(tmp_path):
     assert pipe.write_faces(tmp_path / "faces", count=3) == 3
     rows = pipe.pipeline_rows("cpu", float("inf"), log=lambda r: None, small=True,
                               faces_dir=tmp_path / "faces", without=("dlib", "ffmpeg"))
-    assert [r["row"] for r in rows] == ["animate", "video", "folder"]
-    for r in rows:
+    assert [r["row"] for r in rows] == ["animate", "video", "folder", "composite"]
+    assert all(v > 0 for kind in ("torch", "numpy") for v in rows[3][kind].values())
+    for r in rows[:3]:
         assert "no dlib" in r["notes"][0] and "no ffmpeg" in r["notes"][1]
         assert r["torch"]["seconds"] > 0 and r["numpy"]["seconds"] > 0 and r["speedup_vs_cpu_composite"] > 0
     assert rows[1]["torch"]["frames"] == 4 and rows[2]["torch"]["ok"] == 3

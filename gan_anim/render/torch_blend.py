@@ -50,14 +50,10 @@ def remap_steps(cubic: bool, channels: int, dtype=np.float32) -> int | None:
         mu, mv = (rng.uniform(1, 14, (8, 8)).astype(np.float32) for _ in range(2))
         ref = cv2.remap(img, mu, mv, cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR,
                         borderMode=cv2.BORDER_REPLICATE).reshape(8, 8, channels).astype(np.float64)
-        x = torch.from_numpy(img.reshape(16, 16, channels))
+        x, mu, mv = torch.from_numpy(img.reshape(16, 16, channels)), torch.from_numpy(mu), torch.from_numpy(mv)
         errs = {}
         for steps in (None, 32):
-            _STEPS[key] = steps
-            if cubic:
-                got = remap_cubic_u8(x, torch.from_numpy(mu), torch.from_numpy(mv))
-            else:
-                got = remap_linear(x.float(), torch.from_numpy(mu), torch.from_numpy(mv), True)
+            got = _cubic(x, mu, mv, steps) if cubic else _linear(x.float(), mu, mv, True, steps)
             errs[steps] = float(np.abs(got.double().numpy() - ref).max())
         _STEPS[key] = min(errs, key=errs.get)
     return _STEPS[key]
@@ -77,6 +73,12 @@ def _t(array, device, dtype=torch.float32) -> torch.Tensor:
     return torch.as_tensor(np.ascontiguousarray(array)).to(device=device, dtype=dtype)
 
 
+def colour_transform(f: torch.Tensor, matrix: np.ndarray) -> torch.Tensor:
+    """``cv2.transform``: (h,w,3) float times a (k,3) matrix -> (h,w,k), as multiply-adds
+    (a matmul on the GPU may run in TF32)."""
+    return torch.stack([sum(float(row[j]) * f[..., j] for j in range(3)) for row in matrix], -1)
+
+
 def to_u8(x: torch.Tensor) -> torch.Tensor:
     """float -> uint8 as OpenCV's saturate_cast: rounded half to even, clamped."""
     return x.round().clamp_(0, 255).to(torch.uint8)
@@ -85,8 +87,11 @@ def to_u8(x: torch.Tensor) -> torch.Tensor:
 def remap_linear(src: torch.Tensor, mu: torch.Tensor, mv: torch.Tensor, replicate: bool) -> torch.Tensor:
     """``cv2.remap(src, mu, mv, INTER_LINEAR)`` of a float (h,w,C) array at (H,W) maps:
     BORDER_REPLICATE, else BORDER_CONSTANT 0."""
+    return _linear(src, mu, mv, replicate, remap_steps(False, src.shape[2] if src.dim() == 3 else 1))
+
+
+def _linear(src, mu, mv, replicate: bool, steps: int | None) -> torch.Tensor:
     h, w = src.shape[:2]
-    steps = remap_steps(False, src.shape[2] if src.dim() == 3 else 1)
     (x0, fx), (y0, fy) = _split(mu, steps), _split(mv, steps)
     fx, fy, x0, y0 = fx[..., None], fy[..., None], x0.long(), y0.long()
     flat = src.reshape(h * w, -1)
@@ -114,8 +119,11 @@ def _cubic_weights(t: torch.Tensor) -> list[torch.Tensor]:
 def remap_cubic_u8(src: torch.Tensor, mx: torch.Tensor, my: torch.Tensor) -> torch.Tensor:
     """``cv2.remap(src, mx, my, INTER_CUBIC, borderMode=BORDER_REPLICATE)`` of a uint8
     (H,W,3) frame at float (h,w) maps: (h,w,3) uint8."""
+    return _cubic(src, mx, my, remap_steps(True, src.shape[2], np.uint8))
+
+
+def _cubic(src, mx, my, steps: int | None) -> torch.Tensor:
     h, w = src.shape[:2]
-    steps = remap_steps(True, src.shape[2], np.uint8)
     (x0, fx), (y0, fy) = _split(mx, steps), _split(my, steps)
     wx, wy = _cubic_weights(fx[..., None]), _cubic_weights(fy[..., None])
     x0, y0 = x0.long(), y0.long()
@@ -157,10 +165,14 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     kernel = _t(cv2.getGaussianKernel(n, sigma, cv2.CV_32F)[:, 0], x.device)
     r = n // 2
     h, w = x.shape
-    rows = x[_reflect101(h, r, x.device)]                    # (h + 2r, w)
-    y = F.conv2d(rows.t()[None, None], kernel.view(1, 1, 1, n))[0, 0].t()  # along y
-    cols = y[:, _reflect101(w, r, x.device)]
-    return F.conv2d(cols[None, None], kernel.view(1, 1, 1, n))[0, 0]       # along x
+    cudnn = torch.backends.cudnn
+    # full float32 (cuDNN would take TF32's 10-bit mantissa by default: ~0.1 grey level)
+    with cudnn.flags(enabled=cudnn.enabled, benchmark=cudnn.benchmark,
+                     deterministic=cudnn.deterministic, allow_tf32=False):
+        rows = x[_reflect101(h, r, x.device)]                    # (h + 2r, w)
+        y = F.conv2d(rows.t()[None, None], kernel.view(1, 1, 1, n))[0, 0].t()  # along y
+        cols = y[:, _reflect101(w, r, x.device)]
+        return F.conv2d(cols[None, None], kernel.view(1, 1, 1, n))[0, 0]       # along x
 
 
 def bounding_box(grid_mask: torch.Tensor, shape: tuple[int, int]):
@@ -187,8 +199,6 @@ class TorchBlender:
         if self.empty:
             return
         self.shape = geo.shape
-        self._luma = _t(LUMA[0], self.device)
-        self._chroma = _t(CHROMA, self.device).t().contiguous()
         self.map_u, self.map_v = _t(geo.map_u, self.device), _t(geo.map_v, self.device)
         self.feather = _t(geo.feather, self.device)
         self._lin = geo._lin.astype(np.float32)
@@ -285,7 +295,7 @@ class TorchBlender:
         pad = int(3 * RELAX_SIGMAS[1] * eye_px) + 1
         h, w = base.shape[:2]
         py0, py1, px0, px1 = max(0, y0 - pad), min(h, y1 + pad), max(0, x0 - pad), min(w, x1 + pad)
-        luma = base[py0:py1, px0:px1].float() @ self._luma
+        luma = colour_transform(base[py0:py1, px0:px1].float(), LUMA)[..., 0]
         fine = gaussian_blur(luma, max(0.5, RELAX_SIGMAS[0] * eye_px))
         band = fine - gaussian_blur(luma, RELAX_SIGMAS[1] * eye_px)
         band = torch.where(band < 0, band, 0.5 * band)[y0 - py0:y1 - py0, x0 - px0:x1 - px0]
@@ -318,7 +328,7 @@ class TorchBlender:
         d_luma, keep = full[..., 0:1], 1.0 - full[..., 1:2]
         patch = base[y0:y1, x0:x1]
         f = patch.float()
-        new = to_u8((f @ self._chroma) * keep + (f @ self._luma)[..., None] + d_luma)
+        new = to_u8(colour_transform(f, CHROMA) * keep + colour_transform(f, LUMA) + d_luma)
         out = base.clone()
         out[y0:y1, x0:x1] = torch.where(changed[..., None], new, patch)
         return out
@@ -337,10 +347,9 @@ class TorchCompositor:
     def upload(self, image: np.ndarray) -> torch.Tensor:
         if image is not self._source:
             frame = np.ascontiguousarray(image)
-            # a decoder's read-only frame is copied (torch wants writable memory)
+            # a decoder's read-only frame is copied (torch wants writable memory); a plain
+            # copy to the GPU: pinning a new 6-36 MB buffer per frame costs more than it saves
             t = torch.from_numpy(frame if frame.flags.writeable else frame.copy())
-            if self.device.type == "cuda":
-                t = t.pin_memory().to(self.device, non_blocking=True)
             self._source, self._tensor = image, t.to(self.device)
         return self._tensor
 
