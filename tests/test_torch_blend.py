@@ -83,6 +83,17 @@ def test_torch_rgb_paint_matches_numpy(random_weights):
     _check(read_image(EXAMPLE), _animators(generator=gen.eval()), "happy")
 
 
+def test_torch_composite_matches_numpy_in_the_grid(random_weights, tmp_path):
+    """``gan-anim grid`` through the torch composite: the cells within 1 grey level."""
+    from gan_anim.pipeline.grid import au_grid
+
+    grids = {kind: np.asarray(au_grid(a, EXAMPLE, tmp_path / f"{kind}.png", names=("AU12", "AU26"),
+                                      levels=(0.0, 1.0), presets=("surprise",)))
+             for kind, a in _animators(random_weights).items()}
+    diff = np.abs(grids["numpy"].astype(int) - grids["torch"].astype(int))
+    assert diff.max() <= 1 and grids["numpy"].shape == grids["torch"].shape
+
+
 def test_composite_is_chosen_by_config_and_environment(monkeypatch, random_weights):
     import torch
 
