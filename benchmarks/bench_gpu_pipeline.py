@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 EXAMPLE = ROOT / "examples" / "astronaut.jpg"
 EXAMPLE_FACES = ROOT / "benchmarks" / "astronaut_faces.json"
@@ -85,7 +85,7 @@ def example_faces(scale: float, dx: float = 0.0, dy: float = 0.0):
     out = []
     for f in _faces(json.loads(EXAMPLE_FACES.read_text())["faces"]):
         lm = (f.landmarks + 0.5) * scale - 0.5 + (dx, dy)
-        box = tuple(int(round(v * scale + o)) for v, o in zip(f.box, (dx, dy, dx, dy)))
+        box = tuple(round(v * scale + o) for v, o in zip(f.box, (dx, dy, dx, dy)))
         out.append(Face(box, lm, f.score))
     return out
 
@@ -214,8 +214,8 @@ def video_row(animator, device: str, n: int, out: Path) -> dict:
 
     frames, offsets, scale = video_frames(n)
     if have_dlib() and have_ffmpeg():
-        from gan_anim.pipeline.video import animate_video
         from gan_anim.media.writer import FrameWriter
+        from gan_anim.pipeline.video import animate_video
 
         clip = out / "clip.mp4"
         with FrameWriter(clip, fps=25, crf=12) as w:

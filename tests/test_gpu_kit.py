@@ -391,7 +391,7 @@ def test_torch_composite_on_cuda_matches_the_cpu_composite(exact_cuda):
 def test_animate_on_cuda_composites_on_the_device(tmp_path):
     """``--device cuda``: the composite runs in torch on the GPU by default; a GIF (no ffmpeg
     needed) of the example, faces found beforehand."""
-    animator, image, job = _example_job(DEV.type, "auto")
+    animator = _example_job(DEV.type, "auto")[0]
     assert animator.model.composite == ("torch" if DEV.type == "cuda" else "numpy")  # the dry run: numpy
     res = animator.animate(EXAMPLE, tmp_path / "a.gif", to="surprise", frames=3,
                            faces=_bench_pipeline().example_faces(1.0))
