@@ -67,6 +67,19 @@ def test_torch_composite_matches_numpy_on_a_shared_face(shipped, shared_data):
     _check(image, shipped, "surprise")
 
 
+def test_torch_composite_matches_numpy_with_overlapping_faces(shipped, shared_data):
+    """Two faces side by side whose regions overlap: each face's region is written in turn."""
+    src = shared_data / "facial_expressions" / "images"
+    image = np.hstack([read_image(src / "Aaron_Eckhart_0001.jpg"), read_image(src / "AJ_Cook_0001.jpg")])
+    faces = detect_faces(image)
+    assert len(faces) == 2
+    size = shipped["numpy"].model.size
+    (ay, ax), (by, bx) = (FaceBlender(image.shape, shipped["numpy"].face_jobs(image, [f], "happy", None)[0]
+                                      .transform, size).slices for f in faces)
+    assert max(ax.start, bx.start) < min(ax.stop, bx.stop)  # the regions overlap
+    _check(image, shipped, "surprise")
+
+
 def test_torch_rgb_paint_matches_numpy(random_weights):
     """The RGB-paint generators' composite (``_paint_rgb``), with a random RGB generator."""
     import dataclasses
