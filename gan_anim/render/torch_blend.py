@@ -176,13 +176,16 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 
 
 def bounding_box(grid_mask: torch.Tensor, shape: tuple[int, int]):
-    """``FaceBlender._box`` of a bool (coarse) grid mask, for a region of ``shape``."""
-    rows, cols = grid_mask.any(1), grid_mask.any(0)
-    if not bool(rows.any()):
+    """``FaceBlender._box`` of a bool (coarse) grid mask, for a region of ``shape`` (one
+    transfer from the device)."""
+    ends = []
+    for hit in (grid_mask.any(1), grid_mask.any(0)):
+        idx = torch.arange(hit.numel(), device=hit.device)
+        ends += [torch.where(hit, idx, hit.numel()).min(), torch.where(hit, idx, -1).max()]
+    gy, y_last, gx, x_last = torch.stack(ends).tolist()
+    if y_last < 0:
         return None
-    ys, xs = torch.nonzero(rows)[:, 0], torch.nonzero(cols)[:, 0]
-    gy, gx = int(ys[0]), int(xs[0])
-    gh, gw = int(ys[-1]) - gy + 1, int(xs[-1]) - gx + 1
+    gh, gw = y_last - gy + 1, x_last - gx + 1
     fy, fx = shape[0] / grid_mask.shape[0], shape[1] / grid_mask.shape[1]
     return (max(0, int((gy - 1) * fy)), min(shape[0], int(np.ceil((gy + gh + 1) * fy))),
             max(0, int((gx - 1) * fx)), min(shape[1], int(np.ceil((gx + gw + 1) * fx))))
