@@ -32,13 +32,15 @@ bench: install
 
 # The GPU kit's training set (docs/gpu-kit.md): the shared photos prepared at
 # 128 px (data/shipped, made here if missing: about 8 min on 2 cores), as JPEG quality
-# $(PACK_QUALITY) in one git-ignored file that the GPU machine gets with carry=["gpu-pack"].
+# $(PACK_QUALITY) in one git-ignored file that the GPU machine gets with carry=["gpu-pack"],
+# and 100 one-face photos with their faces (0.9 MB) for the end-to-end benchmark rows.
 SHARED ?= ../shared/data
 PACK_QUALITY ?= 84
 gpu-pack: install
 	test -f data/shipped/aus.csv || $(BIN)/gan-anim prepare $(SHARED)/facial_expressions/images \
 		$(SHARED)/utkface_crop_part1/images -o data/shipped
 	$(BIN)/python -m gan_anim.training.pack_writer data/shipped gpu-pack/faces128.pack --quality $(PACK_QUALITY)
+	GAN_ANIM_SHARED=$(SHARED)/.. $(BIN)/python benchmarks/bench_gpu_pipeline.py --write-faces gpu-pack/bench-faces
 
 clean:
 	rm -rf out .pytest_cache

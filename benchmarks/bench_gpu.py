@@ -4,6 +4,9 @@
     python benchmarks/bench_gpu.py --json bench.json --max-seconds 40
     python benchmarks/bench_gpu.py --device cpu --presets small --batches 1 --min-time 0.02   # rehearsal
 
+End to end (``animate``, ``video``, a photo folder) with the composite on the device against the
+CPU composite: ``bench_gpu_pipeline.py``, run after these rows within ``--pipeline-seconds``.
+
 Inference is ``training.losses.generate`` (for the motion presets: the landmark warp, then G and the
 composition) under ``torch.inference_mode``, channels_last, at batch 1, 64 and 256, in fp32
 and in bf16 autocast, CUDA-synchronised, after warm-up. FLOPs per face are what
@@ -241,6 +244,21 @@ def training_rows(args, dev, peak, deadline, landmarks_fn, log) -> list[dict]:
     return rows
 
 
+def pipeline(args, dev, log) -> list[dict]:
+    """The end-to-end rows of ``bench_gpu_pipeline.py``; an error is recorded, not raised."""
+    spec = importlib.util.spec_from_file_location("bench_gpu_pipeline", ROOT / "benchmarks" / "bench_gpu_pipeline.py")
+    mod = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(mod)
+        return mod.pipeline_rows(dev.type, time.perf_counter() + args.pipeline_seconds, log,
+                                 small=args.pipeline_small,
+                                 without=[w for w in args.pipeline_without.split(",") if w])
+    except Exception as exc:  # the other rows are kept
+        row = {"row": "pipeline", "error": f"{type(exc).__name__}: {exc}"}
+        log(row)
+        return [row]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -253,6 +271,10 @@ def main(argv=None) -> int:
     ap.add_argument("--train-steps", type=int, default=20)
     ap.add_argument("--train-warmup", type=int, default=5)
     ap.add_argument("--max-seconds", type=float, default=60.0, help="skip what would start after this")
+    ap.add_argument("--pipeline-seconds", type=float, default=60.0,
+                    help="budget of the end-to-end rows (bench_gpu_pipeline.py) after these; 0 skips them")
+    ap.add_argument("--pipeline-small", action="store_true", help="rehearsal sizes of the end-to-end rows")
+    ap.add_argument("--pipeline-without", default="", help="dlib,ffmpeg: take them as absent there")
     ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
     args.presets = [p for p in args.presets.split(",") if p]
@@ -295,6 +317,8 @@ def main(argv=None) -> int:
     out["inference"] = inference_rows(args, dev, peak, deadline, kit.synthetic_landmarks, log)
     out["training"] = training_rows(args, dev, peak, deadline, kit.synthetic_landmarks, log) \
         if args.train_batches else []
+    if args.pipeline_seconds > 0:
+        out["pipeline"] = pipeline(args, dev, log)
     out.pop("rows_so_far", None)
     save()
     print(f"bench_gpu: {out['wall_s']} s", flush=True)

@@ -13,6 +13,8 @@ Environment variables, for settings a user may want to fix outside a command lin
   e.g. fp32 for the same pixels on every machine.
 * ``GAN_ANIM_PAINTED_AUS``: comma-separated AU names that replace the default
   ``painted_aus``, for experiments.
+* ``GAN_ANIM_COMPOSITE``: ``numpy`` or ``torch`` where ``composite`` is left at ``auto``,
+  e.g. ``torch`` to run the GPU's composite code on the CPU.
 """
 from __future__ import annotations
 
@@ -38,12 +40,16 @@ class InferenceConfig:
     paint_ramp: float = 0.1       # a painted AU's paint fades in over this much of its change (0..1; 0.5 of 0..5)
     detect_max_side: int = 1280   # the detection cascade's first pass runs on a copy at most this many px
     crf: int = 18                 # H.264 quality of MP4 outputs (lower is better)
+    # The full-resolution composite (warp, crease relaxation, paint): "numpy" (OpenCV on the
+    # CPU), "torch" (render.torch_blend on the generator's device, within 1 grey level of
+    # numpy), or "auto": torch on CUDA, numpy on the CPU (render.device.resolve_composite)
+    composite: str = "auto"
 
     def with_env(self) -> "InferenceConfig":
         """This config with the environment variables of the module docstring applied:
         ``GAN_ANIM_PRECISION`` where ``precision`` is "auto", ``GAN_ANIM_PAINTED_AUS``
-        where ``painted_aus`` is the default (``GAN_ANIM_WEIGHTS`` is read by
-        ``find_weights``)."""
+        where ``painted_aus`` is the default, ``GAN_ANIM_COMPOSITE`` where ``composite``
+        is "auto" (``GAN_ANIM_WEIGHTS`` is read by ``find_weights``)."""
         from .aus import canonical_au
 
         changes = {}
@@ -53,4 +59,7 @@ class InferenceConfig:
         painted = os.environ.get("GAN_ANIM_PAINTED_AUS")
         if painted is not None and self.painted_aus == InferenceConfig.painted_aus:
             changes["painted_aus"] = tuple(canonical_au(n.strip()) for n in painted.split(",") if n.strip())
+        composite = os.environ.get("GAN_ANIM_COMPOSITE")
+        if composite and self.composite == "auto":
+            changes["composite"] = composite
         return dataclasses.replace(self, **changes)

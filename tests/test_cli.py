@@ -213,6 +213,23 @@ def test_batch_api_loads_the_model_once(batch_photos, tmp_path, monkeypatch):
         "AJ_Cook_0001-surprise.gif", "Aaron_Eckhart_0001-surprise.gif"]
 
 
+def test_batch_finds_faces_ahead_with_the_same_pixels(batch_photos, tmp_path):
+    """Several photos: decoding and detection run ahead in a thread pool; each output is the
+    one that photo alone gives (no pool), whatever the number of threads."""
+    import gan_anim
+    from gan_anim.pipeline.photo import Animator
+
+    animator = Animator(SMALL_WEIGHTS, "cpu")
+    photos = [batch_photos / "AJ_Cook_0001.jpg", batch_photos / "broken.jpg", batch_photos / "Aaron_Eckhart_0001.jpg"]
+    alone = {p.name: sha(animator.animate(p, tmp_path / f"alone-{p.stem}.gif", frames=2).output)
+             for p in photos[::2]}
+    for workers in (1, 3):
+        results = gan_anim.animate_photos(photos, tmp_path / f"w{workers}", frames=2, animator=animator,
+                                          detect_workers=workers)
+        assert [r.ok for r in results] == [True, False, True] and "truncated or corrupt" in results[1].error
+        assert {r.photo.name: sha(r.output) for r in results if r.ok} == alone
+
+
 def test_batch_request_errors_come_first(batch_photos, tmp_path):
     a, b = batch_photos / "AJ_Cook_0001.jpg", batch_photos / "Aaron_Eckhart_0001.jpg"
     cases = [

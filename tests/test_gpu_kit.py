@@ -174,7 +174,8 @@ def test_gpu_run_rehearsal_on_cpu(tiny_pack, tmp_path):
                GPU_KIT_RESUME=str(tmp_path / "no-resume"), GPU_KIT_PYTHON=sys.executable,
                GPU_KIT_BATCH="2", GPU_KIT_STEPS="1", GPU_KIT_TOTAL_S="300", GPU_KIT_BENCH_S="30",
                GPU_KIT_BENCH_ARGS="--presets small --batches 1 --min-time 0.01 --warmup 1 --train-batches 2 "
-                                  "--train-steps 1 --train-warmup 1",
+                                  "--train-steps 1 --train-warmup 1 --pipeline-small --pipeline-without dlib,ffmpeg",
+               GPU_KIT_PIPELINE_S="40",
                GPU_KIT_ARM_B="--lambda-au 40", GPU_KIT_TRAIN_ARGS="--lambda-attention 0.2")
     proc = subprocess.run(["bash", str(ROOT / "tools" / "gpu_run.sh"), str(out), "0.5"], env=env,
                           capture_output=True, text=True, timeout=240)
@@ -194,6 +195,8 @@ def test_gpu_run_rehearsal_on_cpu(tiny_pack, tmp_path):
     assert figures["train"]["final_step"] == 1 and figures["train"]["ok"]
     assert figures["bench"]["inference"][0]["faces_per_s"] > 0
     assert figures["bench"]["training"][0]["images_per_s"] > 0
+    animate = figures["bench"]["pipeline"][0]  # the end-to-end rows, as on the GPU machine (no dlib)
+    assert animate["row"] == "animate" and animate["torch"]["seconds"] > 0 and "no dlib" in animate["notes"][0]
     assert figures["tests"]["ran"]
     gen = load_generator(out / "weights-medium-fp16.pt")
     assert gen.cfg == PRESETS["medium"]
@@ -339,3 +342,75 @@ def test_train_two_steps_on_cuda_writes_checkpoint(tmp_path):
     assert all(torch.isfinite(v).all() for v in blob["generator"].values() if v.is_floating_point())
     assert len((tmp_path / "run" / "log.jsonl").read_text().splitlines()) == 2
     assert (tmp_path / "run" / "samples" / "step-0000002.png").is_file()
+
+
+# ------------------------------------------- the composite on the device (end to end)
+
+def _example_job(device: str, composite: str):
+    """(animator, photo, its one face's job, facing "surprise") from the example and its faces
+    found beforehand (benchmarks/astronaut_faces.json: the GPU machine has no dlib)."""
+    from gan_anim.config import InferenceConfig
+    from gan_anim.media.images import read_image
+    from gan_anim.pipeline.photo import Animator
+
+    faces = _bench_pipeline().example_faces(1.0)
+    animator = Animator(config=InferenceConfig(device=device, composite=composite, precision="fp32"))
+    image = read_image(EXAMPLE)
+    return animator, image, animator.face_jobs(image, faces, "surprise", None)[0]
+
+
+def _bench_pipeline():
+    spec = importlib.util.spec_from_file_location("bench_gpu_pipeline", ROOT / "benchmarks" / "bench_gpu_pipeline.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.cuda
+def test_torch_composite_on_cuda_matches_the_cpu_composite(exact_cuda):
+    """The same edits blended by FaceBlender (OpenCV, CPU) and TorchBlender on the device:
+    within 1 grey level, the rest of the photo untouched."""
+    from gan_anim.render.blend import FaceBlender
+    from gan_anim.render.torch_blend import TorchBlender, TorchCompositor
+
+    animator, image, job = _example_job("cpu", "numpy")
+    edit = animator.model.generate(job.crop[None], job.goal[None], job.landmarks[None], job.own[None])[0]
+    ref, got = image.copy(), image.copy()
+    fb = FaceBlender(image.shape, job.transform, animator.model.size)
+    fb.blend(ref, edit, source=image)
+    TorchCompositor(DEV).blend(got, TorchBlender(image.shape, job.transform, animator.model.size, DEV), edit, image)
+    diff = np.abs(ref.astype(int) - got.astype(int))
+    assert diff.max() <= 1, (diff.max(), (diff > 1).sum())
+    outside = np.ones(image.shape[:2], bool)
+    outside[fb.slices] = False
+    assert np.array_equal(got[outside], image[outside])
+    assert (ref != image).any(-1).sum() > 1000
+
+
+@pytest.mark.cuda
+def test_animate_on_cuda_composites_on_the_device(tmp_path):
+    """``--device cuda``: the composite runs in torch on the GPU by default; a GIF (no ffmpeg
+    needed) of the example, faces found beforehand."""
+    animator = _example_job(DEV.type, "auto")[0]
+    assert animator.model.composite == ("torch" if DEV.type == "cuda" else "numpy")  # the dry run: numpy
+    res = animator.animate(EXAMPLE, tmp_path / "a.gif", to="surprise", frames=3,
+                           faces=_bench_pipeline().example_faces(1.0))
+    assert res.frames == 3 and res.timings["blend"] > 0 and (tmp_path / "a.gif").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_pipeline_bench_rehearses_the_gpu_machine_path(tmp_path):
+    """bench_gpu_pipeline as the GPU machine runs it (no dlib, no ffmpeg: faces found
+    beforehand, frames converted and dropped), at rehearsal sizes on the CPU."""
+    pipe = _bench_pipeline()
+    if not pipe.SHARED.is_dir():
+        pytest.skip("shared data not found")
+    assert pipe.write_faces(tmp_path / "faces", count=3) == 3
+    rows = pipe.pipeline_rows("cpu", float("inf"), log=lambda r: None, small=True,
+                              faces_dir=tmp_path / "faces", without=("dlib", "ffmpeg"))
+    assert [r["row"] for r in rows] == ["animate", "video", "folder", "composite"]
+    assert all(v > 0 for kind in ("torch", "numpy") for v in rows[3][kind].values())
+    for r in rows[:3]:
+        assert "no dlib" in r["notes"][0] and "no ffmpeg" in r["notes"][1]
+        assert r["torch"]["seconds"] > 0 and r["numpy"]["seconds"] > 0 and r["speedup_vs_cpu_composite"] > 0
+    assert rows[1]["torch"]["frames"] == 4 and rows[2]["torch"]["ok"] == 3

@@ -635,6 +635,11 @@ def _print_summary(f: dict) -> None:
                   f"{r.get('tflops')} TFLOP/s ({r.get('peak_fraction')} of peak)")
     for r in (b.get("training") or []):
         print(f"bench    train medium batch {r['batch']}: {r.get('images_per_s')} images/s, {r.get('tflops')} TFLOP/s")
+    for r in (b.get("pipeline") or []):
+        keys = ("animate_12mp_s", "video_1080p_fps", "photos_per_s")
+        got = {k: r[k] for k in keys if k in r}
+        print(f"bench    {r.get('row')}: {got or r.get('skipped') or r.get('error')}, "
+              f"x{r.get('speedup_vs_cpu_composite')} vs the CPU composite")
     for name, size in (f.get("files") or {}).items():
         print(f"file     {name:<28} {size / MiB:7.2f} MiB")
     for p in f.get("problems") or []:

@@ -12,7 +12,8 @@
 #          then a resumed run whose LR decay ends at the budget (--max-minutes is the net);
 #          resumes from a checkpoint (or its parts) in gpu-pack/resume/ if there is one
 #   export fp16 generator weights                          -> OUT/weights-medium-fp16.pt
-#   bench  benchmarks/bench_gpu.py (<= 60 s)               -> figures.json "bench"
+#   bench  benchmarks/bench_gpu.py (<= 60 s), then its end-to-end rows
+#          (benchmarks/bench_gpu_pipeline.py, <= GPU_KIT_PIPELINE_S) -> figures.json "bench"
 #   collect                                                -> OUT/samples.png, log.jsonl, run.log,
 #          figures.json, checkpoint.pt (compact; .part0/.part1 if over 15 MiB)
 # At most 8 files of at most 16 MiB each in OUT_DIR; the whole run stays under
@@ -24,6 +25,7 @@
 #   GPU_KIT_PRESET=medium GPU_KIT_BATCH=128  GPU_KIT_LR=2e-4  GPU_KIT_GP_EVERY=4
 #   GPU_KIT_STEPS=        fixed steps (skips the calibration)   GPU_KIT_EXPECTED_IPS=1500
 #   GPU_KIT_CALIB_S=45    GPU_KIT_TOTAL_S=530   GPU_KIT_PYTEST=1   GPU_KIT_BENCH_S=60
+#   GPU_KIT_PIPELINE_S=60 the end-to-end rows (0 skips them)
 #   GPU_KIT_TRAIN_ARGS=   extra `gan-anim train` options of the main run (e.g. loss weights)
 #   GPU_KIT_BENCH_ARGS=   extra bench_gpu.py options   GPU_KIT_WORK=runs/gpu-kit
 #   (a second call on the same still-warm machine finds WORK/run and resumes from it)
@@ -31,7 +33,7 @@
 set -u
 
 if [ $# -lt 1 ] || [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
-    sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 mkdir -p "$1" || exit 1
@@ -109,8 +111,9 @@ fi
 
 # 3. training: MINUTES, or less if the whole run would pass TOTAL (export+bench+collect ~100 s)
 BENCH_S=${GPU_KIT_BENCH_S:-60}
+PIPE_S=${GPU_KIT_PIPELINE_S:-60}
 TRAIN_S=$(awk "BEGIN{printf \"%d\", $MINUTES * 60}")
-TRAIN_S=$(min "$TRAIN_S" $(( $(left) - BENCH_S - 45 )))
+TRAIN_S=$(min "$TRAIN_S" $(( $(left) - BENCH_S - PIPE_S - 45 )))
 [ "$TRAIN_S" -lt 10 ] && TRAIN_S=10
 STEPS_ARGS=()
 [ -n "${GPU_KIT_STEPS:-}" ] && STEPS_ARGS=(--steps "$GPU_KIT_STEPS")
@@ -158,8 +161,10 @@ fi
 BENCH_S=$(min "$BENCH_S" $(( $(left) - 25 )))
 if [ "$BENCH_S" -ge 5 ]; then
     # shellcheck disable=SC2086
-    stage bench $(( BENCH_S + 40 )) "$PY" benchmarks/bench_gpu.py --device "$DEV" --json "$WORK/bench.json" \
-        --max-seconds "$BENCH_S" ${GPU_KIT_BENCH_ARGS:-}
+    PIPE_S=$(min "$PIPE_S" $(( $(left) - BENCH_S - 25 )))
+    [ "$PIPE_S" -lt 0 ] && PIPE_S=0
+    stage bench $(( BENCH_S + PIPE_S + 40 )) "$PY" benchmarks/bench_gpu.py --device "$DEV" --json "$WORK/bench.json" \
+        --max-seconds "$BENCH_S" --pipeline-seconds "$PIPE_S" ${GPU_KIT_BENCH_ARGS:-}
 else
     echo "=== [bench] skipped: $(left) s left"
     printf 'bench\t1\t0\n' >> "$WORK/stages.tsv"

@@ -10,6 +10,9 @@ files) is checked before torch is imported, so those errors come back at once.
 """
 from __future__ import annotations
 
+import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,7 +68,7 @@ def animate_photos(photos, output=None, to: str = "happy", start: str | None = N
                    precision: str = InferenceConfig.precision, frames: int = 30,
                    fps: float = 15.0, ease: str = "linear", loop: bool = False, face: str = "all",
                    detector: str = "hog", crf: int = InferenceConfig.crf, quiet: bool = True, animator=None,
-                   on_result=None) -> list[PhotoResult]:
+                   on_result=None, detect_workers: int | None = None) -> list[PhotoResult]:
     """Animate each photo of ``photos`` (files and/or folders) with one loaded model.
 
     One photo: ``output`` is its output (default ``<stem>-<target>.gif`` here) and any
@@ -75,7 +78,8 @@ def animate_photos(photos, output=None, to: str = "happy", start: str | None = N
     as each one finishes. A bad request (expression, option, output folder, missing
     weights) raises GanAnimError before any photo is rendered; ``precision``: see
     ``render.device.resolve_precision``. ``animator``: an ``Animator`` to use
-    instead of loading ``weights``.
+    instead of loading ``weights``. Several photos: the next ones are decoded and their faces
+    found in ``detect_workers`` threads (default ``default_workers()``) while one renders.
     """
     check_request(to, start, frames, ease, loop, batch_size)
     results, several = _planned(photos, output, to)
@@ -89,18 +93,64 @@ def animate_photos(photos, output=None, to: str = "happy", start: str | None = N
         animator = Animator(weights, device, batch_size, precision=precision, background=True)
     job = dict(to=to, start=start, frames=frames, fps=fps, ease=ease, loop=loop, face=face,
                detector=detector, crf=crf, quiet=quiet or several)
-    for res in results:
-        if res.ok:
-            try:
-                res.result = animator.animate(res.photo, res.output, **job)
-            except (GanAnimError, OSError) as exc:
-                if not several:
-                    raise
-                animator.model.wait()  # bad weights fail the whole request, not each photo
-                res.error = _message(res.photo, exc)
-        if on_result is not None:
-            on_result(res)
+    ahead = FacesAhead([r.photo for r in todo], detector, detect_workers) if several and todo else None
+    try:
+        for res in results:
+            if res.ok:
+                try:
+                    image, faces = ahead.take(res.photo) if ahead is not None else (None, None)
+                    res.result = animator.animate(res.photo, res.output, faces=faces, image=image, **job)
+                except (GanAnimError, OSError) as exc:
+                    if not several:
+                        raise
+                    animator.model.wait()  # bad weights fail the whole request, not each photo
+                    res.error = _message(res.photo, exc)
+            if on_result is not None:
+                on_result(res)
+    finally:
+        if ahead is not None:
+            ahead.close()
     return results
+
+
+def default_workers() -> int:
+    """Threads that decode photos and find their faces ahead of the renderer: half the
+    cores, 1 to 8 (1 on two cores: the next photo is ready when this one is rendered)."""
+    return max(1, min(8, (os.cpu_count() or 2) // 2))
+
+
+class FacesAhead:
+    """Decoding and detection of the next photos in a thread pool, up to twice ``workers``
+    photos ahead of the one being rendered (dlib's detector releases the GIL). ``take``,
+    called for the photos in their order, returns one photo's (pixels, faces), or raises
+    its error."""
+
+    def __init__(self, photos, detector: str, workers: int | None = None):
+        self.workers = default_workers() if workers is None else max(1, workers)
+        self.detector, self.queue, self.futures = detector, deque(photos), deque()
+        self.pool = ThreadPoolExecutor(self.workers, thread_name_prefix="gan-anim-faces")
+        self._fill()
+
+    def _fill(self) -> None:
+        while self.queue and len(self.futures) < 2 * self.workers:
+            photo = self.queue.popleft()
+            self.futures.append((photo, self.pool.submit(self._find, photo)))
+
+    def _find(self, photo):
+        from ..faces.detect import detect_faces
+        from ..media.images import read_image
+
+        image = read_image(photo)
+        return image, detect_faces(image, self.detector)
+
+    def take(self, photo):
+        expected, future = self.futures.popleft()
+        assert expected == photo, (expected, photo)
+        self._fill()
+        return future.result()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _planned(photos, output, to: str | None) -> tuple[list[PhotoResult], bool]:

@@ -113,11 +113,14 @@ class Animator:
     def animate(self, photo, output=None, to: str = "happy", start: str | None = None,
                 frames: int = 30, fps: float = 15.0, ease: str = "linear", loop: bool = False,
                 face: str = "all", detector: str = "hog", crf: int = InferenceConfig.crf,
-                quiet: bool = True, overlap: bool = True) -> AnimationResult:
+                quiet: bool = True, overlap: bool = True, faces: list[Face] | None = None,
+                image: np.ndarray | None = None) -> AnimationResult:
         """Animate every selected face of ``photo`` from ``start`` to ``to`` into ``output``.
 
         ``overlap``: generate, blend and encode side by side (threads); False runs them one
-        after the other (the serial baseline of the benchmarks)."""
+        after the other (the serial baseline of the benchmarks). ``faces``: the photo's
+        faces found beforehand (``detect_faces``), so detection is skipped; ``image``: the
+        photo decoded beforehand (``read_image``)."""
         t0 = time.perf_counter()
         timings = {}
         alphas = au.interpolation_weights(frames, ease, loop)
@@ -128,7 +131,7 @@ class Animator:
         check_output_path(out_path, [photo])
         output_kind(out_path)
         with Reporter(quiet) as rep:
-            image, faces = self._find_faces(photo, detector, face, rep, timings)
+            image, faces = self._find_faces(photo, detector, face, rep, timings, faces, image)
             t = time.perf_counter()
             jobs = self.face_jobs(image, faces, to, start)
             timings["align"] = time.perf_counter() - t
@@ -146,16 +149,17 @@ class Animator:
         return AnimationResult(out_path, len(alphas), len(faces), (w, h), seconds, timings)
 
     @staticmethod
-    def _find_faces(photo, detector: str, face: str, rep: Reporter, timings: dict):
+    def _find_faces(photo, detector: str, face: str, rep: Reporter, timings: dict, found=None,
+                    image=None):
         """(the photo (H,W,3) uint8, its selected faces); "decode" and "detect" seconds in
-        ``timings``."""
+        ``timings``. ``found``, ``image``: its faces and pixels, found beforehand (not timed)."""
         with rep.stage("faces", total=2) as advance:
             t = time.perf_counter()
-            image = read_image(photo)
+            image = read_image(photo) if image is None else image
             timings["decode"] = time.perf_counter() - t
             advance()
             t = time.perf_counter()
-            faces = detect_faces(image, detector, warn=rep.warn)
+            faces = detect_faces(image, detector, warn=rep.warn) if found is None else list(found)
             timings["detect"] = time.perf_counter() - t
             advance()
         if not faces:

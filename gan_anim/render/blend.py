@@ -57,7 +57,8 @@ class FaceBlender:
     bilinear either way; only the final warp of the original and the composite run per
     full-resolution pixel, and only inside the box of the pixels that change (``_box``).
     The region covers the crop plus ``margin`` (crop-side units) on each side, where the
-    landmark motion can still move pixels.
+    landmark motion can still move pixels. ``torch_blend.TorchBlender`` mirrors the methods
+    below for the GPU: change both (``tests/test_torch_blend.py`` compares them).
     """
 
     def __init__(self, frame_shape, transform: np.ndarray, size: int, feather: float = 0.08,

@@ -59,3 +59,22 @@ def native_cpu_bf16() -> bool:
         return bool(onednn()) if onednn is not None else True
     except Exception:  # an op missing from this torch build
         return False
+
+
+COMPOSITES = ("auto", "numpy", "torch")
+
+
+def check_composite(composite: str) -> str:
+    """``composite`` if it is one of COMPOSITES, else a GanAnimError (no torch needed)."""
+    if composite not in COMPOSITES:
+        raise GanAnimError(f"unknown composite {composite!r}: use auto, numpy or torch")
+    return composite
+
+
+def resolve_composite(composite: str, device: "torch.device") -> str:
+    """"numpy" or "torch": where the full-resolution composite runs. "auto" is torch on
+    CUDA (the frame's pixels stay on the GPU) and numpy (OpenCV) on the CPU, where it is
+    faster than torch's CPU kernels."""
+    if check_composite(composite) != "auto":
+        return composite
+    return "torch" if device.type == "cuda" else "numpy"

@@ -19,7 +19,7 @@ import numpy as np
 from .. import aus as au
 from ..config import InferenceConfig
 from ..errors import GanAnimError
-from .device import check_precision, resolve_device, resolve_precision
+from .device import check_composite, check_precision, resolve_composite, resolve_device, resolve_precision
 from .weights import find_weights
 
 if TYPE_CHECKING:
@@ -79,6 +79,7 @@ class EditModel:
         if config.batch_size < 1:
             raise GanAnimError(f"--batch-size must be at least 1, got {config.batch_size}")
         check_precision(config.precision)  # before a background load, so the error comes at once
+        check_composite(config.composite)
         self.config = config
         path = find_weights(config.weights) if generator is None else None
         self._loading = None
@@ -127,6 +128,11 @@ class EditModel:
     def precision(self) -> str:
         """"fp32" or "bf16": what the generator runs in (``resolve_precision``)."""
         return self.wait()._precision
+
+    @property
+    def composite(self) -> str:
+        """"numpy" or "torch": where the full-resolution composite runs (``resolve_composite``)."""
+        return resolve_composite(self.config.composite, self.device)
 
     @property
     def painted(self) -> "torch.Tensor":

@@ -8,7 +8,10 @@ Face crops of several frames go through the generator together (up to the model'
 batch size), then each face is blended back onto its frame at full resolution
 (``blend.FaceBlender``). Frames that share one source image (a photo animation, the grid)
 reuse one output buffer, on which only the face regions are restored between frames,
-and one blender per face (its maps are built once).
+and one blender per face (its maps are built once). The composite runs where
+``model.composite`` says: OpenCV on the CPU (``blend.FaceBlender``) or torch on the
+model's device (``torch_blend``, the default on CUDA: the source frame goes to the GPU
+once and only the face regions come back).
 """
 from __future__ import annotations
 
@@ -71,6 +74,7 @@ class Renderer:
         self._outs: list[np.ndarray] = []   # output buffers of the current source, in turn
         self._turn = -1
         self._blenders: dict = {}
+        self._torch = None  # torch_blend.TorchCompositor when model.composite is "torch"
 
     def render(self, frames: Iterable[FrameRender]) -> Iterator[np.ndarray]:
         batches = self._generated(self._batches(frames))
@@ -114,7 +118,11 @@ class Renderer:
             t = time.perf_counter()
             out = self._restored(p.image)
             for f in p.faces:
-                self._blender(p.image, f.transform).blend(out, edits[n], source=p.image)
+                blender = self._blender(p.image, f.transform)
+                if self._torch is not None:
+                    self._torch.blend(out, blender, edits[n], p.image)
+                else:
+                    blender.blend(out, edits[n], source=p.image)
                 n += 1
             self.timings["blend"] += time.perf_counter() - t
             yield out
@@ -133,9 +141,18 @@ class Renderer:
                 out[b.slices] = image[b.slices]
         return self._outs[self._turn]
 
-    def _blender(self, image: np.ndarray, transform: np.ndarray) -> FaceBlender:
+    def _blender(self, image: np.ndarray, transform: np.ndarray):
+        """The face's ``FaceBlender`` (or ``torch_blend.TorchBlender``), built once per source."""
         key = np.asarray(transform, np.float64).tobytes()
         b = self._blenders.get(key)
         if b is None:
-            b = self._blenders[key] = FaceBlender(image.shape, transform, self.model.size)
+            if self.model.composite == "torch":
+                from .torch_blend import TorchBlender, TorchCompositor
+
+                if self._torch is None:
+                    self._torch = TorchCompositor(self.model.device)
+                b = TorchBlender(image.shape, transform, self.model.size, self.model.device)
+            else:
+                b = FaceBlender(image.shape, transform, self.model.size)
+            self._blenders[key] = b
         return b
