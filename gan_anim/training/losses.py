@@ -31,14 +31,16 @@ def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor,
 
 
 def critic_loss(critic, real: torch.Tensor, fake: torch.Tensor, real_aus: torch.Tensor,
-                w: LossWeights, alpha: torch.Tensor | None = None, gp_scale: float = 1.0):
+                w: LossWeights, alpha: torch.Tensor | None = None, gp_scale: float = 1.0,
+                gp_critic=None):
     """Critic objective on a real and a (detached) generated batch.
 
     One critic pass on real and fake together (the critic has no batch
     statistics, so this equals two passes). ``alpha`` (B,1,1,1) enables the
     gradient penalty, weighted ``w.gp * gp_scale`` (``gp_scale`` = k when it is
-    applied every k steps, so its average strength is unchanged).
-    Returns (loss, dict of float tensors).
+    applied every k steps, so its average strength is unchanged). ``gp_critic``: the
+    same critic for the penalty's pass, which is differentiated twice (a compiled critic
+    cannot be; default ``critic``). Returns (loss, dict of float tensors).
     """
     b = real.shape[0]
     scores, aus = critic(torch.cat([real, fake.detach()]))
@@ -48,7 +50,7 @@ def critic_loss(critic, real: torch.Tensor, fake: torch.Tensor, real_aus: torch.
     loss = d_fake - d_real + w.au * au
     logs = {"d_real": d_real, "d_fake": d_fake, "d_au": au}
     if alpha is not None:
-        gp = gradient_penalty(critic, real, fake.detach(), alpha)
+        gp = gradient_penalty(critic if gp_critic is None else gp_critic, real, fake.detach(), alpha)
         loss = loss + w.gp * gp_scale * gp
         logs["gp"] = gp
     logs["d_loss"] = loss
