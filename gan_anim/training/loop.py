@@ -76,7 +76,7 @@ def train(data_dir, out_dir, options: TrainOptions | None = None, run: RunOption
     bar = _TrainProgress(rt.main and progress, resume.step, opts.steps, per_step)
     sync_every = 20 if rt.cuda else 1  # reading the losses waits for the GPU
     step = resume.step
-    with _StopFlag(ro.max_minutes) as stop, bar, process_group(rt):
+    with _StopFlag(ro.max_minutes) as stop, bar, process_group(rt, checkpoints.newest):
         while step < opts.steps:
             stats.report(trainer.step(step, *batches(step)))
             step += 1

@@ -29,7 +29,6 @@ from .losses import critic_loss, generate, generator_loss
 from .options import TrainOptions
 from .runtime import Runtime
 
-
 COMPILE_MODES = ("off", "on", "graphs")
 
 
@@ -51,7 +50,7 @@ class GANTrainer:
         fmt = torch.channels_last if rt.channels_last else torch.contiguous_format
         self.G = Generator(cfg).to(rt.device, memory_format=fmt)
         self.D = Critic(cfg).to(rt.device, memory_format=fmt)
-        adam = dict(lr=opts.lr, betas=tuple(opts.betas), fused=True if fused else None)
+        adam = {"lr": opts.lr, "betas": tuple(opts.betas), "fused": True if fused else None}
         self.opt_g = torch.optim.Adam(self.G.parameters(), **adam)
         self.opt_d = torch.optim.Adam(self.D.parameters(), **adam)
         self.G_train, self.D_train = self.G, self.D
