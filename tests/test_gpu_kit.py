@@ -320,6 +320,40 @@ def test_device_batches_on_cuda_are_make_batch():
 
 
 @pytest.mark.cuda
+def test_fast_step_on_cuda_never_waits_for_the_gpu():
+    """With --data-on-device (the CUDA default) a whole step, batch included, is queued
+    without one host-device synchronisation, so the CPU runs ahead of the GPU
+    (torch.cuda.set_sync_debug_mode("error") raises at the first one and names it)."""
+    from gan_anim.training.device_batches import DeviceBatches
+    from gan_anim.training.faceset import FaceDataset
+    from gan_anim.training.options import TrainOptions
+    from gan_anim.training.runtime import Runtime
+    from gan_anim.training.trainer import GANTrainer
+
+    n = 32
+    g = torch.Generator().manual_seed(0)
+    ds = FaceDataset(torch.randint(0, 256, (n, 3, 128, 128), dtype=torch.uint8, generator=g),
+                     torch.rand(n, 17, generator=g), [str(i) for i in range(n)], [],
+                     torch.from_numpy(kit.synthetic_landmarks(n)))
+    trainer = GANTrainer(PRESETS["medium"], TrainOptions(batch_size=8, gp_every=2, critic_steps=2),
+                         Runtime(DEV, channels_last=True), fused=True)
+    with torch.no_grad():
+        trainer.G.motion.basis.normal_(0, 0.01)
+    source = DeviceBatches(ds, DEV, 8, 0)
+    for step in range(4):  # warm-up: allocations, cuDNN's choices
+        trainer.step(step, *source(step))
+    if DEV.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+    try:
+        logs = [trainer.step(step, *source(step)) for step in range(4, 8)]
+    finally:
+        if DEV.type == "cuda":
+            torch.cuda.set_sync_debug_mode("default")
+    assert all(torch.isfinite(v).all() for rec in logs for v in rec.values())
+
+
+@pytest.mark.cuda
 @pytest.mark.parametrize("compile_mode", ["on", "graphs"])
 def test_compiled_fast_step_on_cuda_trains_as_today(compile_mode):
     """The fast step (data on the device, fused Adam, torch.compile / CUDA graphs) against
