@@ -26,7 +26,7 @@
 #   GPU_KIT_PRESET=medium GPU_KIT_BATCH=128  GPU_KIT_LR=2e-4  GPU_KIT_GP_EVERY=4
 #   GPU_KIT_STEPS=        fixed steps (skips the calibration)   GPU_KIT_EXPECTED_IPS=1500
 #   GPU_KIT_CALIB_S=45    GPU_KIT_TOTAL_S=530   GPU_KIT_PYTEST=1   GPU_KIT_BENCH_S=60
-#   GPU_KIT_COMPARE_STEPS=300 (0 skips)  GPU_KIT_COMPARE_S=150  GPU_KIT_COMPARE_ARGS= (e.g. --compile graphs)
+#   GPU_KIT_COMPARE_STEPS=300 (0 skips)  GPU_KIT_COMPARE_S=120  GPU_KIT_COMPARE_ARGS= (e.g. --compile graphs)
 #   GPU_KIT_TRAIN_ARGS=   extra `gan-anim train` options of the main run (e.g. loss weights)
 #   GPU_KIT_BENCH_ARGS=   extra bench_gpu.py options   GPU_KIT_WORK=runs/gpu-kit
 #   (a second call on the same still-warm machine finds WORK/run and resumes from it)
@@ -114,7 +114,7 @@ fi
 BENCH_S=${GPU_KIT_BENCH_S:-60}
 COMPARE_STEPS=${GPU_KIT_COMPARE_STEPS:-300}
 COMPARE_S=0
-[ "$COMPARE_STEPS" -gt 0 ] && COMPARE_S=${GPU_KIT_COMPARE_S:-150}
+[ "$COMPARE_STEPS" -gt 0 ] && COMPARE_S=${GPU_KIT_COMPARE_S:-120}
 TRAIN_S=$(awk "BEGIN{printf \"%d\", $MINUTES * 60}")
 TRAIN_S=$(min "$TRAIN_S" $(( $(left) - BENCH_S - COMPARE_S - 45 )))
 [ "$TRAIN_S" -lt 10 ] && TRAIN_S=10
@@ -161,8 +161,11 @@ if [ -n "$ARM_B_PID" ]; then
 fi
 
 # 4b. today's training step against the fast one: speed and both loss curves
-if [ "$COMPARE_STEPS" -gt 0 ]; then
-    COMPARE_S=$(min "$COMPARE_S" $(( $(left) - BENCH_S - 30 )))
+[ "$COMPARE_STEPS" -gt 0 ] && COMPARE_S=$(min "$COMPARE_S" $(( $(left) - BENCH_S - 30 )))
+if [ "$COMPARE_STEPS" -gt 0 ] && [ "$COMPARE_S" -lt 10 ]; then
+    echo "=== [compare] skipped: $(left) s left"
+    printf 'compare\t1\t0\n' >> "$WORK/stages.tsv"
+elif [ "$COMPARE_STEPS" -gt 0 ]; then
     # shellcheck disable=SC2086
     stage compare $(( COMPARE_S + 30 )) "$PY" tools/train_compare.py run --pack "$PACK" --preset "$PRESET" \
         --device "$DEV" --batch "${GPU_KIT_BATCH:-128}" --lr "${GPU_KIT_LR:-2e-4}" \

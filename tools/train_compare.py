@@ -136,9 +136,16 @@ def cmd_run(a) -> int:
     for k, (arm, spec) in enumerate(arms(a.compile).items()):
         left = a.seconds - (time.perf_counter() - t_start)
         deadline = time.perf_counter() + (left * 0.4 if k == 0 else left - 5)  # today is the shorter
-        rec = train_arm(arm, spec, cfg, ds, rt, opts, a.steps, a.window, deadline, report, say)
-        say(f"{arm}: {rec.get('images_per_s')} images/s, first window {rec['first_window_s']} s")
-    _flops(report, bench, ds, rt, opts, peak)
+        try:
+            rec = train_arm(arm, spec, cfg, ds, rt, opts, a.steps, a.window, deadline, report, say)
+        except Exception as exc:  # noqa: BLE001 (a failed arm is a result: the other one still runs)
+            rec = report.setdefault(arm, dict(spec, log=[]))
+            rec["error"] = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}"
+            report.save()
+        say(f"{arm}: {rec.get('images_per_s')} images/s, first window {rec.get('first_window_s')} s"
+            + (f"; failed: {rec['error']}" if "error" in rec else ""))
+    if "trainer" in report.get("today", {}):
+        _flops(report, bench, ds, rt, opts, peak)
     _summary(report)
     report["wall_s"] = round(time.perf_counter() - t_start, 1)
     report["budget_s"] = round(budget, 1)
@@ -151,7 +158,7 @@ def cmd_run(a) -> int:
 def _flops(report, bench, ds, rt, opts, peak) -> None:
     """FLOPs per image of a few eager steps (the same for both arms), and each arm's share of peak."""
     trainer = report["today"].pop("trainer")
-    report["fast"].pop("trainer", None)
+    report.get("fast", {}).pop("trainer", None)
     from gan_anim.training.loop import batch_source
 
     batches = batch_source(ds, opts, rt, "off")
@@ -168,7 +175,7 @@ def _flops(report, bench, ds, rt, opts, peak) -> None:
 
 def _summary(report) -> None:
     """Speed-up, and each loss's mean over the second half of both runs (same images)."""
-    t, f = report["today"], report["fast"]
+    t, f = report.get("today", {"log": []}), report.get("fast", {"log": []})
     if t.get("images_per_s") and f.get("images_per_s"):
         report["speedup"] = round(f["images_per_s"] / t["images_per_s"], 2)
     n = min(len(t["log"]), len(f["log"]))
@@ -243,7 +250,7 @@ def main(argv=None) -> int:
     r.add_argument("--steps", type=int, default=300, help="steps of each arm")
     r.add_argument("--window", type=int, default=25, help="steps per loss record")
     r.add_argument("--compile", default="on", choices=["off", "on", "graphs"], help="the fast arm's --compile")
-    r.add_argument("--seconds", type=float, default=150.0, help="budget of both arms together")
+    r.add_argument("--seconds", type=float, default=120.0, help="budget of both arms together")
     r.add_argument("--json", default=None)
     p = sub.add_parser("plot", help="draw the curves of a compare.json or a kit's figures.json")
     p.add_argument("json")
