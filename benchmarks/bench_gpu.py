@@ -283,7 +283,7 @@ def main(argv=None) -> int:
     ap.add_argument("--dtypes", default="fp32,bf16")
     ap.add_argument("--min-time", type=float, default=0.25, help="seconds timed per configuration")
     ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--train-batches", default="64,128", help="'' to skip the training steps")
+    ap.add_argument("--train-batches", default="64,128,256", help="'' to skip the training steps")
     ap.add_argument("--train-variants", default="today,fast",
                     help=f"training step variants, side by side: {','.join(TRAIN_VARIANTS)}")
     ap.add_argument("--train-steps", type=int, default=20)

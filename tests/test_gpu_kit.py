@@ -432,6 +432,22 @@ def test_landmark_flow_cuda_matches_cpu(tf32):
 
 
 @pytest.mark.cuda
+def test_fused_spline_flow_on_cuda_is_thin_plate_flow():
+    """--compile's flow (training/spline_flow.py through inductor, one fused float64
+    reduction) equals ThinPlate.flow's matmul form on the GPU."""
+    from gan_anim.motion import ThinPlate
+    from gan_anim.training.spline_flow import SplineFlow
+
+    src, dst = _flow_case()
+    spline = ThinPlate(src.to(DEV), dst.to(DEV))
+    ref = spline.flow(128)
+    with torch.autocast(DEV.type, dtype=torch.bfloat16):  # as in training: the flow stays float64
+        ours = SplineFlow(dynamic=False)(spline, 128)
+    err = (ours - ref).abs().max().item()
+    assert ref.abs().max() > 1e-3 and err < 1e-6, err
+
+
+@pytest.mark.cuda
 def test_train_two_steps_on_cuda_writes_checkpoint(tmp_path):
     from gan_anim.training.checkpoints import read_checkpoint
     from gan_anim.training.loop import train

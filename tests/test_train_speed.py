@@ -156,3 +156,24 @@ def test_speed_options_parse_and_bad_values_fail_cleanly(tmp_path):
     assert res.returncode == 1 and "Invalid value for '--compile'" in res.stderr
     with pytest.raises(ValueError, match="compile must be one of"):
         GANTrainer(TINY, None, None, compile="max")
+
+
+def test_fused_spline_flow_is_thin_plate_flow(faces, monkeypatch):
+    """The broadcast-sum form of the warp's flow (compiled in a --compile run) is
+    ThinPlate.flow within float64 rounding, on real faces' landmarks moved by real AUs."""
+    from gan_anim.aus import AU_NAMES
+    from gan_anim.motion import LandmarkMotion
+    from gan_anim.training.data import load_dataset
+    from gan_anim.training.motion_fit import fit_motion
+    from gan_anim.training.spline_flow import SplineFlow, evaluate
+
+    ds = load_dataset(faces, 64, "train", min_images=4)
+    fit = fit_motion(ds.landmarks.numpy(), ds.aus.numpy(), AU_NAMES)
+    motion = LandmarkMotion(fit["mean"], fit["basis"])
+    target = torch.rand(len(ds), 17, generator=torch.Generator().manual_seed(0))
+    spline, _ = motion.spline(ds.landmarks, ds.aus, target)
+    ref = spline.flow(64)
+    assert ref.abs().max() > 1e-3  # the faces move
+    torch.testing.assert_close(evaluate(spline.ctrl, spline.coef, 64), ref, atol=1e-6, rtol=0)
+    monkeypatch.setenv("GAN_ANIM_COMPILE_BACKEND", "aot_eager")
+    torch.testing.assert_close(SplineFlow(backend="aot_eager", dynamic=False)(spline, 64), ref, atol=1e-6, rtol=0)

@@ -5,7 +5,8 @@ One *step* is one batch: one critic update, plus a generator update every
 bf16 autocast; under torchrun both networks are wrapped in DistributedDataParallel.
 
 Speed (``--compile``, ``--fused-adam``): ``compile="on"`` runs both networks through
-``torch.compile`` (inductor fuses the instance norms, activations and their gradients);
+``torch.compile`` (inductor fuses the instance norms, activations and their gradients),
+and the landmark warp's flow is evaluated as one fused reduction (``spline_flow``);
 ``"graphs"`` also replays them as CUDA graphs (``mode="reduce-overhead"``). The gradient
 penalty's critic pass stays eager: it is differentiated twice, which compiled graphs do
 not support. ``fused`` selects Adam's one-kernel implementation. ``$GAN_ANIM_COMPILE_BACKEND``
@@ -28,6 +29,7 @@ from .data import _generator
 from .losses import critic_loss, generate, generator_loss
 from .options import TrainOptions
 from .runtime import Runtime
+from .spline_flow import SplineFlow
 
 COMPILE_MODES = ("off", "on", "graphs")
 
@@ -62,14 +64,18 @@ class GANTrainer:
             self.D_train = DDP(self.D, device_ids=ids, broadcast_buffers=False)
         # the passes that run compiled (the same modules, so weights and state are shared)
         self.G_fast, self.D_fast, self.G_nograd = self.G_train, self.D_train, self.G
+        self.flow = None  # the landmark warp's flow: ThinPlate.flow, or fused (spline_flow)
         if compile != "off":
             backend = os.environ.get("GAN_ANIM_COMPILE_BACKEND", "inductor")
-            kw = {"backend": backend}
+            # static shapes: the critic sees 2B faces (real + fake) and B (fake): two graphs,
+            # not one with a symbolic batch
+            kw = {"backend": backend, "dynamic": False}
             if backend == "inductor":
                 kw["mode"] = "reduce-overhead" if compile == "graphs" else None
             self.G_fast = torch.compile(self.G_train, **kw)
             self.D_fast = torch.compile(self.D_train, **kw)
             self.G_nograd = self.G_fast if self.G_train is self.G else torch.compile(self.G, **kw)
+            self.flow = SplineFlow(backend=backend, dynamic=False)
 
     def autocast(self):
         if self.rt.cuda:
@@ -110,10 +116,10 @@ class GANTrainer:
             torch.compiler.cudagraph_mark_step_begin()
         with self.autocast():
             if g_step:  # made once with gradients: the critic sees it detached, G reuses it
-                forward = generate(self.G_fast, x, target_aus, landmarks, real_aus)
+                forward = generate(self.G_fast, x, target_aus, landmarks, real_aus, self.flow)
             else:
                 with torch.no_grad():
-                    forward = generate(self.G_nograd, x, target_aus, landmarks, real_aus)
+                    forward = generate(self.G_nograd, x, target_aus, landmarks, real_aus, self.flow)
             fake, attn = forward[:2]
             d_loss, logs = critic_loss(self.D_fast, x, fake, real_aus, w, alpha, float(o.gp_every),
                                        gp_critic=self.D_train)
@@ -128,7 +134,7 @@ class GANTrainer:
             try:
                 with self.autocast():
                     g_loss, glogs = generator_loss(self.G_fast, self.D_fast, x, real_aus,
-                                                   target_aus, w, forward=forward)
+                                                   target_aus, w, forward=forward, flow=self.flow)
                 self.opt_g.zero_grad(set_to_none=True)
                 g_loss.backward()
                 self.opt_g.step()
