@@ -76,6 +76,27 @@ def test_fast_step_gives_todays_losses_and_weights(faces):
     assert moved.mean() > 1e-5 and diff.mean() < 0.02 * moved.mean(), (diff.mean(), moved.mean())
 
 
+def test_resume_keeps_adam_fused_or_not_as_asked(faces):
+    """A checkpoint of plain Adam resumes fused, and one of fused Adam resumes plain."""
+    from gan_anim.training.data import load_dataset
+    from gan_anim.training.options import TrainOptions
+    from gan_anim.training.runtime import Runtime
+    from gan_anim.training.trainer import GANTrainer
+
+    ds = load_dataset(faces, 64, "train", min_images=2)
+    opts, rt = TrainOptions(batch_size=2, critic_steps=1), Runtime(torch.device("cpu"))
+    for saved_fused in (False, True):
+        first = GANTrainer(TINY, opts, rt, fused=saved_fused)
+        first.step(0, *make_batch(ds, 0, 2, 0))
+        blob = first.state(1, {})
+        again = GANTrainer(TINY, opts, rt, fused=not saved_fused)
+        again.load_state(blob)
+        again.step(1, *make_batch(ds, 1, 2, 0))
+        assert all(bool(g["fused"]) is (not saved_fused) for g in again.opt_g.param_groups)
+        steps = [st["step"] for st in again.opt_d.state.values()]
+        assert steps and all(float(s) == 2 for s in steps)
+
+
 def _flat(blob: dict) -> torch.Tensor:
     return torch.cat([v.flatten().float() for part in ("generator", "critic")
                       for v in blob[part].values() if v.is_floating_point()])

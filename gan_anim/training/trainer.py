@@ -156,10 +156,19 @@ class GANTrainer:
         return blob
 
     def load_state(self, blob: dict) -> None:
+        """Weights and optimiser state of a checkpoint; Adam stays fused or not as this
+        trainer was made (a saved optimiser brings its own flags, and the fused kernel keeps
+        its step counts on the parameters' device, the other one on the CPU)."""
         self.G.load_state_dict(blob["generator"])
         self.D.load_state_dict(blob["critic"])
-        self.opt_g.load_state_dict(blob["opt_g"])
-        self.opt_d.load_state_dict(blob["opt_d"])
+        for opt, key in ((self.opt_g, "opt_g"), (self.opt_d, "opt_d")):
+            opt.load_state_dict(blob[key])
+            for group in opt.param_groups:
+                group["fused"] = True if self.fused else None
+                for p in group["params"]:
+                    state = opt.state.get(p, {})
+                    if torch.is_tensor(state.get("step")):
+                        state["step"] = state["step"].to(p.device if self.fused else "cpu", torch.float32)
 
 
 def _options_dict(o: TrainOptions) -> dict:
