@@ -15,9 +15,15 @@ achieved TFLOP/s = faces/s x FLOPs per face, and its share of the card's dense b
 (an assumption from the device name, printed) is reported for every row, fp32 included.
 "fp32" runs with PyTorch's defaults: cuDNN convolutions may use TF32, matmuls do not.
 
-Training: ``training.trainer.GANTrainer.step`` on the medium preset (bf16 autocast on CUDA, channels_last,
-data resident on the device, ``make_batch`` included), 20 timed steps (4 generator updates,
-5 gradient penalties with --gp-every 4) after 5 warm-up steps.
+Training: ``training.trainer.GANTrainer.step`` on the medium preset (bf16 autocast on CUDA,
+channels_last, the batch assembly included), 20 timed steps (4 generator updates, 5 gradient
+penalties with --gp-every 4) after 5 warm-up steps (10 when compiled; the warm-up's seconds,
+compilation included, are reported), side by side for the step variants of ``--train-variants``
+(default today,fast: compiling takes longer than this stage's budget; the kit's ``compare``
+stage trains both ways with ``torch.compile``):
+``today`` (``make_batch``, plain Adam, eager: the step before the speed work), ``fast`` (batches
+assembled on the device, fused Adam), ``compile`` (+ ``torch.compile``), ``graphs`` (+ CUDA
+graphs); ``speedup`` is against ``today`` at the same batch.
 """
 from __future__ import annotations
 
@@ -190,57 +196,70 @@ def add_throughput(row: dict, flop_per_s: float, peak, dev) -> None:
         row["max_mem_gib"] = round(torch.cuda.max_memory_allocated(dev) / 2 ** 30, 2)
 
 
+TRAIN_VARIANTS = {  # step variant -> (data_on_device, fused Adam, compile)
+    "today": ("off", False, "off"),     # the step before the speed work: make_batch, Adam, eager
+    "fast": ("on", True, "off"),        # batches assembled on the device, fused Adam
+    "compile": ("on", True, "on"),      # + torch.compile
+    "graphs": ("on", True, "graphs"),   # + CUDA graphs (torch.compile mode reduce-overhead)
+}
+
+
 def training_rows(args, dev, peak, deadline, landmarks_fn, log) -> list[dict]:
+    """The medium preset's training step, each variant of ``TRAIN_VARIANTS`` at each batch,
+    side by side; ``speedup`` is against ``today`` at the same batch."""
     from gan_anim.model import PRESETS
-    from gan_anim.training.data import make_batch
     from gan_anim.training.faceset import FaceDataset
-    from gan_anim.training.options import TrainOptions
-    from gan_anim.training.runtime import Runtime
-    from gan_anim.training.trainer import GANTrainer
 
     cfg = PRESETS["medium"]
     s = cfg.image_size
     rows = []
     flops_per_image = None
     for b in args.train_batches:
-        row = {"preset": "medium", "batch": b, "gp_every": 4, "critic_steps": 5,
-               "dtype": "bf16 autocast" if dev.type == "cuda" else "fp32"}
+        n = max(2 * b, 64)
+        g = torch.Generator().manual_seed(0)
+        ds = FaceDataset(torch.randint(0, 256, (n, 3, s, s), dtype=torch.uint8, generator=g),
+                         torch.rand(n, 17, generator=g), [str(i) for i in range(n)], [],
+                         torch.from_numpy(landmarks_fn(n)))
+        base = None
+        for variant in args.train_variants:
+            on_device, fused, compile_mode = TRAIN_VARIANTS[variant]
+            row = {"preset": "medium", "step": variant, "batch": b, "gp_every": 4, "critic_steps": 5,
+                   "dtype": "bf16 autocast" if dev.type == "cuda" else "fp32",
+                   "data_on_device": on_device == "on", "fused_adam": fused, "compile": compile_mode}
 
-        def measure(row, b=b):
-            nonlocal flops_per_image
-            opts = TrainOptions(batch_size=b, lr=2e-4, gp_every=4)
-            rt = Runtime(dev, channels_last=dev.type == "cuda")
-            trainer = GANTrainer(cfg, opts, rt)
-            with torch.no_grad():
-                trainer.G.motion.basis.normal_(0, 0.01)
-            n = max(2 * b, 64)
-            g = torch.Generator().manual_seed(0)
-            ds = FaceDataset(torch.randint(0, 256, (n, 3, s, s), dtype=torch.uint8, generator=g).to(dev),
-                             torch.rand(n, 17, generator=g).to(dev), [str(i) for i in range(n)], [],
-                             torch.from_numpy(landmarks_fn(n)).to(dev))
-            k = 0
+            def measure(row, b=b, ds=ds, on_device=on_device, fused=fused, compile_mode=compile_mode):
+                nonlocal flops_per_image
+                trainer, batches = _trainer(cfg, b, dev, ds, on_device, fused, compile_mode)
+                k = 0
 
-            def steps(count):
-                nonlocal k
-                for _ in range(count):
-                    x, real, target, lms = make_batch(ds, k, b, 0)
-                    trainer.step(k, x, real, target, lms)
-                    k += 1
+                def steps(count):
+                    nonlocal k
+                    for _ in range(count):
+                        trainer.step(k, *batches(k))
+                        k += 1
 
-            steps(args.train_warmup)
-            sync(dev)
-            t0 = time.perf_counter()
-            steps(args.train_steps)
-            sync(dev)
-            sec = time.perf_counter() - t0
-            ips = args.train_steps * b / sec
-            if flops_per_image is None:  # counted once, over one full cycle of step kinds
-                flops_per_image = count_flops(lambda: steps(args.train_steps)) / (args.train_steps * b)
-            row.update(steps=args.train_steps, ms_per_step=round(sec / args.train_steps * 1e3, 2),
-                       images_per_s=round(ips, 1), gflop_per_image=round(flops_per_image / 1e9, 3))
-            add_throughput(row, ips * flops_per_image, peak, dev)
+                t0 = time.perf_counter()  # warm-up: every kind of step (G and penalty) at least once
+                steps(args.train_warmup if compile_mode == "off" else max(args.train_warmup, 10))
+                sync(dev)
+                row["warmup_s"] = round(time.perf_counter() - t0, 1)
+                t0 = time.perf_counter()
+                steps(args.train_steps)
+                sync(dev)
+                sec = time.perf_counter() - t0
+                ips = args.train_steps * b / sec
+                if flops_per_image is None and compile_mode == "off":  # counted once, eager
+                    flops_per_image = count_flops(lambda: steps(args.train_steps)) / (args.train_steps * b)
+                row.update(steps=args.train_steps, ms_per_step=round(sec / args.train_steps * 1e3, 2),
+                           images_per_s=round(ips, 1))
+                if flops_per_image:
+                    row["gflop_per_image"] = round(flops_per_image / 1e9, 3)
+                    add_throughput(row, ips * flops_per_image, peak, dev)
 
-        rows.append(measured(row, measure, deadline, log))
+            rows.append(measured(row, measure, deadline, log))
+            if variant == "today" and row.get("images_per_s"):
+                base = row["images_per_s"]
+            if base and row.get("images_per_s"):
+                row["speedup"] = round(row["images_per_s"] / base, 2)
     return rows
 
 
@@ -257,6 +276,19 @@ def pipeline(args, dev, log) -> list[dict]:
         row = {"row": "pipeline", "error": f"{type(exc).__name__}: {exc}"}
         log(row)
         return [row]
+def _trainer(cfg, batch: int, dev, ds, on_device: str, fused: bool, compile_mode: str):
+    """(GANTrainer, step -> batch) as ``gan-anim train`` makes them, with a non-zero motion model."""
+    from gan_anim.training.loop import batch_source
+    from gan_anim.training.options import TrainOptions
+    from gan_anim.training.runtime import Runtime
+    from gan_anim.training.trainer import GANTrainer
+
+    opts = TrainOptions(batch_size=batch, lr=2e-4, gp_every=4)
+    rt = Runtime(dev, channels_last=dev.type == "cuda")
+    trainer = GANTrainer(cfg, opts, rt, compile=compile_mode, fused=fused)
+    with torch.no_grad():
+        trainer.G.motion.basis.normal_(0, 0.01)
+    return trainer, batch_source(ds, opts, rt, on_device)
 
 
 def main(argv=None) -> int:
@@ -267,7 +299,9 @@ def main(argv=None) -> int:
     ap.add_argument("--dtypes", default="fp32,bf16")
     ap.add_argument("--min-time", type=float, default=0.25, help="seconds timed per configuration")
     ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--train-batches", default="64,128", help="'' to skip the training steps")
+    ap.add_argument("--train-batches", default="64,128,256", help="'' to skip the training steps")
+    ap.add_argument("--train-variants", default="today,fast",
+                    help=f"training step variants, side by side: {','.join(TRAIN_VARIANTS)}")
     ap.add_argument("--train-steps", type=int, default=20)
     ap.add_argument("--train-warmup", type=int, default=5)
     ap.add_argument("--max-seconds", type=float, default=60.0, help="skip what would start after this")
@@ -281,6 +315,10 @@ def main(argv=None) -> int:
     args.batches = [int(b) for b in args.batches.split(",") if b]
     args.dtypes = [d for d in args.dtypes.split(",") if d]
     args.train_batches = [int(b) for b in args.train_batches.split(",") if b]
+    args.train_variants = [v for v in args.train_variants.split(",") if v]
+    unknown = [v for v in args.train_variants if v not in TRAIN_VARIANTS]
+    if unknown:
+        ap.error(f"unknown --train-variants {unknown}: use {', '.join(TRAIN_VARIANTS)}")
     t0 = time.perf_counter()
     deadline = t0 + args.max_seconds
     use_cuda = args.device == "cuda" or (args.device == "auto" and torch.cuda.is_available())

@@ -91,10 +91,13 @@ def head_anchors(landmarks: torch.Tensor) -> torch.Tensor:
     side = torch.zeros_like(landmarks[:, :1])
     side[..., 0] = 1.0
     e = eye[..., None]
-    temples = torch.cat([landmarks[:, [0]] - _TEMPLE * e * side, landmarks[:, [16]] + _TEMPLE * e * side,
-                         landmarks[:, [17]] - (_TEMPLE * side + 0.2 * up) * e,
-                         landmarks[:, [26]] + (_TEMPLE * side - 0.2 * up) * e], 1)
-    forehead = landmarks[:, [17, 19, 21, 22, 24, 26]] - (FOREHEAD + STILL_FADE) * e * up
+    # slices, not lists of indices: a list becomes an index tensor that is copied to the GPU,
+    # and that copy waits for all queued GPU work
+    temples = torch.cat([landmarks[:, 0:1] - _TEMPLE * e * side, landmarks[:, 16:17] + _TEMPLE * e * side,
+                         landmarks[:, 17:18] - (_TEMPLE * side + 0.2 * up) * e,
+                         landmarks[:, 26:27] + (_TEMPLE * side - 0.2 * up) * e], 1)
+    brows = torch.cat([landmarks[:, 17:22:2], landmarks[:, 22:27:2]], 1)  # 17 19 21 22 24 26
+    forehead = brows - (FOREHEAD + STILL_FADE) * e * up
     return torch.cat([temples, forehead], 1)
 
 
@@ -199,6 +202,18 @@ def warp(image: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
                          align_corners=False)
 
 
+_ANCHORS: dict = {}
+
+
+def _anchor_tensor(device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """``anchor_points()`` as a tensor on ``device``, made once (each copy to a GPU would
+    wait for the work queued there)."""
+    key = (str(device), dtype)
+    if key not in _ANCHORS:
+        _ANCHORS[key] = torch.as_tensor(anchor_points(), dtype=dtype).to(device)
+    return _ANCHORS[key]
+
+
 def _tps_kernel(d2: torch.Tensor) -> torch.Tensor:
     return 0.5 * d2 * torch.log(d2.clamp_min(1e-12))   # r^2 log r
 
@@ -223,7 +238,7 @@ class ThinPlate:
         with torch.autocast(src.device.type, enabled=False):
             src, dst = src.double(), dst.double()
             b = src.shape[0]
-            anchors = torch.as_tensor(anchor_points(), device=src.device, dtype=src.dtype).expand(b, -1, -1)
+            anchors = _anchor_tensor(src.device, src.dtype).expand(b, -1, -1)
             if fixed is not None:  # more fixed points (B, F, 2), such as ``head_anchors``
                 anchors = torch.cat([anchors, fixed.to(src)], 1)
             self.ctrl = torch.cat([dst, anchors], 1)                             # (B, K, 2)
@@ -235,7 +250,9 @@ class ThinPlate:
             top = torch.cat([kern, p], 2)
             bottom = torch.cat([p.transpose(1, 2), p.new_zeros(b, 3, 3)], 2)
             rhs = torch.cat([vals, vals.new_zeros(b, 3, 2)], 1)
-            self.coef = torch.linalg.solve(torch.cat([top, bottom], 1), rhs)     # (B, K+3, 2)
+            # solve_ex: linalg.solve's singularity check would make the CPU wait for the GPU;
+            # the smoothed kernel and the anchor ring keep the system regular
+            self.coef = torch.linalg.solve_ex(torch.cat([top, bottom], 1), rhs)[0]  # (B, K+3, 2)
 
     def flow(self, size: int, extent: tuple[float, float] = (0.0, 1.0),
              resolution: int | None = None) -> torch.Tensor:

@@ -547,6 +547,7 @@ def cmd_collect(a) -> int:
         figures["arm_b"] = json.loads(lines[-1]) if lines else None
     figures["train"] = _read_json(work / "train.json")
     figures["bench"] = _read_json(work / "bench.json")
+    figures["compare"] = _read_json(work / "compare.json")  # tools/train_compare.py: today vs fast
 
     # samples grid and log
     grids = sorted((run / "samples").glob("step-*.png"))
@@ -640,6 +641,14 @@ def _print_summary(f: dict) -> None:
         got = {k: r[k] for k in keys if k in r}
         print(f"bench    {r.get('row')}: {got or r.get('skipped') or r.get('error')}, "
               f"x{r.get('speedup_vs_cpu_composite')} vs the CPU composite")
+        print(f"bench    train medium {r.get('step', 'today'):<7} batch {r['batch']}: {r.get('images_per_s')} images/s, "
+              f"{r.get('tflops')} TFLOP/s ({r.get('peak_fraction')} of peak), x{r.get('speedup')} vs today")
+    c = f.get("compare") or {}
+    if c:
+        t, fa = c.get("today") or {}, c.get("fast") or {}
+        print(f"compare  {c.get('steps')} steps at batch {c.get('batch')}: today {t.get('images_per_s')} images/s, "
+              f"fast (compile {fa.get('compile')}) {fa.get('images_per_s')} images/s, x{c.get('speedup')}; "
+              f"second-half loss means {c.get('second_half_means')}")
     for name, size in (f.get("files") or {}).items():
         print(f"file     {name:<28} {size / MiB:7.2f} MiB")
     for p in f.get("problems") or []:

@@ -12,6 +12,8 @@
 #          then a resumed run whose LR decay ends at the budget (--max-minutes is the net);
 #          resumes from a checkpoint (or its parts) in gpu-pack/resume/ if there is one
 #   export fp16 generator weights                          -> OUT/weights-medium-fp16.pt
+#   compare  today's training step against the fast one (tools/train_compare.py): GPU_KIT_COMPARE_STEPS
+#          (300) steps each way, loss windows + images/s     -> figures.json "compare"
 #   bench  benchmarks/bench_gpu.py (<= 60 s), then its end-to-end rows
 #          (benchmarks/bench_gpu_pipeline.py, <= GPU_KIT_PIPELINE_S) -> figures.json "bench"
 #   collect                                                -> OUT/samples.png, log.jsonl, run.log,
@@ -26,6 +28,7 @@
 #   GPU_KIT_STEPS=        fixed steps (skips the calibration)   GPU_KIT_EXPECTED_IPS=1500
 #   GPU_KIT_CALIB_S=45    GPU_KIT_TOTAL_S=530   GPU_KIT_PYTEST=1   GPU_KIT_BENCH_S=60
 #   GPU_KIT_PIPELINE_S=60 the end-to-end rows (0 skips them)
+#   GPU_KIT_COMPARE_STEPS=300 (0 skips)  GPU_KIT_COMPARE_S=120  GPU_KIT_COMPARE_ARGS= (e.g. --compile graphs)
 #   GPU_KIT_TRAIN_ARGS=   extra `gan-anim train` options of the main run (e.g. loss weights)
 #   GPU_KIT_BENCH_ARGS=   extra bench_gpu.py options   GPU_KIT_WORK=runs/gpu-kit
 #   (a second call on the same still-warm machine finds WORK/run and resumes from it)
@@ -33,7 +36,7 @@
 set -u
 
 if [ $# -lt 1 ] || [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
-    sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 mkdir -p "$1" || exit 1
@@ -58,7 +61,7 @@ if [ -z "${GPU_KIT_INNER:-}" ]; then   # run ourselves with all output also in W
     export GPU_KIT_WORK=${GPU_KIT_WORK:-runs/gpu-kit}
     export GPU_KIT_START=$(date +%s)
     mkdir -p "$GPU_KIT_WORK" || exit 1
-    rm -f "$GPU_KIT_WORK"/env.json "$GPU_KIT_WORK"/train.json "$GPU_KIT_WORK"/bench.json
+    rm -f "$GPU_KIT_WORK"/env.json "$GPU_KIT_WORK"/train.json "$GPU_KIT_WORK"/bench.json "$GPU_KIT_WORK"/compare.json
     GPU_KIT_INNER=1 bash "$SELF" "$OUT" "$MINUTES" 2>&1 | tee "$GPU_KIT_WORK/run.log"
     exit "${PIPESTATUS[0]}"
 fi
@@ -112,8 +115,11 @@ fi
 # 3. training: MINUTES, or less if the whole run would pass TOTAL (export+bench+collect ~100 s)
 BENCH_S=${GPU_KIT_BENCH_S:-60}
 PIPE_S=${GPU_KIT_PIPELINE_S:-60}
+COMPARE_STEPS=${GPU_KIT_COMPARE_STEPS:-300}
+COMPARE_S=0
+[ "$COMPARE_STEPS" -gt 0 ] && COMPARE_S=${GPU_KIT_COMPARE_S:-120}
 TRAIN_S=$(awk "BEGIN{printf \"%d\", $MINUTES * 60}")
-TRAIN_S=$(min "$TRAIN_S" $(( $(left) - BENCH_S - PIPE_S - 45 )))
+TRAIN_S=$(min "$TRAIN_S" $(( $(left) - BENCH_S - PIPE_S - COMPARE_S - 45 )))
 [ "$TRAIN_S" -lt 10 ] && TRAIN_S=10
 STEPS_ARGS=()
 [ -n "${GPU_KIT_STEPS:-}" ] && STEPS_ARGS=(--steps "$GPU_KIT_STEPS")
@@ -155,6 +161,19 @@ if [ -n "$ARM_B_PID" ]; then
     else
         printf 'export-b\t1\t0\n' >> "$WORK/stages.tsv"
     fi
+fi
+
+# 4b. today's training step against the fast one: speed and both loss curves
+[ "$COMPARE_STEPS" -gt 0 ] && COMPARE_S=$(min "$COMPARE_S" $(( $(left) - BENCH_S - PIPE_S - 30 )))
+if [ "$COMPARE_STEPS" -gt 0 ] && [ "$COMPARE_S" -lt 10 ]; then
+    echo "=== [compare] skipped: $(left) s left"
+    printf 'compare\t1\t0\n' >> "$WORK/stages.tsv"
+elif [ "$COMPARE_STEPS" -gt 0 ]; then
+    # shellcheck disable=SC2086
+    stage compare $(( COMPARE_S + 30 )) "$PY" tools/train_compare.py run --pack "$PACK" --preset "$PRESET" \
+        --device "$DEV" --batch "${GPU_KIT_BATCH:-128}" --lr "${GPU_KIT_LR:-2e-4}" \
+        --gp-every "${GPU_KIT_GP_EVERY:-4}" --steps "$COMPARE_STEPS" --seconds "$COMPARE_S" \
+        --json "$WORK/compare.json" ${GPU_KIT_COMPARE_ARGS:-}
 fi
 
 # 5. benchmark, in what time is left

@@ -65,6 +65,11 @@ class CheckpointManager:
         """Checkpoints in the folder, oldest first."""
         return checkpoint_paths(self.out_dir)
 
+    def newest(self) -> Path | None:
+        """The newest checkpoint in the folder (written by any process), or None."""
+        found = self.paths()
+        return found[-1] if found else None
+
     def resume(self, wanted: bool, steps: int) -> Resume:
         """The newest checkpoint if ``wanted`` (one must exist, below ``steps``), else a
         fresh start (the folder must hold no checkpoint, so no run is overwritten)."""

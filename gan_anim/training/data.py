@@ -333,6 +333,49 @@ def sample_targets(real: torch.Tensor, others: torch.Tensor, g: torch.Generator,
     return target
 
 
+def batch_plan(ds: FaceDataset, step: int, batch_size: int, seed: int, rank: int = 0,
+               world: int = 1, target_noise: float = 0.1):
+    """What ``make_batch`` draws for ``step``, on the CPU: (this rank's indices, flips,
+    target AUs (B,17) 0..1). ``ds.aus`` may live on any device."""
+    g = _generator(seed, 2, step)
+    whole = batch_size * world
+    idx = batch_indices(len(ds), step, batch_size, seed, rank, world)
+    mine = slice(rank * batch_size, (rank + 1) * batch_size)
+    flips = (torch.rand(whole, generator=g) < 0.5)[mine]
+    tgt_all = torch.randint(0, len(ds), (whole,), generator=g)
+    aus = ds.aus
+    every = aus[batch_indices(len(ds), step, whole, seed).to(aus.device)]
+    target = sample_targets(every, aus[tgt_all.to(aus.device)], g, target_noise)[mine]
+    return idx, flips, target
+
+
+def assemble_batch(ds: FaceDataset, idx: torch.Tensor, flips: torch.Tensor, target: torch.Tensor,
+                   flip: bool = True, mirror=None):
+    """The batch of rows ``idx`` of ``ds`` on its images' device (see ``make_batch``).
+    ``idx``, ``flips`` and ``target`` may be on the CPU (copied, waiting for them) or
+    already on that device; ``mirror``: ``MIRROR`` as a tensor there (else made here)."""
+    from ..motion import MIRROR
+
+    dev = ds.images.device
+    x = ds.images[idx.to(dev)]
+    if dev.type == "cuda":
+        x = x.contiguous()
+    x = x.float().mul_(1 / 127.5).sub_(1.0)
+    f = flips.to(dev)
+    if flip:
+        x = torch.where(f.view(-1, 1, 1, 1), x.flip(3), x)
+    real = ds.aus[idx.to(ds.aus.device)].to(dev)
+    lms = None
+    if ds.landmarks is not None:
+        lms = ds.landmarks[idx.to(ds.landmarks.device)].to(dev).float()
+        if flip:
+            mirror = torch.as_tensor(MIRROR, device=dev) if mirror is None else mirror
+            mirrored = lms[:, mirror].clone()  # motion.mirror_landmarks, index kept on the device
+            mirrored[..., 0] = 1 - mirrored[..., 0]
+            lms = torch.where(f.view(-1, 1, 1), mirrored, lms)
+    return x, real, target.to(dev), lms
+
+
 def make_batch(ds: FaceDataset, step: int, batch_size: int, seed: int, rank: int = 0,
                world: int = 1, flip: bool = True, target_noise: float = 0.1):
     """The batch of ``step``: (images in [-1,1] float, real AUs 0..1, target AUs 0..1,
@@ -343,29 +386,5 @@ def make_batch(ds: FaceDataset, step: int, batch_size: int, seed: int, rank: int
     resuming needs no state, and ``world`` ranks of batch B see exactly the rows one process
     of batch B x world sees (a run may resume on another world size, same global batch).
     """
-    g = _generator(seed, 2, step)
-    whole = batch_size * world
-    idx = batch_indices(len(ds), step, batch_size, seed, rank, world)
-    mine = slice(rank * batch_size, (rank + 1) * batch_size)
-    flips = (torch.rand(whole, generator=g) < 0.5)[mine]
-    tgt_all = torch.randint(0, len(ds), (whole,), generator=g)
-    tgt = tgt_all[mine]
-    dev = ds.images.device
-    x = ds.images[idx.to(dev)]
-    if dev.type == "cuda":
-        x = x.contiguous()
-    x = x.float().mul_(1 / 127.5).sub_(1.0)
-    if flip:
-        f = flips.to(dev).view(-1, 1, 1, 1)
-        x = torch.where(f, x.flip(3), x)
-    real = ds.aus[idx.to(ds.aus.device)]
-    every = ds.aus[batch_indices(len(ds), step, whole, seed).to(ds.aus.device)]
-    target = sample_targets(every, ds.aus[tgt_all.to(ds.aus.device)], g, target_noise)[mine].to(dev)
-    lms = None
-    if ds.landmarks is not None:
-        from ..motion import mirror_landmarks
-
-        lms = ds.landmarks[idx.to(ds.landmarks.device)].to(dev).float()
-        if flip:
-            lms = torch.where(flips.to(dev).view(-1, 1, 1), mirror_landmarks(lms), lms)
-    return x, real.to(dev), target, lms
+    plan = batch_plan(ds, step, batch_size, seed, rank, world, target_noise)
+    return assemble_batch(ds, *plan, flip=flip)

@@ -19,6 +19,7 @@ from ..errors import GanAnimError
 from ..model import PRESETS, ModelConfig
 from .checkpoints import CheckpointManager, Resume
 from .data import load_dataset, make_batch
+from .device_batches import DeviceBatches
 from .faceset import FaceDataset
 from .motion_fit import fit_motion_into
 from .options import LossWeights, RunOptions, TrainOptions
@@ -56,17 +57,18 @@ def train(data_dir, out_dir, options: TrainOptions | None = None, run: RunOption
     for note in train_ds.notes:
         say(note)
     faces = GridFaces.first(_grid_split(data_dir, cfg, train_ds, say, out), sample_count)
-    ds = _place(train_ds, rt)
+    batches = batch_source(train_ds, opts, rt, ro.data_on_device)
 
     # Construct networks.
-    trainer = GANTrainer(cfg, opts, rt)
+    trainer = GANTrainer(cfg, opts, rt, compile=ro.compile, fused=_auto(ro.fused_adam, rt.cuda))
     if resume.blob is not None:
         trainer.load_state(resume.blob)
         say(f"resumed from {resume.blob['path']} at step {resume.step}")
     elif cfg.motion:
         say(fit_motion_into(trainer.G, train_ds))
     say(f"training {preset} preset ({cfg.image_size} px) on {len(train_ds)} images, {rt.device}"
-        f"{f' x{rt.world}' if rt.world > 1 else ''}, batch {per_step}, steps {resume.step}->{opts.steps}")
+        f"{f' x{rt.world}' if rt.world > 1 else ''}, batch {per_step}, steps {resume.step}->{opts.steps}"
+        f"{speed_note(trainer, batches)}")
 
     # Train: a checkpoint every checkpoint_every steps, at the end, and on Ctrl-C or --max-minutes.
     snapshots = _Snapshots(out, data_dir, checkpoints, faces, per_step, resume) if rt.main else None
@@ -74,10 +76,9 @@ def train(data_dir, out_dir, options: TrainOptions | None = None, run: RunOption
     bar = _TrainProgress(rt.main and progress, resume.step, opts.steps, per_step)
     sync_every = 20 if rt.cuda else 1  # reading the losses waits for the GPU
     step = resume.step
-    with _StopFlag(ro.max_minutes) as stop, bar, process_group(rt):
+    with _StopFlag(ro.max_minutes) as stop, bar, process_group(rt, checkpoints.newest):
         while step < opts.steps:
-            stats.report(trainer.step(step, *make_batch(ds, step, opts.batch_size, opts.seed, rt.rank,
-                                                        rt.world, opts.flip, opts.target_noise)))
+            stats.report(trainer.step(step, *batches(step)))
             step += 1
             if step % sync_every == 0 or step == opts.steps:
                 bar.update(step, stats.collect())
@@ -157,6 +158,36 @@ def _grid_split(data_dir, cfg: ModelConfig, train_ds: FaceDataset, say, out: Pat
     except GanAnimError as exc:
         say(f"no usable test split ({exc}); the sample grids show training faces")
         return train_ds
+
+
+def _auto(choice: str, cuda: bool) -> bool:
+    """An auto|on|off option: auto means on CUDA."""
+    return cuda if choice == "auto" else choice == "on"
+
+
+def batch_source(ds: FaceDataset, opts: TrainOptions, rt: Runtime, data_on_device: str = "off"):
+    """step -> this rank's batch: ``DeviceBatches`` (``--data-on-device``; auto: on CUDA
+    when the faces take under 4 GiB) or ``make_batch`` on the set as ``_place`` puts it."""
+    args = (opts.batch_size, opts.seed, rt.rank, rt.world)
+    fits = ds.images.numel() < 4 * 2 ** 30
+    if _auto(data_on_device, rt.cuda) and (fits or data_on_device == "on"):
+        return DeviceBatches(ds, rt.device, *args, flip=opts.flip, target_noise=opts.target_noise)
+    placed = _place(ds, rt)
+
+    def batch(step: int):
+        return make_batch(placed, step, *args, flip=opts.flip, target_noise=opts.target_noise)
+
+    return batch
+
+
+def speed_note(trainer: GANTrainer, batches) -> str:
+    """What the run does for speed, for the start line ('' for none)."""
+    parts = [name for name, on in (("data on the device", isinstance(batches, DeviceBatches)),
+                                   ("fused Adam", trainer.fused)) if on]
+    if trainer.compile != "off":
+        parts.append("compiled" + (" + CUDA graphs" if trainer.compile == "graphs" else "")
+                     + " (the first steps compile)")
+    return f"; {', '.join(parts)}" if parts else ""
 
 
 def _place(ds: FaceDataset, rt: Runtime) -> FaceDataset:

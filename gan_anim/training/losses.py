@@ -31,14 +31,16 @@ def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor,
 
 
 def critic_loss(critic, real: torch.Tensor, fake: torch.Tensor, real_aus: torch.Tensor,
-                w: LossWeights, alpha: torch.Tensor | None = None, gp_scale: float = 1.0):
+                w: LossWeights, alpha: torch.Tensor | None = None, gp_scale: float = 1.0,
+                gp_critic=None):
     """Critic objective on a real and a (detached) generated batch.
 
     One critic pass on real and fake together (the critic has no batch
     statistics, so this equals two passes). ``alpha`` (B,1,1,1) enables the
     gradient penalty, weighted ``w.gp * gp_scale`` (``gp_scale`` = k when it is
-    applied every k steps, so its average strength is unchanged).
-    Returns (loss, dict of float tensors).
+    applied every k steps, so its average strength is unchanged). ``gp_critic``: the
+    same critic for the penalty's pass, which is differentiated twice (a compiled critic
+    cannot be; default ``critic``). Returns (loss, dict of float tensors).
     """
     b = real.shape[0]
     scores, aus = critic(torch.cat([real, fake.detach()]))
@@ -48,7 +50,7 @@ def critic_loss(critic, real: torch.Tensor, fake: torch.Tensor, real_aus: torch.
     loss = d_fake - d_real + w.au * au
     logs = {"d_real": d_real, "d_fake": d_fake, "d_au": au}
     if alpha is not None:
-        gp = gradient_penalty(critic, real, fake.detach(), alpha)
+        gp = gradient_penalty(critic if gp_critic is None else gp_critic, real, fake.detach(), alpha)
         loss = loss + w.gp * gp_scale * gp
         logs["gp"] = gp
     logs["d_loss"] = loss
@@ -56,20 +58,21 @@ def critic_loss(critic, real: torch.Tensor, fake: torch.Tensor, real_aus: torch.
 
 
 def generator_loss(generator, critic, real: torch.Tensor, real_aus: torch.Tensor,
-                   target_aus: torch.Tensor, w: LossWeights, forward=None, landmarks=None):
+                   target_aus: torch.Tensor, w: LossWeights, forward=None, landmarks=None, flow=None):
     """Generator objective: adversarial + AU + cycle + attention on both passes.
 
     ``forward`` = (fake, A, C, moved landmarks) from ``generate`` reuses a batch already
     made with gradients for the critic step. With a motion model the cycle pass warps the
-    fake back from the moved landmarks. Returns (loss, dict of float tensors).
+    fake back from the moved landmarks. ``flow``: see ``generate``. Returns (loss, dict of
+    float tensors).
     """
     if forward is None:
-        forward = generate(generator, real, target_aus, landmarks, real_aus)
+        forward = generate(generator, real, target_aus, landmarks, real_aus, flow)
     fake, attn, _, moved = forward
     score, aus = critic(fake)
     adv = -score.float().mean()
     au = F.mse_loss(aus.float(), target_aus)
-    cyc, attn2 = generate(generator, fake, real_aus, moved, target_aus)[:2]
+    cyc, attn2 = generate(generator, fake, real_aus, moved, target_aus, flow)[:2]
     cycle = F.l1_loss(cyc.float(), real)
     a1, a2 = attn.float(), attn2.float()
     att_mean = a1.mean() + a2.mean()
@@ -80,16 +83,19 @@ def generator_loss(generator, critic, real: torch.Tensor, real_aus: torch.Tensor
                   "attention": a1.mean().detach(), "g_loss": loss}
 
 
-def generate(generator, image: torch.Tensor, aus: torch.Tensor, landmarks=None, source_aus=None):
+def generate(generator, image: torch.Tensor, aus: torch.Tensor, landmarks=None, source_aus=None,
+             flow=None):
     """(edited image, attention A, colour C, moved landmarks) for target ``aus``.
 
     With a motion model and ``landmarks`` (B,68,2) of ``image`` whose AUs are
-    ``source_aus``, the image is first warped by the landmark motion of the change.
+    ``source_aus``, the image is first warped by the landmark motion of the change;
+    ``flow(spline, size)`` evaluates the warp (default ``spline.flow(size)``).
     """
     g = generator.module if hasattr(generator, "module") else generator
     if g.motion is not None and landmarks is not None:
         spline, moved = g.motion.spline(landmarks, source_aus, aus)
-        image = warp(image, spline.flow(image.shape[-1]).to(image.dtype))
+        field = spline.flow(image.shape[-1]) if flow is None else flow(spline, image.shape[-1])
+        image = warp(image, field.to(image.dtype))
     else:
         moved = landmarks
     color, attn = generator(image, aus)

@@ -77,3 +77,9 @@ class RunOptions:
     max_minutes: float | None = option(
         None, "Wall-clock budget: stop cleanly (checkpoint, resumable) after this many minutes.",
         type=float)
+    compile: str = option("off", "torch.compile the networks (on), and replay them as CUDA graphs "
+                          "(graphs); the first steps compile.", type=("off", "on", "graphs"))
+    fused_adam: str = option("auto", "Adam in one fused kernel per network [auto: on CUDA].",
+                             type=("auto", "on", "off"))
+    data_on_device: str = option("auto", "The whole training set on the device, batches assembled "
+                                 "there without waiting for it [auto: on CUDA].", type=("auto", "on", "off"))

@@ -1,7 +1,9 @@
 """Where training runs: the device, CPU threads and, under torchrun, the process group.
 
 DistributedDataParallel is used only when the process was launched by torchrun
-(``RANK``/``WORLD_SIZE`` set), as in nanoGPT; the same code runs on a laptop CPU.
+(``RANK``/``WORLD_SIZE`` set), as in nanoGPT; the same code runs on a laptop CPU. A
+collective waits at most ``$GAN_ANIM_DIST_TIMEOUT`` seconds (default 600) for the other
+processes, so a run whose peer died or hangs ends with one line instead of waiting.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..errors import GanAnimError
 from ..render.device import resolve_device
 
 
@@ -51,7 +54,7 @@ def setup_runtime(device: str = "auto", channels_last: bool | None = None) -> Ru
         rank, world = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
         local = int(os.environ.get("LOCAL_RANK", rank))
         if not dist.is_initialized():
-            dist.init_process_group(backend="nccl" if use_cuda else "gloo")
+            dist.init_process_group(backend="nccl" if use_cuda else "gloo", timeout=dist_timeout())
     if use_cuda:
         dev = torch.device("cuda", local)
         torch.cuda.set_device(dev)
@@ -80,11 +83,56 @@ def all_agree(flag: bool, rt: Runtime) -> bool:
     return bool(t.item() > 0)
 
 
+def dist_timeout():
+    """How long a collective waits for the other processes: ``$GAN_ANIM_DIST_TIMEOUT`` s."""
+    from datetime import timedelta
+
+    raw = os.environ.get("GAN_ANIM_DIST_TIMEOUT", "600")
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise GanAnimError(f"GAN_ANIM_DIST_TIMEOUT={raw!r}: not a number of seconds") from None
+    if not seconds > 0:
+        raise GanAnimError(f"GAN_ANIM_DIST_TIMEOUT={raw!r}: must be above 0")
+    return timedelta(seconds=seconds)
+
+
+_PEER_SIGNS = ("connection closed", "connection reset", "broken pipe", "timed out", "timeout",
+               "gloo", "nccl", "socket", "peer")
+
+
+def peer_failed(exc: BaseException) -> bool:
+    """Whether ``exc`` says another process of the run died or stopped answering."""
+    import torch.distributed as dist
+
+    if isinstance(exc, getattr(dist, "DistError", ())):
+        return True
+    return isinstance(exc, RuntimeError) and any(s in str(exc).lower() for s in _PEER_SIGNS)
+
+
+def _reason(exc: BaseException) -> str:
+    """The first sentence of a backend's error, without its source location."""
+    import re
+
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    text = re.sub(r"^\[[^\]]*\]\s*", "", text)  # "[.../gloo/transport/tcp/pair.cc:553] "
+    return text.split(". ")[0][:160]
+
+
 @contextlib.contextmanager
-def process_group(rt: Runtime):
-    """Leave the torchrun process group (if there is one) when the block ends."""
+def process_group(rt: Runtime, last_checkpoint=lambda: None):
+    """Leave the torchrun process group (if there is one) when the block ends. A failed
+    collective (a peer died, or did not answer within ``dist_timeout``) becomes one
+    ``GanAnimError`` line naming ``last_checkpoint()``, the checkpoint to resume from."""
     try:
         yield
+    except Exception as exc:
+        if rt.world == 1 or not peer_failed(exc):
+            raise
+        last = last_checkpoint()
+        raise GanAnimError(f"rank {rt.rank}: another process of this run died or stopped answering "
+                           f"({_reason(exc)}); {f'the last checkpoint is {last}' if last else 'no checkpoint yet'}"
+                           f": resume with --resume") from None
     finally:
         if rt.world > 1:
             import torch.distributed as dist
