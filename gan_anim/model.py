@@ -205,8 +205,12 @@ def generator_state(generator: Generator, half: bool = False) -> dict:
     state = {k: (v.half() if half and v.is_floating_point() and not k.startswith("motion.")
                  else v).detach().cpu().clone()
              for k, v in generator.state_dict().items()}
-    return {"format": WEIGHTS_FORMAT, "config": generator.cfg.to_dict(),
+    blob = {"format": WEIGHTS_FORMAT, "config": generator.cfg.to_dict(),
             "au_names": list(AU_NAMES), "au_scale": AU_SCALE, "generator": state}
+    rise = generator.motion.rise_rows() if generator.motion is not None else {}
+    if rise:
+        blob["motion_rise"] = {AU_NAMES[k]: row.float() for k, row in rise.items()}
+    return blob
 
 
 def load_generator(path, device: str | torch.device = "cpu") -> Generator:
@@ -230,4 +234,10 @@ def load_generator(path, device: str | torch.device = "cpu") -> Generator:
         raise ValueError(f"{path}: {exc}") from None
     state = {k: v.float() if v.is_floating_point() else v for k, v in blob["generator"].items()}
     gen.load_state_dict(state)
+    rise = blob.get("motion_rise") or {}
+    if rise and gen.motion is not None:  # AU rises with their own landmark motion
+        if not isinstance(rise, dict) or any(n not in AU_NAMES or tuple(torch.as_tensor(v).shape) != (68, 2)
+                                             for n, v in rise.items()):
+            raise ValueError(f"{path}: not a gan-anim weights file (bad motion_rise)")
+        gen.motion.set_rise({AU_NAMES.index(n): v for n, v in rise.items()})
     return gen.to(device).eval()

@@ -394,10 +394,37 @@ class LandmarkMotion(torch.nn.Module):
                  else torch.as_tensor(basis, dtype=torch.float32))
         self.register_buffer("mean", mean.clone())
         self.register_buffer("basis", basis.clone())
+        # The motion of AU rises where it differs from ``basis`` (B, 68, 2 per AU), or None: a
+        # weights file's ``motion_rise`` rows (``model.load_generator``). Kept out of the
+        # state dict, so generators, checkpoints and training are unchanged by it.
+        self.register_buffer("rise", None, persistent=False)
 
     def displacement(self, delta_aus: torch.Tensor) -> torch.Tensor:
-        """(B, 17) AU change on 0..1 -> (B, 68, 2) landmark displacement (crop-side units)."""
-        return (delta_aus.float() @ self.basis.flatten(1)).view(-1, N_LANDMARKS, 2)
+        """(B, 17) AU change on 0..1 -> (B, 68, 2) landmark displacement (crop-side units):
+        rises by ``rise`` where it is set, falls (and everything without it) by ``basis``."""
+        delta = delta_aus.float()
+        if self.rise is None:
+            return (delta @ self.basis.flatten(1)).view(-1, N_LANDMARKS, 2)
+        out = delta.clamp(max=0) @ self.basis.flatten(1) + delta.clamp(min=0) @ self.rise.flatten(1)
+        return out.view(-1, N_LANDMARKS, 2)
+
+    def set_rise(self, rows: dict) -> None:
+        """Move the landmarks of these AUs' rises by their own rows ({AU index: (68, 2)})
+        instead of ``basis``; an empty dict undoes it."""
+        if not rows:
+            self.rise = None
+            return
+        rise = self.basis.clone()
+        for k, row in rows.items():
+            rise[k] = torch.as_tensor(row, dtype=rise.dtype, device=rise.device)
+        self.rise = rise
+
+    def rise_rows(self) -> dict:
+        """{AU index: (68, 2) tensor} of the rises that differ from ``basis`` (``set_rise``)."""
+        if self.rise is None:
+            return {}
+        return {k: self.rise[k].detach().cpu().clone() for k in range(len(self.rise))
+                if not torch.equal(self.rise[k], self.basis[k])}
 
     def spline(self, landmarks: torch.Tensor, source_aus: torch.Tensor,
                target_aus: torch.Tensor) -> tuple[ThinPlate, torch.Tensor]:

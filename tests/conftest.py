@@ -31,12 +31,15 @@ def shared_data() -> Path:
 def random_weights(tmp_path_factory) -> Path:
     """A small generator with random weights (mechanics, not quality) and the shipped small
     model's AU -> landmark motion: an edit warps the face as a trained model's does."""
+    from gan_anim.aus import AU_NAMES
     from gan_anim.model import PRESETS, Generator, generator_state
 
     torch.manual_seed(0)
     gen = Generator(PRESETS["small"])
-    shipped = torch.load(SHIPPED_SMALL, map_location="cpu", weights_only=True)["generator"]
+    blob = torch.load(SHIPPED_SMALL, map_location="cpu", weights_only=True)
+    shipped = blob["generator"]
     gen.motion.load_state_dict({k: shipped[f"motion.{k}"].float() for k in ("mean", "basis")})
+    gen.motion.set_rise({AU_NAMES.index(n): v for n, v in blob.get("motion_rise", {}).items()})
     assert gen.motion.basis.abs().max() > 0.01
     path = tmp_path_factory.mktemp("weights") / "random-small.pt"
     torch.save(generator_state(gen), path)

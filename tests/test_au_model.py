@@ -103,6 +103,24 @@ def test_features_hog_mirror_and_batch_agree():
     assert not model["use_model"][AU_INDEX["AU45"]]               # blink stays geometric
 
 
+def test_edits_start_from_the_hybrid_reading(heldout_photos):
+    """Edits read a face by "hybrid": the learned estimator for the AUs the geometry cannot see
+    (LEARNED_AUS), the geometry for the rest, so an angry face's furrow is there to take away."""
+    from gan_anim.estimation.photo import EDIT_METHOD, LEARNED_AUS
+
+    assert EDIT_METHOD == "hybrid"
+    use = np.isin(np.array(list(AU_INDEX)), LEARNED_AUS)
+    gain = []
+    for photos in heldout_photos.values():
+        image = read_image(photos["Angry"])
+        lm = detect_faces(image)[0].landmarks
+        hybrid, model, geometry = (estimate_face_aus(image, lm, m) for m in ("hybrid", "model", "geometry"))
+        np.testing.assert_array_equal(hybrid[use], model[use])
+        np.testing.assert_array_equal(hybrid[~use], geometry[~use])
+        gain.append(hybrid[AU_INDEX["AU04"]] - geometry[AU_INDEX["AU04"]])
+    assert np.mean(gain) > 0.5, gain
+
+
 def test_bad_estimator_file_is_one_line(tmp_path, monkeypatch):
     bad = tmp_path / "au.npz"
     bad.write_bytes(b"not a numpy file")

@@ -311,9 +311,13 @@ def test_surprise_leaves_hair_and_background_still_on_a_close_up(shipped):
     assert diff[beyond].max() <= 1
     moved = detect_faces(out)[0].landmarks
     assert (moved[8, 1] - lm[8, 1]) / eye > 0.1          # the jaw drops
-    # the brows rise (the warp moves them from the face's own AU01/AU02, which the geometry
-    # reads high on this close-up: 0.02 eye distance here)
-    assert (lm[17:27, 1] - moved[17:27, 1]).mean() / eye > 0.015
+    # the brows rise, measured on the pixels: the band from half an eye distance above the
+    # brows to just below them moves up (0.034 eye distance here). dlib's re-detected brows
+    # are no measure on this face: they follow the mouth's change by as much as the rise.
+    l, r = int(lm[17, 0]), int(lm[26, 0])
+    t, b = int(lm[17:27, 1].min() - 0.5 * eye), int(lm[17:27, 1].max() + 0.05 * eye)
+    band = [cv2.cvtColor(x[t:b, l:r], cv2.COLOR_RGB2GRAY).astype(np.float64) for x in (image, out)]
+    assert -cv2.phaseCorrelate(*band)[0][1] / eye > 0.02
 
 
 def test_surprise_on_a_smiling_face_closes_the_grin(shipped):
@@ -343,3 +347,82 @@ def test_surprise_on_a_smiling_face_closes_the_grin(shipped):
         cv2.fillPoly(m, [np.round(poly).astype(np.int32)], 1)
         return cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)[m > 0].mean()
     assert interior_luma(out, moved, lower=True) < 0.6 * interior_luma(image, lm, lower=False)
+
+
+def test_a_rise_moves_by_its_own_row_and_a_fall_by_the_basis():
+    """``LandmarkMotion.set_rise``: an AU's rise follows its rise row, its fall the basis
+    (undoing the face's own AU on the scale it was read on); other AUs are untouched."""
+    rng = np.random.default_rng(0)
+    mot = LandmarkMotion(np.zeros((68, 2)), rng.normal(0, 0.01, (17, 68, 2)))
+    row = rng.normal(0, 0.01, (68, 2))
+    delta = torch.zeros(3, 17)
+    delta[0, _au("AU12")], delta[1, _au("AU12")], delta[2, _au("AU01")] = 0.5, -0.5, 0.5
+    before = mot.displacement(delta)
+    mot.set_rise({_au("AU12"): row})
+    after = mot.displacement(delta)
+    torch.testing.assert_close(after[0], torch.from_numpy(0.5 * row).float())
+    torch.testing.assert_close(after[1:], before[1:])
+    assert set(mot.rise_rows()) == {_au("AU12")}
+    mot.set_rise({})
+    torch.testing.assert_close(mot.displacement(delta), before)
+
+
+def _heldout_cfee(shared_data, emotion: str, n: int = 3) -> list:
+    """The first ``n`` cfee photos of ``emotion`` of people held out from every fit."""
+    import csv
+
+    from conftest import ROOT
+
+    split = ROOT / "benchmarks" / "splits" / "cfee_heldout_people.txt"
+    people = {x.split("#")[0].strip() for x in split.read_text().splitlines() if x.split("#")[0].strip()}
+    with open(shared_data / "cfee" / "labels.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["identity"] in people and r["emotion"] == emotion]
+    rows.sort(key=lambda r: int(r["identity"]))
+    return [shared_data / "cfee" / "images" / r["file"] for r in rows[:n]]
+
+
+def test_happy_lifts_the_corners_of_a_sad_face(shipped, shared_data):
+    """--to happy on held-out cfee people's sad photos: the re-detected mouth corners rise
+    against the inner lips' middle by 0.03 eye distance or more (0.04-0.06 here) and the
+    mouth widens; a down-turned mouth does not survive a smile."""
+    from gan_anim.faces.detect import detect_faces
+    from gan_anim.media.images import read_image
+
+    def lift(lm, eye):
+        return ((lm[62, 1] + lm[66, 1]) / 2 - (lm[48, 1] + lm[54, 1]) / 2) / eye
+
+    for path in _heldout_cfee(shared_data, "Sad"):
+        image = read_image(path)
+        face = detect_faces(image)[0]
+        out = detect_faces(_edit(shipped, image, face, "happy"))[0].landmarks
+        lm, eye = face.landmarks, face.eye_distance
+        assert lift(out, eye) - lift(lm, eye) > 0.03, path.name
+        assert np.linalg.norm(out[54] - out[48]) / np.linalg.norm(lm[54] - lm[48]) > 1.05, path.name
+
+
+def test_neutral_relaxes_the_furrow_of_an_angry_face(shipped, shared_data):
+    """--to neutral on held-out cfee people's angry photos: the edit starts from a furrow
+    the learned estimator sees (AU04 read 1.5 or more: the landmark geometry alone reads
+    about 0.3 and asked for no change), and the fine detail between the inner brows (the
+    grey level minus its blur at 0.08 eye distance, above the nose's top) loses 15 % or
+    more of its energy (23-50 % here)."""
+    import cv2
+
+    from gan_anim.aus import AU_INDEX
+    from gan_anim.estimation.photo import EDIT_METHOD, estimate_face_aus
+    from gan_anim.faces.detect import detect_faces
+    from gan_anim.media.images import read_image
+
+    def furrow(image, lm, eye):
+        g = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        fine = g - cv2.GaussianBlur(g, (0, 0), 0.08 * eye)
+        top = int(min(lm[21, 1], lm[22, 1]) - 0.3 * eye)
+        return float((fine[top:int(lm[27, 1]), int(lm[21, 0]):int(lm[22, 0])] ** 2).mean())
+
+    for path in _heldout_cfee(shared_data, "Angry"):
+        image = read_image(path)
+        face = detect_faces(image)[0]
+        assert estimate_face_aus(image, face.landmarks, EDIT_METHOD)[AU_INDEX["AU04"]] >= 1.5, path.name
+        out = _edit(shipped, image, face, "neutral")
+        lm, eye = face.landmarks, face.eye_distance
+        assert furrow(out, lm, eye) / furrow(image, lm, eye) < 0.85, path.name

@@ -57,6 +57,35 @@ def test_weights_with_a_flow_head_are_refused_in_one_line(tmp_path):
     assert result.stderr.count("\n") == 1 and str(path) in result.stderr and "flow head" in result.stderr
 
 
+def test_smile_and_jaw_rises_travel_in_the_weights_file(tmp_path):
+    """The shipped files carry their own motion for AU12 and AU26 rises (``motion_rise``, fitted
+    on cfee's coded faces: a smile lifts the corners, a dropped jaw narrows them); it survives
+    ``generator_state`` and a malformed one is refused in one line."""
+    import torch
+
+    from gan_anim.aus import AU_NAMES
+    from gan_anim.model import generator_state
+
+    for name in ("gan-anim-medium.pt", "gan-anim-small.pt"):
+        gen = load_generator(ROOT / "weights" / name)
+        rows = gen.motion.rise_rows()
+        assert set(rows) == {AU_NAMES.index("AU12"), AU_NAMES.index("AU26")}
+        au12, au26 = rows[AU_NAMES.index("AU12")], rows[AU_NAMES.index("AU26")]
+        basis = gen.motion.basis
+        lift = lambda b: -(b[48, 1] + b[54, 1]) / 2  # noqa: E731 - mouth corners up
+        assert lift(au12) > 2 * lift(basis[AU_NAMES.index("AU12")]) > 0
+        assert au26[54, 0] - au26[48, 0] < 0 < basis[AU_NAMES.index("AU26"), 54, 0] - basis[AU_NAMES.index("AU26"), 48, 0]
+    path = tmp_path / "copy.pt"
+    torch.save(generator_state(gen), path)
+    again = load_generator(path)
+    torch.testing.assert_close(again.motion.rise, gen.motion.rise)
+    blob = generator_state(gen)
+    blob["motion_rise"] = {"AU12": torch.zeros(5, 2)}
+    torch.save(blob, path)
+    with pytest.raises(ValueError, match="motion_rise"):
+        load_generator(path)
+
+
 @pytest.fixture(scope="module")
 def edited(tmp_path_factory):
     out = tmp_path_factory.mktemp("shipped") / "frames"

@@ -15,7 +15,11 @@ own fitted motion (AU14, AU23; AU45 is never coded and blinks are ``motion.lid_f
 ``--write`` replaces only the ``motion.basis`` buffer of each file (same keys, shapes and
 dtypes: the files keep their size); with ``--corners-only`` only the sideways motion of the
 mouth corners under AU25 and AU26 (the shipped weights: the landmark-label fit widened the
-mouth as the jaw dropped, where FACS and the coded faces narrow it). Landmarks come from
+mouth as the jaw dropped, where FACS and the coded faces narrow it). ``--rise AU12`` writes
+the fitted rows of those AUs as the file's ``motion_rise`` (how a rise of the AU moves the
+landmarks; its fall keeps ``motion.basis``, ``motion.LandmarkMotion.set_rise``) and leaves
+the basis alone: the shipped weights' AU12 (the coded smiles lift the corners 2.7x as far as
+the landmark-label fit). Landmarks come from
 ``tools/train_aus.py``'s cache, ``data/cfee_landmarks.npz`` (git-ignored).
 """
 from __future__ import annotations
@@ -75,6 +79,9 @@ def main(argv=None) -> None:
     ap.add_argument("--corners-only", action="store_true",
                     help="write only how AU25 and AU26 move the mouth corners sideways (48, 54, "
                          "60, 64; x), keeping the rest of each file's motion")
+    ap.add_argument("--rise", nargs="*", default=[], metavar="AU",
+                    help="write only these AUs' fitted rows, as the motion of their rises "
+                         "(the file's motion_rise), keeping motion.basis")
     args = ap.parse_args(argv)
     import torch
 
@@ -96,11 +103,18 @@ def main(argv=None) -> None:
             for name in ("AU25", "AU26"):
                 k = AU_NAMES.index(name)
                 basis[k, CORNERS, 0] = new[k, CORNERS, 0]
+        if args.rise:  # every coded photo is a rise from the neutral: report with the rise rows
+            new, basis = basis, old.clone()
+            for name in args.rise:
+                basis[AU_NAMES.index(name)] = new[AU_NAMES.index(name)]
         for name, (d, y) in (("train", train), ("held out", test)):
             for label, b in (("file", old.float().numpy()), ("new", basis.float().numpy())):
                 err = np.abs(d - np.einsum("nk,kij->nij", np.nan_to_num(y), b)).mean() * 100
                 print(f"{path}: {name} people, {label} motion: mean landmark error {err:.2f} % of the crop")
-        state["generator"]["motion.basis"] = basis
+        if args.rise:
+            state["motion_rise"] = {name: basis[AU_NAMES.index(name)].float().clone() for name in args.rise}
+        else:
+            state["generator"]["motion.basis"] = basis
         # same file name inside the archive (torch names its records after it): same size
         tmp = Path(path).parent / ".fit-tmp" / Path(path).name
         tmp.parent.mkdir(exist_ok=True)

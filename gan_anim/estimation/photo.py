@@ -8,13 +8,21 @@ from ..aus import AU_NAMES
 from ..config import InferenceConfig
 from ..errors import GanAnimError
 
-METHODS = ("model", "geometry")   # the learned estimator (default) or landmark geometry alone
+METHODS = ("model", "geometry", "hybrid")   # the learned estimator (default), landmark geometry alone, or both
 
-# How edits read a face's own AUs (their start, ``--from`` by default): on the scale the shipped generators and their AU -> landmark motion were trained on, the
-# landmark geometry's. Read by the learned estimator, a surprised face closed to neutral has
-# its nose and chin dragged by AU changes the motion was never fitted to (docs/au-estimator.md).
-# The learned estimator takes over once a generator is trained on its labels.
-EDIT_METHOD = "geometry"
+# The AUs that "hybrid" takes from the learned estimator: those the landmark geometry cannot
+# see (a furrow, a wrinkled nose, a raised upper lip, down-turned corners, a raised chin, a
+# stretched mouth). Every other AU, the jaw and the lips' parting among them, keeps the
+# geometry's reading, on the scale the shipped landmark motion was fitted on.
+LEARNED_AUS = ("AU04", "AU09", "AU10", "AU15", "AU17", "AU20")
+
+# How edits read a face's own AUs (their start, ``--from`` by default): "hybrid". The shipped
+# generators and their AU -> landmark motion were trained on the landmark geometry's scale, so
+# the geometry reads every AU the motion moves visibly (brows, lids, mouth corners, jaw); read
+# by the learned estimator, a surprised face closed to neutral had its nose and chin dragged
+# (docs/au-estimator.md). The learned estimator reads what geometry cannot see (LEARNED_AUS),
+# so a preset that sets a furrow or a wrinkled nose to 0 takes it away (crease relaxation).
+EDIT_METHOD = "hybrid"
 
 # Photos may be decoded at reduced size (JPEG DCT scaling), never below this longer side nor
 # below the resolution the cascade's small-face pass uses (``decode_side``).
@@ -33,15 +41,19 @@ def _faces(image: np.ndarray, detector: str, max_side: int, pixel_scale: float =
 def estimate_face_aus(image: np.ndarray, landmarks: np.ndarray, method: str = "model") -> np.ndarray:
     """AUs (0..5, float32) of the faces with dlib ``landmarks`` ((68, 2) -> (17,), (N, 68, 2)
     -> (N, 17)) in an RGB uint8 image, by ``method`` (see ``METHODS``)."""
-    if method == "geometry":
-        from .geometry import estimate_from_landmarks
+    from .geometry import estimate_from_landmarks
 
+    if method == "geometry":
         return estimate_from_landmarks(landmarks)
-    if method != "model":
+    if method not in METHODS:
         raise GanAnimError(f"AU estimation method must be one of {', '.join(METHODS)}, got {method!r}")
     from .appearance import estimate_faces
 
-    return estimate_faces(image, landmarks)
+    learned = estimate_faces(image, landmarks)
+    if method == "model":
+        return learned
+    use = np.isin(AU_NAMES, LEARNED_AUS)
+    return np.where(use, learned, estimate_from_landmarks(landmarks)).astype(np.float32)
 
 
 def estimate_aus(image: np.ndarray, detector: str = "hog",
