@@ -21,6 +21,7 @@ import math
 import pickle
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -333,8 +334,57 @@ def sample_targets(real: torch.Tensor, others: torch.Tensor, g: torch.Generator,
     return target
 
 
+class Pair(NamedTuple):
+    """The paired half of a batch: for the rows in ``rows`` (B,) bool, ``images`` (B,3,S,S)
+    in [-1,1] is a real photo of the same person showing the row's target AUs, with its
+    ``landmarks`` (B,68,2) or None (other rows hold their own face; the loss skips them)."""
+
+    images: torch.Tensor
+    rows: torch.Tensor
+    landmarks: torch.Tensor | None
+
+
+def _person_groups(person: torch.Tensor):
+    """(order, start, count, slot) of a person-id vector: ``order[start[i] + slot[i]] == i``
+    and ``count[i]`` photos share i's id (ids < 0: count 0)."""
+    order = torch.argsort(person, stable=True)
+    sorted_ids = person[order]
+    first = torch.ones_like(sorted_ids, dtype=torch.bool)
+    first[1:] = sorted_ids[1:] != sorted_ids[:-1]
+    group_start = torch.cummax(torch.where(first, torch.arange(len(person)), 0), 0).values
+    _, inverse, counts = torch.unique_consecutive(sorted_ids, return_inverse=True, return_counts=True)
+    start, count, slot = (torch.empty_like(person) for _ in range(3))
+    start[order], count[order] = group_start, counts[inverse]
+    slot[order] = torch.arange(len(person)) - group_start
+    count[person < 0] = 0
+    return order, start, count, slot
+
+
+def _paired_rows(ds: FaceDataset, idx_all: torch.Tensor, step: int, seed: int, paired_share: float,
+                 pair_share: float):
+    """(batch indices, partner indices or -1) of the global batch: a ``paired_share`` of rows
+    replaced by random photos with a person id, and a ``pair_share`` of the rows with a
+    person id given another photo of that person as partner. Its own random stream, so
+    the rest of the batch is as without pairs."""
+    g = _generator(seed, 4, step)
+    whole = len(idx_all)
+    swap, partner_u = torch.rand(whole, generator=g), torch.rand(whole, generator=g)
+    pick, offset = (torch.randint(0, 2 ** 62, (whole,), generator=g) for _ in range(2))
+    order, start, count, slot = _person_groups(ds.person)
+    with_id = torch.nonzero(count > 0).flatten()
+    idx_all = idx_all.clone()
+    if paired_share > 0 and len(with_id):
+        swapped = swap < paired_share
+        idx_all[swapped] = with_id[pick % len(with_id)][swapped]
+    c = count[idx_all]
+    paired = (c > 1) & (partner_u < pair_share)
+    step_in = 1 + offset % (c - 1).clamp(min=1)  # another photo of the group, never itself
+    partner = order[start[idx_all] + (slot[idx_all] + step_in) % c.clamp(min=1)]
+    return idx_all, torch.where(paired, partner, torch.full_like(partner, -1))
+
+
 def make_batch(ds: FaceDataset, step: int, batch_size: int, seed: int, rank: int = 0,
-               world: int = 1, flip: bool = True, target_noise: float = 0.1):
+               world: int = 1, flip: bool = True, target_noise: float = 0.1, pairs=None):
     """The batch of ``step``: (images in [-1,1] float, real AUs 0..1, target AUs 0..1,
     landmarks (B,68,2) or None), flipped together.
 
@@ -342,30 +392,92 @@ def make_batch(ds: FaceDataset, step: int, batch_size: int, seed: int, rank: int
     the global batch of ``batch_size x world`` rows, of which this rank takes its slice: so
     resuming needs no state, and ``world`` ranks of batch B see exactly the rows one process
     of batch B x world sees (a run may resume on another world size, same global batch).
+
+    ``pairs`` = (paired_share, pair_share) adds a fifth item, a ``Pair`` or None: with a
+    dataset that has person ids, ``_paired_rows`` oversamples and pairs its rows, and a
+    paired row's target is its partner photo's AUs (without noise).
     """
     g = _generator(seed, 2, step)
     whole = batch_size * world
-    idx = batch_indices(len(ds), step, batch_size, seed, rank, world)
+    idx_all = batch_indices(len(ds), step, whole, seed)
+    partner_all = None
+    if pairs is not None and ds.person is not None and (pairs[0] > 0 or pairs[1] > 0):
+        idx_all, partner_all = _paired_rows(ds, idx_all, step, seed, *pairs)
     mine = slice(rank * batch_size, (rank + 1) * batch_size)
+    idx = idx_all[mine]
     flips = (torch.rand(whole, generator=g) < 0.5)[mine]
     tgt_all = torch.randint(0, len(ds), (whole,), generator=g)
-    tgt = tgt_all[mine]
+    dev = ds.images.device
+    x = _images(ds, idx, flips if flip else None)
+    real = ds.aus[idx.to(ds.aus.device)]
+    every = ds.aus[idx_all.to(ds.aus.device)]
+    target_all = sample_targets(every, ds.aus[tgt_all.to(ds.aus.device)], g, target_noise)
+    pair = None
+    if partner_all is not None:
+        partner = partner_all[mine]
+        rows = partner >= 0
+        target_all[partner_all >= 0] = ds.aus[partner_all[partner_all >= 0]].cpu().float()
+        other = torch.where(rows, partner, idx)
+        pair = Pair(_images(ds, other, flips if flip else None), rows.to(dev),
+                    _landmarks(ds, other, flips if flip else None))
+        if pair.landmarks is not None:
+            pair = register(pair, _landmarks(ds, idx, flips if flip else None))
+    target = target_all[mine].to(dev)
+    lms = _landmarks(ds, idx, flips if flip else None)
+    if pairs is None:
+        return x, real.to(dev), target, lms
+    return x, real.to(dev), target, lms, pair
+
+
+def _images(ds: FaceDataset, idx: torch.Tensor, flips: torch.Tensor | None) -> torch.Tensor:
+    """Rows ``idx`` of the images as float in [-1,1], flipped where ``flips``."""
     dev = ds.images.device
     x = ds.images[idx.to(dev)]
     if dev.type == "cuda":
         x = x.contiguous()
     x = x.float().mul_(1 / 127.5).sub_(1.0)
-    if flip:
+    if flips is not None:
         f = flips.to(dev).view(-1, 1, 1, 1)
         x = torch.where(f, x.flip(3), x)
-    real = ds.aus[idx.to(ds.aus.device)]
-    every = ds.aus[batch_indices(len(ds), step, whole, seed).to(ds.aus.device)]
-    target = sample_targets(every, ds.aus[tgt_all.to(ds.aus.device)], g, target_noise)[mine].to(dev)
-    lms = None
-    if ds.landmarks is not None:
-        from ..motion import mirror_landmarks
+    return x
 
-        lms = ds.landmarks[idx.to(ds.landmarks.device)].to(dev).float()
-        if flip:
-            lms = torch.where(flips.to(dev).view(-1, 1, 1), mirror_landmarks(lms), lms)
-    return x, real.to(dev), target, lms
+
+def _landmarks(ds: FaceDataset, idx: torch.Tensor, flips: torch.Tensor | None):
+    """Rows ``idx`` of the landmarks (mirrored where ``flips``), or None."""
+    if ds.landmarks is None:
+        return None
+    from ..motion import mirror_landmarks
+
+    dev = ds.images.device
+    lms = ds.landmarks[idx.to(ds.landmarks.device)].to(dev).float()
+    if flips is not None:
+        lms = torch.where(flips.to(dev).view(-1, 1, 1), mirror_landmarks(lms), lms)
+    return lms
+
+
+# Points that an expression hardly moves: jaw ends at the ears, nose bridge, eye corners.
+STABLE_POINTS = (0, 16, 27, 28, 29, 30, 36, 39, 42, 45)
+
+
+def register(pair: Pair, landmarks: torch.Tensor) -> Pair:
+    """``pair`` with each photo moved onto its row's framing: the similarity that best maps
+    its ``STABLE_POINTS`` onto those of ``landmarks`` (the row's, crop-side units), since
+    ``align`` frames each photo by its own mouth and eyes, which an expression moves."""
+    k = list(STABLE_POINTS)
+    p, q = pair.landmarks[:, k].double(), landmarks[:, k].double()     # (B, K, 2)
+    mp, mq = p.mean(1, keepdim=True), q.mean(1, keepdim=True)
+    pc, qc = p - mp, q - mq
+    # q - mq = [[a, -b], [b, a]] (p - mp), least squares
+    den = pc.square().sum((1, 2)).clamp(min=1e-12)
+    a = (pc * qc).sum((1, 2)) / den
+    b = (pc[..., 0] * qc[..., 1] - pc[..., 1] * qc[..., 0]).sum(1) / den
+    fwd = torch.stack([torch.stack([a, -b], -1), torch.stack([b, a], -1)], -2)   # (B, 2, 2)
+    inv = torch.linalg.inv(fwd)
+    c = mp[:, 0] - (inv @ mq[:, 0, :, None])[..., 0]                  # p = inv u + c (units)
+    # in grid_sample's normalised coordinates (2u - 1): p_n = inv u_n + inv 1 + 2c - 1
+    shift = (inv @ torch.ones_like(c)[..., None])[..., 0] + 2 * c - 1
+    theta = torch.cat([inv, shift[..., None]], -1).to(pair.images.dtype)
+    grid = torch.nn.functional.affine_grid(theta, list(pair.images.shape), align_corners=False)
+    images = torch.nn.functional.grid_sample(pair.images, grid, padding_mode="border", align_corners=False)
+    moved = ((pair.landmarks.double() - mp) @ fwd.transpose(1, 2) + mq).to(pair.landmarks.dtype)
+    return Pair(images, pair.rows, moved)

@@ -59,7 +59,7 @@ def train(data_dir, out_dir, options: TrainOptions | None = None, run: RunOption
     ds = _place(train_ds, rt)
 
     # Construct networks.
-    trainer = GANTrainer(cfg, opts, rt)
+    trainer, pairs = GANTrainer(cfg, opts, rt), _pairs(opts, ds, say)
     if resume.blob is not None:
         trainer.load_state(resume.blob)
         say(f"resumed from {resume.blob['path']} at step {resume.step}")
@@ -77,7 +77,7 @@ def train(data_dir, out_dir, options: TrainOptions | None = None, run: RunOption
     with _StopFlag(ro.max_minutes) as stop, bar, process_group(rt):
         while step < opts.steps:
             stats.report(trainer.step(step, *make_batch(ds, step, opts.batch_size, opts.seed, rt.rank,
-                                                        rt.world, opts.flip, opts.target_noise)))
+                                                        rt.world, opts.flip, opts.target_noise, pairs)))
             step += 1
             if step % sync_every == 0 or step == opts.steps:
                 bar.update(step, stats.collect())
@@ -159,16 +159,24 @@ def _grid_split(data_dir, cfg: ModelConfig, train_ds: FaceDataset, say, out: Pat
         return train_ds
 
 
+def _pairs(opts: TrainOptions, ds: FaceDataset, say) -> tuple[float, float]:
+    """``make_batch``'s ``pairs``: faces with a person id oversampled by ``paired_share``,
+    paired with another photo of the person (``pair_share``) when the pair loss is on."""
+    if ds.person is None and (opts.weights.pair > 0 or opts.paired_share > 0):
+        say("--lambda-pair / --paired-share: no faces with a person id in this training set; no pairs")
+    return opts.paired_share, (opts.pair_share if opts.weights.pair > 0 else 0.0)
+
+
 def _place(ds: FaceDataset, rt: Runtime) -> FaceDataset:
     """On CUDA the whole uint8 set lives on the GPU (a 10k-face set at 128 px is 0.5 GB);
     larger sets stay in pinned host memory and batches are copied asynchronously."""
     if not rt.cuda:
         return ds
-    if ds.images.numel() < 4 * 2 ** 30:  # AUs stay on the CPU: targets are sampled there
+    if ds.images.numel() < 4 * 2 ** 30:  # AUs and person ids stay on the CPU: targets are sampled there
         lms = None if ds.landmarks is None else ds.landmarks.to(rt.device)
-        return FaceDataset(ds.images.to(rt.device), ds.aus, ds.names, ds.notes, lms)
+        return FaceDataset(ds.images.to(rt.device), ds.aus, ds.names, ds.notes, lms, ds.person)
     lms = None if ds.landmarks is None else ds.landmarks.pin_memory()
-    return FaceDataset(ds.images.pin_memory(), ds.aus.pin_memory(), ds.names, ds.notes, lms)
+    return FaceDataset(ds.images.pin_memory(), ds.aus.pin_memory(), ds.names, ds.notes, lms, ds.person)
 
 
 # ----------------------------------------------------------------- snapshots
@@ -239,7 +247,7 @@ class _StopFlag:
 class _TrainProgress:
     """A progress bar on a terminal; a plain line every 30 s otherwise (logs, nohup)."""
 
-    KEYS = ("d_loss", "gp", "d_au", "g_adv", "g_au", "cycle", "attention")
+    KEYS = ("d_loss", "gp", "d_au", "g_adv", "g_au", "cycle", "pair", "attention")
 
     def __init__(self, enabled: bool, start: int, total: int, per_step: int):
         self.enabled, self.start, self.total, self.per_step = enabled, start, total, per_step

@@ -50,8 +50,10 @@ class GANTrainer:
         return contextlib.nullcontext()
 
     def step(self, step: int, x: torch.Tensor, real_aus: torch.Tensor,
-             target_aus: torch.Tensor, landmarks: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """One critic update (and a generator update every ``critic_steps``)."""
+             target_aus: torch.Tensor, landmarks: torch.Tensor | None = None,
+             pair=None) -> dict[str, torch.Tensor]:
+        """One critic update (and a generator update every ``critic_steps``); ``pair``: a
+        ``data.Pair`` for the generator's pair loss (``--lambda-pair``)."""
         o, w = self.opts, self.opts.weights
         lr = o.lr_at(step)
         for opt in (self.opt_g, self.opt_d):
@@ -87,7 +89,7 @@ class GANTrainer:
             try:
                 with self.autocast():
                     g_loss, glogs = generator_loss(self.G_train, self.D_train, x, real_aus,
-                                                   target_aus, w, forward=forward)
+                                                   target_aus, w, forward=forward, pair=pair)
                 self.opt_g.zero_grad(set_to_none=True)
                 g_loss.backward()
                 self.opt_g.step()
