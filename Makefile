@@ -36,7 +36,7 @@ bench: install
 # (never the held-out people), as JPEG quality $(PACK_QUALITY) in one git-ignored file
 # that the GPU machine gets with carry=["gpu-pack"].
 SHARED ?= ../shared/data
-PACK_QUALITY ?= 80
+PACK_QUALITY ?= 76
 CFEE_HELDOUT = benchmarks/splits/cfee_heldout_people.txt
 gpu-pack: install
 	grep -qs '"aus_from": "estimator (model)"' data/shipped/summary.json || $(BIN)/gan-anim prepare $(SHARED)/facial_expressions/images \

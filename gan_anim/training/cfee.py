@@ -113,18 +113,20 @@ def _aligned(image: np.ndarray, lm: np.ndarray, size: int, pad: float = 0.3):
 
 
 def cfee_rows(root, heldout, size: int = 128, cache=None, people: int | None = None,
-              workers: int | None = None) -> dict:
+              workers: int | None = None, measure: bool = False) -> dict:
     """The training people's photos as pack rows: ``images`` (BGR crops, ``size`` px),
     ``aus`` (N, 17) 0..5, ``names`` (``cfee__0001.png``), ``landmarks`` (N, 68, 2 crop-side
-    units), ``person`` (N,) and counts. ``heldout``: a file of person ids never used;
-    ``people``: only the first this many training people (small packs for tests)."""
+    units), ``person`` (N,), ``emotion`` (N,) and counts. ``heldout``: a file of person ids
+    never used; ``people``: only the first this many training people (small packs for
+    tests); ``measure``: the held-out people's photos instead (benchmarks only)."""
     from ..estimation.photo import estimate_face_aus
     from ..media.images import read_image
 
     root = Path(root)
     table = read_labels(root)
     held = read_people(heldout)
-    ids = sorted({int(i) for i in table["identity"]} - held)
+    everyone = {int(i) for i in table["identity"]}
+    ids = sorted(everyone & held if measure else everyone - held)
     if people is not None:
         ids = ids[:people]
     keep = [k for k, i in enumerate(table["identity"]) if int(i) in set(ids)]
@@ -152,5 +154,6 @@ def cfee_rows(root, heldout, size: int = 128, cache=None, people: int | None = N
             "names": [f"{CFEE_SOURCE}__{Path(files[j]).stem}.png" for j in rows],
             "landmarks": np.array([d[2] for d in done], np.float32).reshape(-1, 68, 2),
             "person": np.array([int(table["identity"][keep[j]]) for j in rows], np.int32),
+            "emotion": [table["emotion"][keep[j]] for j in rows],
             "people": len(ids), "photos": len(keep), "no_face": int((~found).sum()),
             "estimated_values": int(sum(d[3] for d in done))}

@@ -56,8 +56,8 @@ class TrainOptions:
     seed: int = option(0, "Seed of the initial weights and the data order.")
     flip: bool = option(True, "Random horizontal flips.", cli=None)
     target_noise: float = option(0.1, "Uniform noise on sampled target AUs (0..1 scale).")
-    paired_share: float = option(0.0, "Share of each batch drawn from the faces with a person id "
-                                      "(the kit pack's cfee photos) on top of their own share; 0: none.")
+    paired_share: float = option(0.0, "Share of each batch's rows replaced by random faces with a "
+                                      "person id (the kit pack's cfee photos); 0: none.")
     pair_share: float = option(0.5, "With --lambda-pair: share of the rows with a person id whose "
                                     "target is another photo of that person, compared with it.")
     weights: LossWeights = option(help="Loss weights.", factory=LossWeights)
