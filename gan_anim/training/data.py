@@ -344,9 +344,20 @@ class Pair(NamedTuple):
     landmarks: torch.Tensor | None
 
 
+_GROUPS: list = []  # [(person tensor, its groups)]: a training set's groups, made once
+
+
 def _person_groups(person: torch.Tensor):
     """(order, start, count, slot) of a person-id vector: ``order[start[i] + slot[i]] == i``
     and ``count[i]`` photos share i's id (ids < 0: count 0)."""
+    if _GROUPS and _GROUPS[0][0] is person:
+        return _GROUPS[0][1]
+    groups = _groups_of(person)
+    _GROUPS[:] = [(person, groups)]
+    return groups
+
+
+def _groups_of(person: torch.Tensor):
     order = torch.argsort(person, stable=True)
     sorted_ids = person[order]
     first = torch.ones_like(sorted_ids, dtype=torch.bool)
