@@ -203,12 +203,20 @@ def quality_table(prepared_dir, qualities=(70, 75, 80, 85, 90, 95), size: int = 
             blobs = list(pool.map(lambda im: encode_face(im, q), originals, chunksize=64))
             decoded = list(pool.map(lambda b: decode_face(np.frombuffer(b, np.uint8)), blobs,
                                     chunksize=64))
-            se = sum(float(((d.astype(np.int32) - o) ** 2).sum()) for d, o in zip(decoded, originals))
-            mse = se / (len(originals) * size * size * 3)
-            rows.append({"quality": q, "faces": len(blobs), "jpeg_bytes": sum(map(len, blobs)),
-                         "extra_bytes": sum(map(len, blobs[len(blobs) - len(extra):])) if len(extra) else 0,
-                         "psnr_db": round(10 * np.log10(255 ** 2 / max(mse, 1e-12)), 2)})
+            se = [float(((d.astype(np.int32) - o) ** 2).sum()) for d, o in zip(decoded, originals)]
+            row = {"quality": q, "faces": len(blobs), "jpeg_bytes": sum(map(len, blobs)),
+                   "psnr_db": _psnr(sum(se), len(se) * size * size * 3)}
+            if len(extra):
+                k = len(paths)
+                row.update(folder_bytes=sum(map(len, blobs[:k])), folder_psnr_db=_psnr(sum(se[:k]), k * size * size * 3),
+                           extra_bytes=sum(map(len, blobs[k:])),
+                           extra_psnr_db=_psnr(sum(se[k:]), len(extra) * size * size * 3))
+            rows.append(row)
     return rows
+
+
+def _psnr(squared_error: float, values: int) -> float:
+    return round(10 * np.log10(255 ** 2 / max(squared_error / max(values, 1), 1e-12)), 2)
 
 
 def main(argv=None) -> int:
