@@ -124,9 +124,9 @@ def test_training_steps_with_the_pair_loss_on_a_real_pack(cfee_pack, tmp_path):
     from gan_anim.training.options import LossWeights
 
     said = []
-    last = train(cfee_pack, tmp_path / "run", preset="small", steps=3, batch_size=4, critic_steps=1,
-                 checkpoint_every=3, weights=LossWeights(pair=5.0), paired_share=0.5, progress=False,
-                 log=said.append)
+    last = train(cfee_pack, tmp_path / "run", preset="small", steps=2, batch_size=4, critic_steps=1,
+                 checkpoint_every=2, weights=LossWeights(pair=5.0), paired_share=0.5, progress=False,
+                 log=said.append, sample_count=2)
     blob = read_checkpoint(last)
     assert blob["options"]["weights"]["pair"] == 5.0 and blob["options"]["paired_share"] == 0.5
     record = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])
