@@ -423,6 +423,7 @@ def make_batch(ds: FaceDataset, step: int, batch_size: int, seed: int, rank: int
     real = ds.aus[idx.to(ds.aus.device)]
     every = ds.aus[idx_all.to(ds.aus.device)]
     target_all = sample_targets(every, ds.aus[tgt_all.to(ds.aus.device)], g, target_noise)
+    lms = _landmarks(ds, idx, flips if flip else None)
     pair = None
     if partner_all is not None:
         partner = partner_all[mine]
@@ -431,10 +432,9 @@ def make_batch(ds: FaceDataset, step: int, batch_size: int, seed: int, rank: int
         other = torch.where(rows, partner, idx)
         pair = Pair(_images(ds, other, flips if flip else None), rows.to(dev),
                     _landmarks(ds, other, flips if flip else None))
-        if pair.landmarks is not None:
-            pair = register(pair, _landmarks(ds, idx, flips if flip else None))
+        if lms is not None:
+            pair = register(pair, lms)
     target = target_all[mine].to(dev)
-    lms = _landmarks(ds, idx, flips if flip else None)
     if pairs is None:
         return x, real.to(dev), target, lms
     return x, real.to(dev), target, lms, pair
