@@ -82,6 +82,18 @@ def tiny_pack(prepared_tiny, tmp_path_factory):
     return write_pack(prepared_tiny, tmp_path_factory.mktemp("pack") / "tiny.pack", quality=90)["path"]
 
 
+@pytest.fixture(scope="module")
+def tiny_cfee_pack(prepared_tiny, shared_data, tmp_path_factory):
+    """The tiny pack plus cfee's first 2 training people (person ids), as make gpu-pack builds it."""
+    from gan_anim.training.cfee import cfee_rows
+
+    cache = ROOT / "data" / "cfee_landmarks.npz"
+    extra = cfee_rows(shared_data / "cfee", ROOT / "benchmarks" / "splits" / "cfee_heldout_people.txt",
+                      cache=cache if cache.is_file() else None, people=2)
+    path = tmp_path_factory.mktemp("pack") / "tiny-cfee.pack"
+    return write_pack(prepared_tiny, path, quality=90, extra=extra)["path"]
+
+
 def test_pack_round_trip_matches_the_prepared_folder(prepared_tiny, tiny_pack):
     assert detect_layout(tiny_pack) == "pack"
     with np.load(tiny_pack, allow_pickle=False) as z:  # a plain .npz, no pickles
@@ -167,16 +179,17 @@ def test_compact_checkpoint_expands_and_resumes(tmp_path):
 # ------------------------------------------------------------- CPU rehearsal
 
 @pytest.mark.slow
-def test_gpu_run_rehearsal_on_cpu(tiny_pack, tmp_path):
-    """tools/gpu_run.sh end to end on the CPU: a tiny pack, seconds of budget."""
+def test_gpu_run_rehearsal_on_cpu(tiny_cfee_pack, tmp_path):
+    """tools/gpu_run.sh end to end on the CPU: a tiny pack with cfee pairs, seconds of budget,
+    the main run's default options (the pair loss among them)."""
     out, work = tmp_path / "out", tmp_path / "work"
-    env = dict(os.environ, GPU_KIT_DEVICE="cpu", GPU_KIT_PACK=str(tiny_pack), GPU_KIT_WORK=str(work),
+    base = {k: v for k, v in os.environ.items() if k != "GPU_KIT_TRAIN_ARGS"}
+    env = dict(base, GPU_KIT_DEVICE="cpu", GPU_KIT_PACK=str(tiny_cfee_pack), GPU_KIT_WORK=str(work),
                GPU_KIT_RESUME=str(tmp_path / "no-resume"), GPU_KIT_PYTHON=sys.executable,
                GPU_KIT_BATCH="2", GPU_KIT_STEPS="1", GPU_KIT_TOTAL_S="300", GPU_KIT_BENCH_S="30",
                GPU_KIT_BENCH_ARGS="--presets small --batches 1 --min-time 0.01 --warmup 1 --train-batches 2 "
                                   "--train-steps 1 --train-warmup 1 --pipeline-small --pipeline-without dlib,ffmpeg",
-               GPU_KIT_PIPELINE_S="40",
-               GPU_KIT_ARM_B="--lambda-au 40", GPU_KIT_TRAIN_ARGS="--lambda-attention 0.2",
+               GPU_KIT_PIPELINE_S="40", GPU_KIT_ARM_B="--lambda-au 40",
                GPU_KIT_COMPARE_STEPS="2", GPU_KIT_COMPARE_ARGS="--window 1",
                GAN_ANIM_COMPILE_BACKEND="aot_eager")  # inductor takes minutes on 2 cores
     proc = subprocess.run(["bash", str(ROOT / "tools" / "gpu_run.sh"), str(out), "0.5"], env=env,
@@ -194,6 +207,7 @@ def test_gpu_run_rehearsal_on_cpu(tiny_pack, tmp_path):
     assert figures["arm_b"]["step"] >= 1
     assert all(s["rc"] == 0 for s in figures["stages"].values()), figures["stages"]
     assert figures["env"]["no_dlib_ok"] and not figures["env"]["dlib_imported"]
+    assert figures["env"]["pack"]["with_person_id"] >= 15
     assert figures["train"]["final_step"] == 1 and figures["train"]["ok"]
     assert figures["bench"]["inference"][0]["faces_per_s"] > 0
     assert figures["bench"]["training"][0]["images_per_s"] > 0
@@ -227,7 +241,10 @@ def test_gpu_run_rehearsal_on_cpu(tiny_pack, tmp_path):
     # the checkpoint that came back resumes: join + expand
     resumed = kit.find_resume(out)
     assert resumed is not None and resumed[0]["step"] == 1
-    assert resumed[0]["options"]["weights"]["attention"] == 0.2  # GPU_KIT_TRAIN_ARGS reached the main run
+    weights = resumed[0]["options"]["weights"]  # the main run's default options reached it
+    assert weights["attention"] == 0.2 and weights["au"] == 40 and weights["pair"] == 5
+    assert resumed[0]["options"]["paired_share"] == 0.25
+    assert "pair" in figures["train"]["last_losses"]  # the pair loss ran
 
 
 # ------------------------------------------------------ CUDA (the GPU machine)
@@ -277,27 +294,28 @@ def test_generator_cuda_matches_cpu_fp32(preset, exact_cuda):
 def test_bf16_training_step_on_cuda_is_finite():
     from gan_anim.training.data import make_batch
     from gan_anim.training.faceset import FaceDataset
-    from gan_anim.training.options import TrainOptions
+    from gan_anim.training.options import LossWeights, TrainOptions
     from gan_anim.training.runtime import Runtime
     from gan_anim.training.trainer import GANTrainer
 
     cfg = PRESETS["medium"]
     torch.manual_seed(0)
-    trainer = GANTrainer(cfg, TrainOptions(batch_size=8, lr=2e-4, gp_every=4),
+    trainer = GANTrainer(cfg, TrainOptions(batch_size=8, lr=2e-4, gp_every=4, weights=LossWeights(pair=5)),
                          Runtime(DEV, channels_last=True))
     with torch.no_grad():
         trainer.G.motion.basis.normal_(0, 0.01)
     n = 16
     ds = FaceDataset(torch.randint(0, 256, (n, 3, 128, 128), dtype=torch.uint8).to(DEV), torch.rand(n, 17).to(DEV),
-                     [str(i) for i in range(n)], [], torch.from_numpy(kit.synthetic_landmarks(n)).to(DEV))
+                     [str(i) for i in range(n)], [], torch.from_numpy(kit.synthetic_landmarks(n)).to(DEV),
+                     torch.arange(n) // 4)  # 4 people: the pair loss runs too
     before = trainer.G.body[0].weight.detach().clone()
     seen = set()
     for k in range(6):  # steps 0 and 5 update G; 0 and 4 add the gradient penalty
-        logs = trainer.step(k, *make_batch(ds, k, 8, 0))
+        logs = trainer.step(k, *make_batch(ds, k, 8, 0, pairs=(0.0, 0.5)))
         seen |= set(logs)
         bad = {key: float(v) for key, v in logs.items() if not torch.isfinite(v).all()}
         assert not bad, f"step {k}: {bad}"
-    assert {"d_loss", "gp", "g_adv", "cycle"} <= seen
+    assert {"d_loss", "gp", "g_adv", "cycle", "pair"} <= seen
     assert not torch.equal(before, trainer.G.body[0].weight)
     assert all(torch.isfinite(p).all() for p in trainer.G.parameters())
 

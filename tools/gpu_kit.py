@@ -264,7 +264,8 @@ def cmd_env(a) -> int:
             info["pack"] = {"path": a.pack, "mib": round(Path(a.pack).stat().st_size / MiB, 2),
                             "faces": len(arr["names"]), "train": int((arr["split"] == 0).sum()),
                             "test": int((arr["split"] == 1).sum()), "quality": int(arr["quality"]),
-                            "size": int(arr["size"]), "landmarks": "landmarks" in arr}
+                            "size": int(arr["size"]), "landmarks": "landmarks" in arr,
+                            "with_person_id": int((arr["person"] >= 0).sum()) if "person" in arr else 0}
         except Exception as exc:  # noqa: BLE001
             problems.append(f"pack: {exc}")
     info["problems"] = problems

@@ -8,7 +8,8 @@
 #   tests  pytest -m cuda tests/test_gpu_kit.py            -> its tail in OUT/run.log
 #   arm B  (GPU_KIT_ARM_B="--lambda-au 40 ...") a second medium run with other loss weights,
 #          trained beside the main one on the same GPU      -> OUT/weights-medium-b-fp16.pt
-#   train  medium preset on gpu-pack/faces128.pack: a short calibration measures images/s,
+#   train  medium preset on gpu-pack/faces128.pack (make gpu-pack: shared photos + cfee's
+#          training people) with the pair loss: a short calibration measures images/s,
 #          then a resumed run whose LR decay ends at the budget (--max-minutes is the net);
 #          resumes from a checkpoint (or its parts) in gpu-pack/resume/ if there is one
 #   export fp16 generator weights                          -> OUT/weights-medium-fp16.pt
@@ -29,14 +30,15 @@
 #   GPU_KIT_CALIB_S=45    GPU_KIT_TOTAL_S=530   GPU_KIT_PYTEST=1   GPU_KIT_BENCH_S=60
 #   GPU_KIT_PIPELINE_S=60 the end-to-end rows (0 skips them)
 #   GPU_KIT_COMPARE_STEPS=300 (0 skips)  GPU_KIT_COMPARE_S=120  GPU_KIT_COMPARE_ARGS= (e.g. --compile graphs)
-#   GPU_KIT_TRAIN_ARGS=   extra `gan-anim train` options of the main run (e.g. loss weights)
+#   GPU_KIT_TRAIN_ARGS="--lambda-au 40 --lambda-attention 0.2 --lambda-pair 5 --paired-share 0.25"
+#                         `gan-anim train` options of the main run (set it empty for none)
 #   GPU_KIT_BENCH_ARGS=   extra bench_gpu.py options   GPU_KIT_WORK=runs/gpu-kit
 #   (a second call on the same still-warm machine finds WORK/run and resumes from it)
 #   GPU_KIT_PYTHON=python3
 set -u
 
 if [ $# -lt 1 ] || [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ]; then
-    sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 mkdir -p "$1" || exit 1
@@ -74,6 +76,8 @@ DEV=${GPU_KIT_DEVICE:-cuda}
 PACK=${GPU_KIT_PACK:-gpu-pack/faces128.pack}
 RESUME=${GPU_KIT_RESUME:-$(dirname "$PACK")/resume}
 PRESET=${GPU_KIT_PRESET:-medium}
+# the shipped model's loss weights, plus the pair loss on cfee's same-person photos
+TRAIN_ARGS=${GPU_KIT_TRAIN_ARGS-"--lambda-au 40 --lambda-attention 0.2 --lambda-pair 5 --paired-share 0.25"}
 WEIGHTS=$OUT/weights-$PRESET-fp16.pt
 : > "$WORK/stages.tsv"
 
@@ -143,7 +147,7 @@ stage train $(( TRAIN_S + 120 )) "$PY" tools/gpu_kit.py train --pack "$PACK" --r
     --seconds "$TRAIN_S" --preset "$PRESET" --device "$DEV" --batch "${GPU_KIT_BATCH:-128}" \
     --lr "${GPU_KIT_LR:-2e-4}" --gp-every "${GPU_KIT_GP_EVERY:-4}" \
     --expected-ips "${GPU_KIT_EXPECTED_IPS:-1500}" --calib-s "${GPU_KIT_CALIB_S:-45}" \
-    --resume-dir "$RESUME" --report "$WORK/train.json" --train-args "${GPU_KIT_TRAIN_ARGS:-}" \
+    --resume-dir "$RESUME" --report "$WORK/train.json" --train-args "$TRAIN_ARGS" \
     ${STEPS_ARGS[@]+"${STEPS_ARGS[@]}"}
 
 # 4. fp16 weights of the newest checkpoint (even after a failed training stage)

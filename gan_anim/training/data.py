@@ -21,6 +21,7 @@ import math
 import pickle
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -333,51 +334,119 @@ def sample_targets(real: torch.Tensor, others: torch.Tensor, g: torch.Generator,
     return target
 
 
+class Pair(NamedTuple):
+    """The paired half of a batch: for the rows in ``rows`` (B,) bool, ``images`` (B,3,S,S)
+    in [-1,1] is a real photo of the same person showing the row's target AUs, with its
+    ``landmarks`` (B,68,2) or None (other rows hold their own face; the loss skips them)."""
+
+    images: torch.Tensor
+    rows: torch.Tensor
+    landmarks: torch.Tensor | None
+
+
+_GROUPS: list = []  # [(person tensor, its groups)]: a training set's groups, made once
+
+
+def _person_groups(person: torch.Tensor):
+    """(order, start, count, slot) of a person-id vector: ``order[start[i] + slot[i]] == i``
+    and ``count[i]`` photos share i's id (ids < 0: count 0)."""
+    if _GROUPS and _GROUPS[0][0] is person:
+        return _GROUPS[0][1]
+    groups = _groups_of(person)
+    _GROUPS[:] = [(person, groups)]
+    return groups
+
+
+def _groups_of(person: torch.Tensor):
+    order = torch.argsort(person, stable=True)
+    sorted_ids = person[order]
+    first = torch.ones_like(sorted_ids, dtype=torch.bool)
+    first[1:] = sorted_ids[1:] != sorted_ids[:-1]
+    group_start = torch.cummax(torch.where(first, torch.arange(len(person)), 0), 0).values
+    _, inverse, counts = torch.unique_consecutive(sorted_ids, return_inverse=True, return_counts=True)
+    start, count, slot = (torch.empty_like(person) for _ in range(3))
+    start[order], count[order] = group_start, counts[inverse]
+    slot[order] = torch.arange(len(person)) - group_start
+    count[person < 0] = 0
+    return order, start, count, slot
+
+
+def _paired_rows(ds: FaceDataset, idx_all: torch.Tensor, step: int, seed: int, paired_share: float,
+                 pair_share: float):
+    """(batch indices, partner indices or -1) of the global batch: a ``paired_share`` of rows
+    replaced by random photos with a person id, and a ``pair_share`` of the rows with a
+    person id given another photo of that person as partner. Its own random stream, so
+    the rest of the batch is as without pairs."""
+    g = _generator(seed, 4, step)
+    whole = len(idx_all)
+    swap, partner_u = torch.rand(whole, generator=g), torch.rand(whole, generator=g)
+    pick, offset = (torch.randint(0, 2 ** 62, (whole,), generator=g) for _ in range(2))
+    order, start, count, slot = _person_groups(ds.person)
+    with_id = torch.nonzero(count > 0).flatten()
+    idx_all = idx_all.clone()
+    if paired_share > 0 and len(with_id):
+        swapped = swap < paired_share
+        idx_all[swapped] = with_id[pick % len(with_id)][swapped]
+    c = count[idx_all]
+    paired = (c > 1) & (partner_u < pair_share)
+    step_in = 1 + offset % (c - 1).clamp(min=1)  # another photo of the group, never itself
+    partner = order[start[idx_all] + (slot[idx_all] + step_in) % c.clamp(min=1)]
+    return idx_all, torch.where(paired, partner, torch.full_like(partner, -1))
+
+
 def batch_plan(ds: FaceDataset, step: int, batch_size: int, seed: int, rank: int = 0,
-               world: int = 1, target_noise: float = 0.1):
+               world: int = 1, target_noise: float = 0.1, pairs=None):
     """What ``make_batch`` draws for ``step``, on the CPU: (this rank's indices, flips,
-    target AUs (B,17) 0..1). ``ds.aus`` may live on any device."""
+    target AUs (B,17) 0..1, partner indices (B,) with -1 for none, or None without
+    ``pairs``). ``ds.aus`` may live on any device; ``ds.person`` is on the CPU."""
     g = _generator(seed, 2, step)
     whole = batch_size * world
-    idx = batch_indices(len(ds), step, batch_size, seed, rank, world)
+    idx_all = batch_indices(len(ds), step, whole, seed)
+    partner_all = None
+    if pairs is not None and ds.person is not None and (pairs[0] > 0 or pairs[1] > 0):
+        idx_all, partner_all = _paired_rows(ds, idx_all, step, seed, *pairs)
     mine = slice(rank * batch_size, (rank + 1) * batch_size)
     flips = (torch.rand(whole, generator=g) < 0.5)[mine]
     tgt_all = torch.randint(0, len(ds), (whole,), generator=g)
     aus = ds.aus
-    every = aus[batch_indices(len(ds), step, whole, seed).to(aus.device)]
-    target = sample_targets(every, aus[tgt_all.to(aus.device)], g, target_noise)[mine]
-    return idx, flips, target
+    every = aus[idx_all.to(aus.device)]
+    target = sample_targets(every, aus[tgt_all.to(aus.device)], g, target_noise)
+    partner = None
+    if partner_all is not None:
+        has = partner_all >= 0
+        target[has.to(target.device)] = aus[partner_all[has].to(aus.device)].to(target.device, target.dtype)
+        partner = partner_all[mine]
+    return idx_all[mine], flips, target[mine], partner
 
 
 def assemble_batch(ds: FaceDataset, idx: torch.Tensor, flips: torch.Tensor, target: torch.Tensor,
-                   flip: bool = True, mirror=None):
-    """The batch of rows ``idx`` of ``ds`` on its images' device (see ``make_batch``).
-    ``idx``, ``flips`` and ``target`` may be on the CPU (copied, waiting for them) or
-    already on that device; ``mirror``: ``MIRROR`` as a tensor there (else made here)."""
+                   partner: torch.Tensor | None = None, flip: bool = True, mirror=None):
+    """The batch of rows ``idx`` of ``ds`` on its images' device (see ``make_batch``), with a
+    ``Pair`` as fifth item when ``partner`` (-1: none) is given. ``idx``, ``flips``,
+    ``target`` and ``partner`` may be on the CPU (copied, waiting for them) or already on
+    that device; ``mirror``: ``MIRROR`` as a tensor there (else made here)."""
     from ..motion import MIRROR
 
     dev = ds.images.device
-    x = ds.images[idx.to(dev)]
-    if dev.type == "cuda":
-        x = x.contiguous()
-    x = x.float().mul_(1 / 127.5).sub_(1.0)
-    f = flips.to(dev)
-    if flip:
-        x = torch.where(f.view(-1, 1, 1, 1), x.flip(3), x)
+    f = flips.to(dev) if flip else None
+    if ds.landmarks is not None and flip and mirror is None:
+        mirror = torch.as_tensor(MIRROR, device=dev)
+    idx = idx.to(dev)
+    x, lms = _images(ds, idx, f), _landmarks(ds, idx, f, mirror)
     real = ds.aus[idx.to(ds.aus.device)].to(dev)
-    lms = None
-    if ds.landmarks is not None:
-        lms = ds.landmarks[idx.to(ds.landmarks.device)].to(dev).float()
-        if flip:
-            mirror = torch.as_tensor(MIRROR, device=dev) if mirror is None else mirror
-            mirrored = lms[:, mirror].clone()  # motion.mirror_landmarks, index kept on the device
-            mirrored[..., 0] = 1 - mirrored[..., 0]
-            lms = torch.where(f.view(-1, 1, 1), mirrored, lms)
-    return x, real, target.to(dev), lms
+    if partner is None:
+        return x, real, target.to(dev), lms
+    partner = partner.to(dev)
+    rows = partner >= 0
+    other = torch.where(rows, partner, idx)
+    pair = Pair(_images(ds, other, f), rows, _landmarks(ds, other, f, mirror))
+    if lms is not None:
+        pair = register(pair, lms)
+    return x, real, target.to(dev), lms, pair
 
 
 def make_batch(ds: FaceDataset, step: int, batch_size: int, seed: int, rank: int = 0,
-               world: int = 1, flip: bool = True, target_noise: float = 0.1):
+               world: int = 1, flip: bool = True, target_noise: float = 0.1, pairs=None):
     """The batch of ``step``: (images in [-1,1] float, real AUs 0..1, target AUs 0..1,
     landmarks (B,68,2) or None), flipped together.
 
@@ -385,6 +454,66 @@ def make_batch(ds: FaceDataset, step: int, batch_size: int, seed: int, rank: int
     the global batch of ``batch_size x world`` rows, of which this rank takes its slice: so
     resuming needs no state, and ``world`` ranks of batch B see exactly the rows one process
     of batch B x world sees (a run may resume on another world size, same global batch).
+
+    ``pairs`` = (paired_share, pair_share) adds a fifth item, a ``Pair`` or None: with a
+    dataset that has person ids, ``_paired_rows`` oversamples and pairs its rows, and a
+    paired row's target is its partner photo's AUs (without noise).
     """
-    plan = batch_plan(ds, step, batch_size, seed, rank, world, target_noise)
-    return assemble_batch(ds, *plan, flip=flip)
+    idx, flips, target, partner = batch_plan(ds, step, batch_size, seed, rank, world, target_noise, pairs)
+    batch = assemble_batch(ds, idx, flips, target, partner, flip=flip)
+    if pairs is not None and partner is None:
+        return (*batch, None)
+    return batch
+
+
+def _images(ds: FaceDataset, idx: torch.Tensor, flips: torch.Tensor | None) -> torch.Tensor:
+    """Rows ``idx`` (on the images' device) as float in [-1,1], flipped where ``flips``."""
+    x = ds.images[idx]
+    if x.device.type == "cuda":
+        x = x.contiguous()
+    x = x.float().mul_(1 / 127.5).sub_(1.0)
+    if flips is not None:
+        x = torch.where(flips.view(-1, 1, 1, 1), x.flip(3), x)
+    return x
+
+
+def _landmarks(ds: FaceDataset, idx: torch.Tensor, flips: torch.Tensor | None, mirror=None):
+    """Rows ``idx`` of the landmarks on the images' device, mirrored where ``flips``
+    (``mirror``: ``motion.MIRROR`` there, so the index stays on the device), or None."""
+    if ds.landmarks is None:
+        return None
+    dev = ds.images.device
+    lms = ds.landmarks[idx.to(ds.landmarks.device)].to(dev).float()
+    if flips is not None:
+        mirrored = lms[:, mirror].clone()  # motion.mirror_landmarks
+        mirrored[..., 0] = 1 - mirrored[..., 0]
+        lms = torch.where(flips.view(-1, 1, 1), mirrored, lms)
+    return lms
+
+
+# Points that an expression hardly moves: jaw ends at the ears, nose bridge, eye corners.
+STABLE_POINTS = (0, 16, 27, 28, 29, 30, 36, 39, 42, 45)
+
+
+def register(pair: Pair, landmarks: torch.Tensor) -> Pair:
+    """``pair`` with each photo moved onto its row's framing: the similarity that best maps
+    its ``STABLE_POINTS`` onto those of ``landmarks`` (the row's, crop-side units), since
+    ``align`` frames each photo by its own mouth and eyes, which an expression moves."""
+    k = list(STABLE_POINTS)
+    p, q = pair.landmarks[:, k].double(), landmarks[:, k].double()     # (B, K, 2)
+    mp, mq = p.mean(1, keepdim=True), q.mean(1, keepdim=True)
+    pc, qc = p - mp, q - mq
+    # q - mq = [[a, -b], [b, a]] (p - mp), least squares
+    den = pc.square().sum((1, 2)).clamp(min=1e-12)
+    a = (pc * qc).sum((1, 2)) / den
+    b = (pc[..., 0] * qc[..., 1] - pc[..., 1] * qc[..., 0]).sum(1) / den
+    fwd = torch.stack([torch.stack([a, -b], -1), torch.stack([b, a], -1)], -2)   # (B, 2, 2)
+    inv = torch.linalg.inv(fwd)
+    c = mp[:, 0] - (inv @ mq[:, 0, :, None])[..., 0]                  # p = inv u + c (units)
+    # in grid_sample's normalised coordinates (2u - 1): p_n = inv u_n + inv 1 + 2c - 1
+    shift = (inv @ torch.ones_like(c)[..., None])[..., 0] + 2 * c - 1
+    theta = torch.cat([inv, shift[..., None]], -1).to(pair.images.dtype)
+    grid = torch.nn.functional.affine_grid(theta, list(pair.images.shape), align_corners=False)
+    images = torch.nn.functional.grid_sample(pair.images, grid, padding_mode="border", align_corners=False)
+    moved = ((pair.landmarks.double() - mp) @ fwd.transpose(1, 2) + mq).to(pair.landmarks.dtype)
+    return Pair(images, pair.rows, moved)

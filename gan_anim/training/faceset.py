@@ -10,13 +10,15 @@ import torch
 @dataclass
 class FaceDataset:
     """One split in memory: ``images`` (N,3,S,S) uint8 RGB, ``aus`` (N,17) float on 0..1,
-    ``landmarks`` (N,68,2) float in crop-side units (0..1) or None."""
+    ``landmarks`` (N,68,2) float in crop-side units (0..1) or None, ``person`` (N,) int64
+    ids (-1: none; photos of one person pair up, ``data.make_batch``) or None."""
 
     images: torch.Tensor
     aus: torch.Tensor
     names: list[str]
     notes: list[str] = field(default_factory=list)  # things worth telling the user once
     landmarks: torch.Tensor | None = None
+    person: torch.Tensor | None = None  # on the CPU, like aus
 
     def __len__(self) -> int:
         return len(self.names)

@@ -57,7 +57,7 @@ def train(data_dir, out_dir, options: TrainOptions | None = None, run: RunOption
     for note in train_ds.notes:
         say(note)
     faces = GridFaces.first(_grid_split(data_dir, cfg, train_ds, say, out), sample_count)
-    batches = batch_source(train_ds, opts, rt, ro.data_on_device)
+    batches = batch_source(train_ds, opts, rt, ro.data_on_device, _pairs(opts, train_ds, say))
 
     # Construct networks.
     trainer = GANTrainer(cfg, opts, rt, compile=ro.compile, fused=_auto(ro.fused_adam, rt.cuda))
@@ -165,17 +165,20 @@ def _auto(choice: str, cuda: bool) -> bool:
     return cuda if choice == "auto" else choice == "on"
 
 
-def batch_source(ds: FaceDataset, opts: TrainOptions, rt: Runtime, data_on_device: str = "off"):
+def batch_source(ds: FaceDataset, opts: TrainOptions, rt: Runtime, data_on_device: str = "off",
+                 pairs=None):
     """step -> this rank's batch: ``DeviceBatches`` (``--data-on-device``; auto: on CUDA
-    when the faces take under 4 GiB) or ``make_batch`` on the set as ``_place`` puts it."""
+    when the faces take under 4 GiB) or ``make_batch`` on the set as ``_place`` puts it;
+    ``pairs`` as ``make_batch`` takes them (``_pairs``)."""
     args = (opts.batch_size, opts.seed, rt.rank, rt.world)
     fits = ds.images.numel() < 4 * 2 ** 30
     if _auto(data_on_device, rt.cuda) and (fits or data_on_device == "on"):
-        return DeviceBatches(ds, rt.device, *args, flip=opts.flip, target_noise=opts.target_noise)
+        return DeviceBatches(ds, rt.device, *args, flip=opts.flip, target_noise=opts.target_noise,
+                             pairs=pairs)
     placed = _place(ds, rt)
 
     def batch(step: int):
-        return make_batch(placed, step, *args, flip=opts.flip, target_noise=opts.target_noise)
+        return make_batch(placed, step, *args, flip=opts.flip, target_noise=opts.target_noise, pairs=pairs)
 
     return batch
 
@@ -190,16 +193,24 @@ def speed_note(trainer: GANTrainer, batches) -> str:
     return f"; {', '.join(parts)}" if parts else ""
 
 
+def _pairs(opts: TrainOptions, ds: FaceDataset, say) -> tuple[float, float]:
+    """``make_batch``'s ``pairs``: faces with a person id oversampled by ``paired_share``,
+    paired with another photo of the person (``pair_share``) when the pair loss is on."""
+    if ds.person is None and (opts.weights.pair > 0 or opts.paired_share > 0):
+        say("--lambda-pair / --paired-share: no faces with a person id in this training set; no pairs")
+    return opts.paired_share, (opts.pair_share if opts.weights.pair > 0 else 0.0)
+
+
 def _place(ds: FaceDataset, rt: Runtime) -> FaceDataset:
     """On CUDA the whole uint8 set lives on the GPU (a 10k-face set at 128 px is 0.5 GB);
     larger sets stay in pinned host memory and batches are copied asynchronously."""
     if not rt.cuda:
         return ds
-    if ds.images.numel() < 4 * 2 ** 30:  # AUs stay on the CPU: targets are sampled there
+    if ds.images.numel() < 4 * 2 ** 30:  # AUs and person ids stay on the CPU: targets are sampled there
         lms = None if ds.landmarks is None else ds.landmarks.to(rt.device)
-        return FaceDataset(ds.images.to(rt.device), ds.aus, ds.names, ds.notes, lms)
+        return FaceDataset(ds.images.to(rt.device), ds.aus, ds.names, ds.notes, lms, ds.person)
     lms = None if ds.landmarks is None else ds.landmarks.pin_memory()
-    return FaceDataset(ds.images.pin_memory(), ds.aus.pin_memory(), ds.names, ds.notes, lms)
+    return FaceDataset(ds.images.pin_memory(), ds.aus.pin_memory(), ds.names, ds.notes, lms, ds.person)
 
 
 # ----------------------------------------------------------------- snapshots
@@ -270,7 +281,7 @@ class _StopFlag:
 class _TrainProgress:
     """A progress bar on a terminal; a plain line every 30 s otherwise (logs, nohup)."""
 
-    KEYS = ("d_loss", "gp", "d_au", "g_adv", "g_au", "cycle", "attention")
+    KEYS = ("d_loss", "gp", "d_au", "g_adv", "g_au", "cycle", "pair", "attention")
 
     def __init__(self, enabled: bool, start: int, total: int, per_step: int):
         self.enabled, self.start, self.total, self.per_step = enabled, start, total, per_step

@@ -58,8 +58,10 @@ def critic_loss(critic, real: torch.Tensor, fake: torch.Tensor, real_aus: torch.
 
 
 def generator_loss(generator, critic, real: torch.Tensor, real_aus: torch.Tensor,
-                   target_aus: torch.Tensor, w: LossWeights, forward=None, landmarks=None, flow=None):
-    """Generator objective: adversarial + AU + cycle + attention on both passes.
+                   target_aus: torch.Tensor, w: LossWeights, forward=None, landmarks=None, flow=None,
+                   pair=None):
+    """Generator objective: adversarial + AU + cycle + attention on both passes, plus
+    ``w.pair`` x ``pair_loss`` when a ``data.Pair`` is given.
 
     ``forward`` = (fake, A, C, moved landmarks) from ``generate`` reuses a batch already
     made with gradients for the critic step. With a motion model the cycle pass warps the
@@ -79,8 +81,49 @@ def generator_loss(generator, critic, real: torch.Tensor, real_aus: torch.Tensor
     att_tv = total_variation(a1) + total_variation(a2)
     loss = (w.adversarial * adv + w.au * au + w.cycle * cycle
             + w.attention * att_mean + w.attention_tv * att_tv)
-    return loss, {"g_adv": adv, "g_au": au, "cycle": cycle, "att_tv": att_tv,
-                  "attention": a1.mean().detach(), "g_loss": loss}
+    logs = {"g_adv": adv, "g_au": au, "cycle": cycle, "att_tv": att_tv, "attention": a1.mean().detach()}
+    if pair is not None and w.pair > 0:
+        logs["pair"] = pair_loss(fake, pair.images, pair.rows, pair.landmarks)
+        loss = loss + w.pair * logs["pair"]
+    logs["g_loss"] = loss
+    return loss, logs
+
+
+def face_region(landmarks: torch.Tensor, size: int) -> torch.Tensor:
+    """(B,1,S,S) 1 inside each face's box, 0 outside: the landmarks' extent (crop-side
+    units) grown by 4 % of the side, and upwards by a third of the face's height so the
+    forehead (brow raise, furrow) is in."""
+    lo, hi = landmarks.amin(1), landmarks.amax(1)                # (B, 2)
+    top = lo[:, 1] - (hi[:, 1] - lo[:, 1]) / 3
+    u = (torch.arange(size, device=landmarks.device, dtype=torch.float32) + 0.5) / size
+    inside_x = (u[None] >= lo[:, :1] - 0.04) & (u[None] <= hi[:, :1] + 0.04)      # (B, S)
+    inside_y = (u[None] >= top[:, None] - 0.04) & (u[None] <= hi[:, 1:] + 0.04)
+    return (inside_y[:, :, None] & inside_x[:, None, :]).float()[:, None]
+
+
+def pair_loss(fake: torch.Tensor, truth: torch.Tensor, rows: torch.Tensor,
+              landmarks: torch.Tensor | None = None) -> torch.Tensor:
+    """Masked L1 between G's output and a real photo of the same person showing the target
+    AUs, for the batch's ``rows``: on a low-pass (mean over size/32-pixel squares: the
+    two photos' framings differ by a pixel or two) plus on the horizontal and vertical
+    differences of a milder one (size/64: furrows, folds, teeth). ``landmarks`` (of
+    ``truth``) limit it to the face (``face_region``); 0 when no row is paired. Whole-batch
+    arithmetic, no indexing by ``rows``: nothing waits for the GPU."""
+    f, t = fake.float(), truth.float()
+    size = f.shape[-1]
+    mask = rows.to(f.dtype).view(-1, 1, 1, 1)
+    mask = mask * (torch.ones_like(f[:, :1]) if landmarks is None else face_region(landmarks.float(), size))
+    total = f.new_zeros(())
+    for k, gradient in ((max(1, size // 32), False), (max(1, size // 64), True)):
+        fl, tl, ml = (F.avg_pool2d(v, k) for v in (f * mask, t * mask, mask))
+        if not gradient:
+            total = total + ((fl - tl).abs() * ml).sum() / (3 * ml.sum()).clamp(min=1e-6)
+            continue
+        for dim in (2, 3):
+            df, dt = fl.diff(dim=dim), tl.diff(dim=dim)
+            m = torch.minimum(ml.narrow(dim, 1, ml.shape[dim] - 1), ml.narrow(dim, 0, ml.shape[dim] - 1))
+            total = total + ((df - dt).abs() * m).sum() / (3 * m.sum()).clamp(min=1e-6)
+    return total
 
 
 def generate(generator, image: torch.Tensor, aus: torch.Tensor, landmarks=None, source_aus=None,
@@ -100,4 +143,3 @@ def generate(generator, image: torch.Tensor, aus: torch.Tensor, landmarks=None, 
         moved = landmarks
     color, attn = generator(image, aus)
     return compose(image, color, attn), attn, color, moved
-

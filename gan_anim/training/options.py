@@ -36,6 +36,9 @@ class LossWeights:
     attention: float = option(0.1, "Weight of the mean of A.", cli="--lambda-attention")
     attention_tv: float = option(1e-5, "Weight of the total variation of A.", cli="--lambda-tv")
     adversarial: float = option(1.0, "Generator's WGAN term.", cli=None)
+    pair: float = option(0.0, "Weight of the L1 between G's output and a real photo of the same "
+                              "person with the target AUs (needs person ids: the kit's cfee pack); 0: off.",
+                         cli="--lambda-pair")
 
 
 @dataclass
@@ -53,6 +56,10 @@ class TrainOptions:
     seed: int = option(0, "Seed of the initial weights and the data order.")
     flip: bool = option(True, "Random horizontal flips.", cli=None)
     target_noise: float = option(0.1, "Uniform noise on sampled target AUs (0..1 scale).")
+    paired_share: float = option(0.0, "Share of each batch's rows replaced by random faces with a "
+                                      "person id (the kit pack's cfee photos); 0: none.")
+    pair_share: float = option(0.5, "With --lambda-pair: share of the rows with a person id whose "
+                                    "target is another photo of that person, compared with it.")
     weights: LossWeights = option(help="Loss weights.", factory=LossWeights)
 
     def lr_at(self, step: int) -> float:

@@ -11,7 +11,10 @@ deflated) that holds, in the folder's order (train.txt, then test.txt):
 * ``landmarks``: (N, 68, 2) float16, aligned, in crop-side units (0..1), computed by
   ``data.read_landmarks`` from ``manifest.jsonl`` (absent if the folder has none);
 * ``names``: the image names, UTF-8, one per line (uint8); ``split``: (N,) uint8,
-  0 = train, 1 = test; plus ``format``, ``size``, ``quality`` and ``au_names``.
+  0 = train, 1 = test; plus ``format``, ``size``, ``quality`` and ``au_names``;
+* optionally ``person`` (N,) int32: a person id per face (-1: unknown), so photos of the
+  same person in other expressions pair up (the pair loss), and ``source`` (N,) uint8
+  indices into ``source_names`` (``make gpu-pack``: 0 shared, 1 cfee).
 
 ``load_pack`` decodes one split (threads; ``cv2`` releases the GIL) into the same
 ``FaceDataset`` that ``data.load_dataset`` gives for the folder, which hands pack files
@@ -74,7 +77,8 @@ def read_pack(path) -> dict:
         raise GanAnimError(f"{p}: made with a different AU list")
     if (arrays["split"].shape != (n,) or arrays["aus"].shape != (n, len(AU_NAMES))
             or arrays["offsets"].shape != (n + 1,) or int(arrays["offsets"][-1]) != arrays["jpeg"].size
-            or ("landmarks" in arrays and arrays["landmarks"].shape != (n, 68, 2))):
+            or ("landmarks" in arrays and arrays["landmarks"].shape != (n, 68, 2))
+            or any(k in arrays and arrays[k].shape != (n,) for k in ("person", "source"))):
         raise GanAnimError(f"{p}: inconsistent pack (truncated or damaged?)")
     arrays["names"] = names
     return arrays
@@ -112,5 +116,10 @@ def load_pack(path, image_size: int, split: str = "train", min_images: int = 1,
     if "landmarks" in arrays:
         lms = torch.from_numpy(arrays["landmarks"][idx].astype(np.float32))
     names = arrays["names"]
+    person = None
+    if "person" in arrays and (arrays["person"][idx] >= 0).any():
+        person = torch.from_numpy(arrays["person"][idx].astype(np.int64))
+        notes.append(f"{int((person >= 0).sum())} {split} faces of {len(set(person[person >= 0].tolist()))} "
+                     f"people with a person id (pairs of the same face in other expressions)")
     return FaceDataset(torch.from_numpy(out), torch.from_numpy(aus), [names[i] for i in idx],
-                       notes, lms)
+                       notes, lms, person)

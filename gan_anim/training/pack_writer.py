@@ -1,10 +1,13 @@
 """Writing a training-set pack (format and reader in ``training.pack``).
 
 ``python -m gan_anim.training.pack_writer PREPARED OUT`` (``make gpu-pack``) packs a
-``gan-anim prepare`` folder into one file; ``--table`` prints JPEG size and PSNR per quality.
+``gan-anim prepare`` folder into one file; ``--cfee DIR --cfee-heldout FILE`` adds cfee's
+training people (``training.cfee``: human FACS AUs, person ids for the pair loss) to the
+training split; ``--table`` prints JPEG size and PSNR per quality.
 """
 from __future__ import annotations
 
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -80,9 +83,11 @@ def encode_all(paths: list[Path], size: int, quality: int, workers: int | None =
 
 
 def write_pack(prepared_dir, out_path, size: int = 128, quality: int = 84,
-               workers: int | None = None) -> dict:
+               workers: int | None = None, extra: dict | None = None) -> dict:
     """Write ``prepared_dir`` (a ``gan-anim prepare`` folder) as one pack file.
 
+    ``extra``: rows from ``cfee.cfee_rows`` (BGR crops of ``size`` px) appended to the
+    training split, with their person ids (source 1; the folder's faces: source 0, person -1).
     Returns a summary: faces, train/test counts, grey faces, bytes, quality.
     """
     prepared = Path(prepared_dir)
@@ -91,14 +96,29 @@ def write_pack(prepared_dir, out_path, size: int = 128, quality: int = 84,
     names, split, aus, paths = _prepared_split(prepared)
     blobs = encode_all(paths, size, quality, workers)
     lms = read_landmarks(prepared, names)
-    return write_pack_arrays(out_path, blobs, aus, names, split, lms, size, quality)
+    if extra is None:
+        return write_pack_arrays(out_path, blobs, aus, names, split, lms, size, quality)
+    if lms is None:
+        raise GanAnimError(f"{prepared}: no landmarks (manifest.jsonl) to pack beside cfee's")
+    n, m = len(names), len(extra["names"])
+    if set(names) & set(extra["names"]):
+        raise GanAnimError("a cfee name is also in the prepared folder")
+    person = np.concatenate([np.full(n, -1, np.int32), extra["person"]])
+    source = np.concatenate([np.zeros(n, np.uint8), np.ones(m, np.uint8)])
+    with ThreadPoolExecutor(thread_count(workers)) as pool:
+        blobs += list(pool.map(lambda im: encode_face(im, quality), extra["images"], chunksize=64))
+    return write_pack_arrays(out_path, blobs, np.concatenate([aus, extra["aus"]]),
+                             names + extra["names"], np.concatenate([split, np.zeros(m, np.uint8)]),
+                             np.concatenate([lms, extra["landmarks"]]), size, quality,
+                             person=person, source=source, source_names=("shared", "cfee"))
 
 
 def write_pack_arrays(out_path, jpegs: list[bytes], aus: np.ndarray, names: list[str],
                       split: np.ndarray, landmarks: np.ndarray | None, size: int,
-                      quality: int) -> dict:
+                      quality: int, person=None, source=None, source_names=None) -> dict:
     """Write a pack from its parts: JPEG bytes of ``size``-pixel faces (``encode_face``),
-    AUs (N,17) on 0..5, names, split (0 train, 1 test), aligned landmarks (N,68,2) or None."""
+    AUs (N,17) on 0..5, names, split (0 train, 1 test), aligned landmarks (N,68,2) or None;
+    optionally ``person`` (N,) ids (-1: none) and ``source`` (N,) indices into ``source_names``."""
     n = len(jpegs)
     aus = np.asarray(aus, np.float32)
     split = np.asarray(split, np.uint8)
@@ -122,6 +142,12 @@ def write_pack_arrays(out_path, jpegs: list[bytes], aus: np.ndarray, names: list
     }
     if landmarks is not None:
         arrays["landmarks"] = np.asarray(landmarks, np.float32).astype(np.float16)
+    if person is not None:
+        arrays["person"] = np.asarray(person, np.int32)
+        arrays["source"] = np.asarray(source, np.uint8)
+        arrays["source_names"] = np.array(list(source_names))
+        if arrays["person"].shape != (n,) or arrays["source"].shape != (n,):
+            raise GanAnimError(f"pack parts disagree: {n} images, person {arrays['person'].shape}")
     out = Path(out_path)
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_output(out) as tmp:
@@ -130,7 +156,8 @@ def write_pack_arrays(out_path, jpegs: list[bytes], aus: np.ndarray, names: list
     return {"path": str(out), "faces": n, "train": int((split == 0).sum()),
             "test": int((split == 1).sum()), "grey": grey, "quality": int(quality), "size": size,
             "landmarks": landmarks is not None, "bytes": out.stat().st_size,
-            "jpeg_bytes": int(offsets[-1])}
+            "jpeg_bytes": int(offsets[-1]),
+            "paired": 0 if person is None else int((np.asarray(person) >= 0).sum())}
 
 
 def _write_npz(path, arrays: dict, stored=()) -> None:
@@ -162,30 +189,39 @@ def _jpeg_channels(data: bytes) -> int:
 
 
 def quality_table(prepared_dir, qualities=(70, 75, 80, 85, 90, 95), size: int = 128,
-                  limit: int | None = None, workers: int | None = None) -> list[dict]:
+                  limit: int | None = None, workers: int | None = None, extra=()) -> list[dict]:
     """Size of the JPEG bytes (all faces, or the first ``limit``) and PSNR against the
-    PNGs, per JPEG quality: what ``make gpu-pack`` chooses its quality from."""
+    PNGs, per JPEG quality: what ``make gpu-pack`` chooses its quality from. ``extra``:
+    more BGR faces (cfee's crops) counted with them."""
     _, _, _, paths = _prepared_split(Path(prepared_dir))
     if limit:
         paths = paths[:limit]
     rows = []
     with ThreadPoolExecutor(thread_count(workers)) as pool:
-        originals = list(pool.map(lambda p: _bgr_image(p, size), paths, chunksize=64))
+        originals = list(pool.map(lambda p: _bgr_image(p, size), paths, chunksize=64)) + list(extra)
         for q in qualities:
             blobs = list(pool.map(lambda im: encode_face(im, q), originals, chunksize=64))
             decoded = list(pool.map(lambda b: decode_face(np.frombuffer(b, np.uint8)), blobs,
                                     chunksize=64))
-            se = sum(float(((d.astype(np.int32) - o) ** 2).sum()) for d, o in zip(decoded, originals))
-            mse = se / (len(originals) * size * size * 3)
-            rows.append({"quality": q, "faces": len(blobs), "jpeg_bytes": sum(map(len, blobs)),
-                         "psnr_db": round(10 * np.log10(255 ** 2 / max(mse, 1e-12)), 2)})
+            se = [float(((d.astype(np.int32) - o) ** 2).sum()) for d, o in zip(decoded, originals)]
+            row = {"quality": q, "faces": len(blobs), "jpeg_bytes": sum(map(len, blobs)),
+                   "psnr_db": _psnr(sum(se), len(se) * size * size * 3)}
+            if len(extra):
+                k = len(paths)
+                row.update(folder_bytes=sum(map(len, blobs[:k])), folder_psnr_db=_psnr(sum(se[:k]), k * size * size * 3),
+                           extra_bytes=sum(map(len, blobs[k:])),
+                           extra_psnr_db=_psnr(sum(se[k:]), len(extra) * size * size * 3))
+            rows.append(row)
     return rows
+
+
+def _psnr(squared_error: float, values: int) -> float:
+    return round(10 * np.log10(255 ** 2 / max(squared_error / max(values, 1), 1e-12)), 2)
 
 
 def main(argv=None) -> int:
     """Pack a gan-anim prepare folder into one file, or (--table) compare JPEG qualities."""
     import argparse
-    import json
 
     ap = argparse.ArgumentParser(prog="python -m gan_anim.training.pack_writer",
                                  description=main.__doc__)
@@ -196,21 +232,46 @@ def main(argv=None) -> int:
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--table", default=None,
                     help="comma-separated qualities: print size and PSNR of each instead of writing")
+    ap.add_argument("--cfee", default=None,
+                    help="cfee folder (labels.csv, images/): add its training people to the train split")
+    ap.add_argument("--cfee-heldout", default=None,
+                    help="file of cfee person ids never packed (needed with --cfee)")
+    ap.add_argument("--cfee-landmarks", default=None,
+                    help="landmark cache of tools/train_aus.py (data/cfee_landmarks.npz); detected if absent")
+    ap.add_argument("--cfee-people", type=int, default=None,
+                    help="only the first N cfee training people (small packs)")
     args = ap.parse_args(argv)
+    if args.cfee and not args.cfee_heldout:
+        ap.error("--cfee needs --cfee-heldout (the people kept out for measurement)")
+    if not args.table and not args.output:
+        ap.error("give an output file (or --table)")
     try:
-        if args.table:
-            for row in quality_table(args.prepared, [int(q) for q in args.table.split(",")], args.size):
-                print(json.dumps(row))
-            return 0
-        if not args.output:
-            ap.error("give an output file (or --table)")
-        summary = write_pack(args.prepared, args.output, args.size, args.quality)
+        return _run_main(args)
     except GanAnimError as exc:
-        print(f"gan-anim pack: error: {exc}")
+        print(f"gan-anim pack: error: {exc}", file=sys.stderr)
         return 1
+
+
+def _run_main(args) -> int:
+    import json
+
+    extra = None
+    if args.cfee:
+        from .cfee import cfee_rows
+
+        extra = cfee_rows(args.cfee, args.cfee_heldout, args.size, args.cfee_landmarks, args.cfee_people)
+        print(f"cfee: {len(extra['names'])} photos of {extra['people']} training people "
+              f"({extra['no_face']} without a face; {extra['estimated_values']} AU values read by "
+              f"the estimator: AU45 and codes not scorable)")
+    if args.table:
+        for row in quality_table(args.prepared, [int(q) for q in args.table.split(",")], args.size,
+                                 extra=extra["images"] if extra else ()):
+            print(json.dumps(row))
+        return 0
+    summary = write_pack(args.prepared, args.output, args.size, args.quality, extra=extra)
     print(f"wrote {summary['path']}: {summary['faces']} faces ({summary['train']} train, "
-          f"{summary['test']} test, {summary['grey']} greyscale), JPEG quality {summary['quality']}, "
-          f"{summary['bytes'] / 2 ** 20:.1f} MiB")
+          f"{summary['test']} test, {summary['grey']} greyscale, {summary['paired']} with a person id), "
+          f"JPEG quality {summary['quality']}, {summary['bytes'] / 2 ** 20:.1f} MiB")
     return 0
 
 

@@ -83,19 +83,22 @@ class GANTrainer:
         return contextlib.nullcontext()
 
     def step(self, step: int, x: torch.Tensor, real_aus: torch.Tensor,
-             target_aus: torch.Tensor, landmarks: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """One critic update (and a generator update every ``critic_steps``); the losses."""
+             target_aus: torch.Tensor, landmarks: torch.Tensor | None = None,
+             pair=None) -> dict[str, torch.Tensor]:
+        """One critic update (and a generator update every ``critic_steps``); the losses.
+        ``pair``: a ``data.Pair`` for the generator's pair loss (``--lambda-pair``)."""
         if self.compile == "off":
-            return self._step(step, x, real_aus, target_aus, landmarks)
+            return self._step(step, x, real_aus, target_aus, landmarks, pair)
         try:
-            return self._step(step, x, real_aus, target_aus, landmarks)
+            return self._step(step, x, real_aus, target_aus, landmarks, pair)
         except torch._dynamo.exc.BackendCompilerFailed as exc:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
             raise GanAnimError(f"--compile {self.compile}: torch.compile failed ({first}); "
                                f"train with --compile off") from None
 
     def _step(self, step: int, x: torch.Tensor, real_aus: torch.Tensor,
-              target_aus: torch.Tensor, landmarks: torch.Tensor | None) -> dict[str, torch.Tensor]:
+              target_aus: torch.Tensor, landmarks: torch.Tensor | None,
+              pair=None) -> dict[str, torch.Tensor]:
         o, w = self.opts, self.opts.weights
         lr = o.lr_at(step)
         for opt in (self.opt_g, self.opt_d):
@@ -134,7 +137,8 @@ class GANTrainer:
             try:
                 with self.autocast():
                     g_loss, glogs = generator_loss(self.G_fast, self.D_fast, x, real_aus,
-                                                   target_aus, w, forward=forward, flow=self.flow)
+                                                   target_aus, w, forward=forward, flow=self.flow,
+                                                   pair=pair)
                 self.opt_g.zero_grad(set_to_none=True)
                 g_loss.backward()
                 self.opt_g.step()
