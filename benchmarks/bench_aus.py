@@ -17,9 +17,12 @@ line runs the whole detection cascade, faces.detect_faces), landmarks (68 points
 resolution with upsample=1 (what a plain dlib script does), and the full-size decode
 with detection at InferenceConfig.detect_max_side.
 
-Small-face pass (``bench_small_faces``): ``gan-anim aus`` end to end on 1080p one-face photos
-with ``small_faces="on"`` (the whole photo scanned for small faces) against "auto" (candidate
-regions only), and the faces each finds on 1080p group photos, in the same run. Photos, all
+Small-face pass (``bench_small_faces``; ``--small-faces``: that section alone): ``gan-anim aus``
+end to end on 1080p one-face photos with ``small_faces="on"`` (the whole photo scanned for
+small faces), "auto before" (the auto cascade of commit BEFORE, loaded from git) and "auto"
+of this tree, in one run (the two autos alternating; median and best round, CPU time, boxes
+against "on"), and the faces each finds on 1080p group photos; OpenCV on its default threads
+and OMP_NUM_THREADS as set, as the product runs. Photos, all
 from real faces: 8 facial_expressions photos upscaled to 648 px high on their own blurred,
 stretched copy (``make_1080p``); examples/astronaut.jpg zoomed 1-2x on the face, cropped to
 1080 px high and edge-padded to 1920 (``astronaut_1080p``, a hard case: an orange suit and a
@@ -246,6 +249,10 @@ def recall(found, truth) -> int:
     return sum(any(np.hypot(*(e - (x, y))) < 0.25 * d for e in eyes) for x, y, d in truth)
 
 
+BEFORE = "7d01801"          # the last commit with the previous auto cascade
+CPU_SECONDS: dict = {}      # CPU seconds of every aus_run, by mode (all threads)
+
+
 def cascade_before():
     """``faces.detect`` as of BEFORE (the cascade of ``small_faces="auto"`` before the border
     gate and the run-based regions), loaded from git: the baseline of ``bench_small_faces``.
@@ -265,9 +272,6 @@ def cascade_before():
     return module
 
 
-BEFORE = "7d01801"
-
-
 def aus_run(photos: list[Path], mode: str, cascades: dict) -> tuple[float, list]:
     """(seconds, results) of ``gan-anim aus`` (``estimate_aus_file``) on ``photos`` with
     cascade ``mode``: "on" and "auto" of this tree, "auto before" (``cascade_before``)."""
@@ -275,8 +279,9 @@ def aus_run(photos: list[Path], mode: str, cascades: dict) -> tuple[float, list]
     saved = faces.detect_faces
     faces.detect_faces = cascades[mode]     # estimation.photo imports it at call time
     try:
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         found = [estimate_aus_file(p, small_faces=small) for p in photos]
+        CPU_SECONDS[mode] = CPU_SECONDS.get(mode, 0.0) + time.process_time() - cpu
         return time.perf_counter() - t, found
     finally:
         faces.detect_faces = saved
@@ -294,11 +299,12 @@ def bench_small_faces(tmp: Path, rounds: int = 5) -> None:
     scanned for small faces), "auto before" (``cascade_before``) and "auto" of this tree, in
     one run: "on" once, the two autos alternating ``rounds`` times (median and best round)."""
     before = cascade_before()
-    cascades = {"on": faces.detect_faces, "auto": faces.detect_faces}
+    cascades = {"on": faces.detect_faces}
     if before is not None:
         cascades["auto before"] = before.detect_faces
     else:
         print("(not a git checkout: the auto-before baseline is left out)")
+    cascades["auto"] = faces.detect_faces
     cv2.setNumThreads(-1)    # as the product runs: OpenCV's default threads
     print(f"small-face section: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
           f"OpenCV {cv2.getNumThreads()} threads, load average {os.getloadavg()[0]:.1f} at start")
@@ -314,18 +320,20 @@ def bench_small_faces(tmp: Path, rounds: int = 5) -> None:
         times, found = {}, {}
         for mode in cascades:
             aus_run(photos[:1], mode, cascades)    # warm the models
+        CPU_SECONDS.clear()
         for r in range(n_rounds):
             for mode in cascades:
                 if mode == "on" and r:
                     continue
                 secs, found[mode] = aus_run(photos, mode, cascades)
                 times.setdefault(mode, []).append(secs)
+        cpu = {m: CPU_SECONDS[m] / len(t) / len(photos) for m, t in times.items()}   # per photo
         for mode, secs in times.items():
             n = sum(map(len, found[mode]))
             med, best = float(np.median(secs)), min(secs)
             print(f"{'1080p ' + label + ', ' + mode:<50} {len(photos)} photos, {n} faces, "
                   f"{n / med:6.1f} faces/s median, {n / best:6.1f} best of {len(secs)} "
-                  f"({1000 * med / len(photos):.0f} ms/photo); boxes within "
+                  f"({1000 * med / len(photos):.0f} ms/photo, {1000 * cpu[mode]:.0f} CPU-ms); boxes within "
                   f"{box_gap(found[mode], found['on']):.0f} px of on")
     chips = sorted((SHARED / "utkface_crop_part1" / "images").glob("*.jpg"))[::701]
     scenes = [group_1080p(seed, chips) for seed in range(4)]
