@@ -293,6 +293,46 @@ def box_gap(a: list, b: list) -> float:
                 for fa, fb in zip(a, b) for x, y in zip(fa, fb)), default=0.0)
 
 
+def cascade_stages(photos: list[Path], reps: int = 3) -> None:
+    """CPU-ms per photo of each stage of ``gan-anim aus`` with small_faces="auto" on a plain
+    one-face 1080p photo, one after another on one thread (OpenCV's too; the product runs the
+    candidate map beside the HOG pass), with the edge-padded pass it skips and the first pass
+    of "on"."""
+    from gan_anim.estimation.photo import decode_side
+
+    totals: dict = {}
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+
+    def stage(name, fn, *args):
+        t = time.process_time()
+        out = fn(*args)
+        totals[name] = totals.get(name, 0.0) + time.process_time() - t
+        return out
+
+    for rep in range(reps + 1):       # the first round warms the models
+        if rep == 1:
+            totals.clear()
+        for p in photos:
+            img, _ = stage("decode", lambda: read_image_scaled(p, decode_side(p)))
+            s0 = faces.pyramid_scale(min(1.0, InferenceConfig.detect_max_side / max(img.shape[:2])), max(img.shape[:2]))
+            small = stage(f"shrink to {round(s0 * img.shape[1])} px", faces._resized, img, s0)
+            first = stage("HOG first pass", faces._run, small, "hog")
+            cand = stage("candidate map", faces.candidate_map, img, faces.MIN_EYE_DISTANCE)
+            found = [(tuple(v / s0 for v in b), sc) for b, sc in first]
+            stage("border gate + regions", lambda: (faces.border_sides(*cand, found, 3.2 * 26 / s0),
+                                                    faces.small_face_regions(img.shape, *cand, found, 26 / s0)))
+            lm = stage("landmarks", faces.landmarks, img, found[0][0])
+            stage("estimate (crop, HOG, regression)", estimate_face_aus, img, lm[None])
+            stage("(skipped: edge-padded pass)", faces._run, faces.pad_image(small, faces.BORDER_PAD)[0], "hog")
+            stage("(on: first pass at 1280 px)", faces._run,
+                  faces._resized(img, InferenceConfig.detect_max_side / max(img.shape[:2])), "hog")
+    cv2.setNumThreads(threads)
+    n = reps * len(photos)
+    print("auto stages, CPU-ms per 1080p photo on one thread: " +
+          ", ".join(f"{k} {1000 * v / n:.1f}" for k, v in totals.items()))
+
+
 def bench_small_faces(tmp: Path, rounds: int = 5) -> None:
     """faces/s of ``gan-anim aus`` (estimate_aus_file, end to end) on 1080p one-face photos,
     and faces found on 1080p group photos, with ``small_faces`` "on" (the whole photo
@@ -315,6 +355,7 @@ def bench_small_faces(tmp: Path, rounds: int = 5) -> None:
     for i, p in enumerate(sorted((SHARED / "facial_expressions" / "images").glob("*.jpg"))[::400][:8]):
         fe_photos.append(tmp / f"fe{i}.jpg")
         make_1080p(p, fe_photos[-1], i)
+    cascade_stages(fe_photos)
     for label, photos, n_rounds in (("facial_expressions on own blur", fe_photos, rounds),
                                     ("astronaut zoomed", astro, max(1, rounds // 2))):
         times, found = {}, {}

@@ -253,8 +253,8 @@ def test_auto_gives_a_1080p_face_the_box_of_on(shared_data):
     photo[200:848, 900:1548] = face
     cut[200:848, :421] = face[:, 227:]                                  # 35 % cut off
     lost[200:848, :348] = face[:, 300:]                                 # 46 %: no pass finds it
-    s0 = 1280 / 1920 * (5 / 6) ** 5
-    assert faces._resized(photo, s0).shape[1] == 514 <= faces.AUTO_FIRST_SIDE
+    s0 = faces.pyramid_scale(1280 / 1920, 1920)
+    assert s0 == pytest.approx(1280 / 1920 * (5 / 6) ** 5) and faces._resized(photo, s0).shape[1] == 514
     for image in (photo, cut):
         on, auto = faces.detect_faces(image, small_faces="on"), faces.detect_faces(image)
         assert len(on) == len(auto) == 1

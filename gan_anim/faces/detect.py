@@ -421,6 +421,13 @@ def detect_faces(image: np.ndarray, detector: str = "hog", upsample: int = 0,
     return faces
 
 
+def pyramid_scale(scale: float, side: int, limit: int = AUTO_FIRST_SIDE) -> float:
+    """The first level at most ``limit`` px long of the pyramid dlib builds (5/6 a level) from
+    a copy at ``scale`` of an image ``side`` px long: on it a face gets the box (within a few
+    px) that a pass at ``scale`` gives it; at other scales boxes move by whole HOG cells."""
+    return scale * (5 / 6) ** max(0, int(np.ceil(np.log(scale * side / limit) / np.log(1.2))))
+
+
 def _cascade(image: np.ndarray, detector: str, upsample: int, pad: float, max_side: int,
              min_eye: float, small_face_pixels: float, threads: int | None,
              padded_first: bool, auto: bool = False) -> list[list]:
@@ -431,9 +438,7 @@ def _cascade(image: np.ndarray, detector: str, upsample: int, pad: float, max_si
     threads = threads or min(4, os.cpu_count() or 1)
     s0 = min(1.0, max_side / max(h, w))
     if auto and s0 * max(h, w) > AUTO_FIRST_SIDE:  # a coarser first pass, unless it costs the regions reach
-        # On the pyramid of the full-size first pass (dlib shrinks by 5/6 a level): a face
-        # gets the box (within a few px) that pass would give it.
-        coarse = s0 * (5 / 6) ** int(np.ceil(np.log(s0 * max(h, w) / AUTO_FIRST_SIDE) / np.log(1.2)))
+        coarse = pyramid_scale(s0, max(h, w))
         up = 2 ** upsample
         needed = small_face_scale(image.shape, detector, min_eye, s0 * up, small_face_pixels)
         if needed and small_face_scale(image.shape, detector, min_eye, coarse * up,
