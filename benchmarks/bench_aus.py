@@ -293,6 +293,12 @@ def box_gap(a: list, b: list) -> float:
                 for fa, fb in zip(a, b) for x, y in zip(fa, fb)), default=0.0)
 
 
+def au_gap(a: list, b: list) -> str:
+    """Largest and mean AU difference (0..5) between two runs, face by face."""
+    d = [abs(x["aus"][k] - y["aus"][k]) for fa, fb in zip(a, b) for x, y in zip(fa, fb) for k in x["aus"]]
+    return f"{max(d, default=0.0):.2f} / {np.mean(d) if d else 0.0:.3f}"
+
+
 def cascade_stages(photos: list[Path], reps: int = 3) -> None:
     """CPU-ms per photo of each stage of ``gan-anim aus`` with small_faces="auto" on a plain
     one-face 1080p photo, one after another on one thread (OpenCV's too; the product runs the
@@ -375,7 +381,8 @@ def bench_small_faces(tmp: Path, rounds: int = 5) -> None:
             print(f"{'1080p ' + label + ', ' + mode:<50} {len(photos)} photos, {n} faces, "
                   f"{n / med:6.1f} faces/s median, {n / best:6.1f} best of {len(secs)} "
                   f"({1000 * med / len(photos):.0f} ms/photo, {1000 * cpu[mode]:.0f} CPU-ms); boxes within "
-                  f"{box_gap(found[mode], found['on']):.0f} px of on")
+                  f"{box_gap(found[mode], found['on']):.0f} px of on, AUs max / mean "
+                  f"{au_gap(found[mode], found['on'])} from on")
     chips = sorted((SHARED / "utkface_crop_part1" / "images").glob("*.jpg"))[::701]
     scenes = [group_1080p(seed, chips) for seed in range(4)]
     for mode, detect in cascades.items():
