@@ -17,9 +17,12 @@ line runs the whole detection cascade, faces.detect_faces), landmarks (68 points
 resolution with upsample=1 (what a plain dlib script does), and the full-size decode
 with detection at InferenceConfig.detect_max_side.
 
-Small-face pass (``bench_small_faces``): ``gan-anim aus`` end to end on 1080p one-face photos
-with ``small_faces="on"`` (the whole photo scanned for small faces) against "auto" (candidate
-regions only), and the faces each finds on 1080p group photos, in the same run. Photos, all
+Small-face pass (``bench_small_faces``; ``--small-faces``: that section alone): ``gan-anim aus``
+end to end on 1080p one-face photos with ``small_faces="on"`` (the whole photo scanned for
+small faces), "auto before" (the auto cascade of commit BEFORE, loaded from git) and "auto"
+of this tree, in one run (the two autos alternating; median and best round, CPU time, boxes
+against "on"), and the faces each finds on 1080p group photos; OpenCV on its default threads
+and OMP_NUM_THREADS as set, as the product runs. Photos, all
 from real faces: 8 facial_expressions photos upscaled to 648 px high on their own blurred,
 stretched copy (``make_1080p``); examples/astronaut.jpg zoomed 1-2x on the face, cropped to
 1080 px high and edge-padded to 1920 (``astronaut_1080p``, a hard case: an orange suit and a
@@ -246,10 +249,111 @@ def recall(found, truth) -> int:
     return sum(any(np.hypot(*(e - (x, y))) < 0.25 * d for e in eyes) for x, y, d in truth)
 
 
-def bench_small_faces(tmp: Path) -> None:
+BEFORE = "7d01801"          # the last commit with the previous auto cascade
+CPU_SECONDS: dict = {}      # CPU seconds of every aus_run, by mode (all threads)
+
+
+def cascade_before():
+    """``faces.detect`` as of BEFORE (the cascade of ``small_faces="auto"`` before the border
+    gate and the run-based regions), loaded from git: the baseline of ``bench_small_faces``.
+    None outside a git checkout."""
+    import importlib.util
+    import subprocess
+
+    try:
+        src = subprocess.run(["git", "-C", str(ROOT), "show", f"{BEFORE}:gan_anim/faces/detect.py"],
+                             capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader("gan_anim.faces.detect_before", None))
+    module.__package__ = "gan_anim.faces"
+    sys.modules[module.__name__] = module      # dataclasses look their module up there
+    exec(compile(src, "detect_before.py", "exec"), module.__dict__)
+    return module
+
+
+def aus_run(photos: list[Path], mode: str, cascades: dict) -> tuple[float, list]:
+    """(seconds, results) of ``gan-anim aus`` (``estimate_aus_file``) on ``photos`` with
+    cascade ``mode``: "on" and "auto" of this tree, "auto before" (``cascade_before``)."""
+    small = "on" if mode == "on" else "auto"
+    saved = faces.detect_faces
+    faces.detect_faces = cascades[mode]     # estimation.photo imports it at call time
+    try:
+        t, cpu = time.perf_counter(), time.process_time()
+        found = [estimate_aus_file(p, small_faces=small) for p in photos]
+        CPU_SECONDS[mode] = CPU_SECONDS.get(mode, 0.0) + time.process_time() - cpu
+        return time.perf_counter() - t, found
+    finally:
+        faces.detect_faces = saved
+
+
+def box_gap(a: list, b: list) -> float:
+    """Largest coordinate difference (px) between the boxes of two runs, face by face."""
+    return max((max(abs(u - v) for u, v in zip(x["box"], y["box"]))
+                for fa, fb in zip(a, b) for x, y in zip(fa, fb)), default=0.0)
+
+
+def au_gap(a: list, b: list) -> str:
+    """Largest and mean AU difference (0..5) between two runs, face by face."""
+    d = [abs(x["aus"][k] - y["aus"][k]) for fa, fb in zip(a, b) for x, y in zip(fa, fb) for k in x["aus"]]
+    return f"{max(d, default=0.0):.2f} / {np.mean(d) if d else 0.0:.3f}"
+
+
+def cascade_stages(photos: list[Path], reps: int = 3) -> None:
+    """CPU-ms per photo of each stage of ``gan-anim aus`` with small_faces="auto" on a plain
+    one-face 1080p photo, one after another on one thread (OpenCV's too; the product runs the
+    candidate map beside the HOG pass), with the edge-padded pass it skips and the first pass
+    of "on"."""
+    from gan_anim.estimation.photo import decode_side
+
+    totals: dict = {}
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+
+    def stage(name, fn, *args):
+        t = time.process_time()
+        out = fn(*args)
+        totals[name] = totals.get(name, 0.0) + time.process_time() - t
+        return out
+
+    for rep in range(reps + 1):       # the first round warms the models
+        if rep == 1:
+            totals.clear()
+        for p in photos:
+            img, _ = stage("decode", lambda: read_image_scaled(p, decode_side(p)))
+            s0 = faces.pyramid_scale(min(1.0, InferenceConfig.detect_max_side / max(img.shape[:2])), max(img.shape[:2]))
+            small = stage(f"shrink to {round(s0 * img.shape[1])} px", faces._resized, img, s0)
+            first = stage("HOG first pass", faces._run, small, "hog")
+            cand = stage("candidate map", faces.candidate_map, img, faces.MIN_EYE_DISTANCE)
+            found = [(tuple(v / s0 for v in b), sc) for b, sc in first]
+            stage("border gate + regions", lambda: (faces.border_sides(*cand, found, 3.2 * 26 / s0),
+                                                    faces.small_face_regions(img.shape, *cand, found, 26 / s0)))
+            lm = stage("landmarks", faces.landmarks, img, found[0][0])
+            stage("estimate (crop, HOG, regression)", estimate_face_aus, img, lm[None])
+            stage("(skipped: edge-padded pass)", faces._run, faces.pad_image(small, faces.BORDER_PAD)[0], "hog")
+            stage("(on: first pass at 1280 px)", faces._run,
+                  faces._resized(img, InferenceConfig.detect_max_side / max(img.shape[:2])), "hog")
+    cv2.setNumThreads(threads)
+    n = reps * len(photos)
+    print("auto stages, CPU-ms per 1080p photo on one thread: " +
+          ", ".join(f"{k} {1000 * v / n:.1f}" for k, v in totals.items()))
+
+
+def bench_small_faces(tmp: Path, rounds: int = 5) -> None:
     """faces/s of ``gan-anim aus`` (estimate_aus_file, end to end) on 1080p one-face photos,
-    and faces found on 1080p group photos, with ``small_faces`` on (the cascade of today:
-    the whole photo scanned for small faces) and auto (only candidate regions), in one run."""
+    and faces found on 1080p group photos, with ``small_faces`` "on" (the whole photo
+    scanned for small faces), "auto before" (``cascade_before``) and "auto" of this tree, in
+    one run: "on" once, the two autos alternating ``rounds`` times (median and best round)."""
+    before = cascade_before()
+    cascades = {"on": faces.detect_faces}
+    if before is not None:
+        cascades["auto before"] = before.detect_faces
+    else:
+        print("(not a git checkout: the auto-before baseline is left out)")
+    cascades["auto"] = faces.detect_faces
+    cv2.setNumThreads(-1)    # as the product runs: OpenCV's default threads
+    print(f"small-face section: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
+          f"OpenCV {cv2.getNumThreads()} threads, load average {os.getloadavg()[0]:.1f} at start")
     astro, fe_photos = [], []
     for i, (zoom, dx) in enumerate([(1.0, 0), (1.3, -30), (1.6, 20), (2.0, 0)]):
         astro.append(tmp / f"astro{i}.jpg")
@@ -257,22 +361,38 @@ def bench_small_faces(tmp: Path) -> None:
     for i, p in enumerate(sorted((SHARED / "facial_expressions" / "images").glob("*.jpg"))[::400][:8]):
         fe_photos.append(tmp / f"fe{i}.jpg")
         make_1080p(p, fe_photos[-1], i)
-    for label, photos in (("facial_expressions on own blur", fe_photos), ("astronaut zoomed", astro)):
-        for mode in ("on", "auto"):
-            estimate_aus_file(photos[0], small_faces=mode)
-            t = time.perf_counter()
-            n = sum(len(estimate_aus_file(p, small_faces=mode)) for p in photos)
-            secs = time.perf_counter() - t
-            print(f"{'1080p ' + label + ', ' + mode:<44} {len(photos)} photos, {n} faces, "
-                  f"{n / secs:6.1f} faces/s ({1000 * secs / len(photos):.0f} ms/photo)")
+    cascade_stages(fe_photos)
+    for label, photos, n_rounds in (("facial_expressions on own blur", fe_photos, rounds),
+                                    ("astronaut zoomed", astro, max(1, rounds // 2))):
+        times, found = {}, {}
+        for mode in cascades:
+            aus_run(photos[:1], mode, cascades)    # warm the models
+        CPU_SECONDS.clear()
+        for r in range(n_rounds):
+            for mode in cascades:
+                if mode == "on" and r:
+                    continue
+                secs, found[mode] = aus_run(photos, mode, cascades)
+                times.setdefault(mode, []).append(secs)
+        cpu = {m: CPU_SECONDS[m] / len(t) / len(photos) for m, t in times.items()}   # per photo
+        for mode, secs in times.items():
+            n = sum(map(len, found[mode]))
+            med, best = float(np.median(secs)), min(secs)
+            print(f"{'1080p ' + label + ', ' + mode:<50} {len(photos)} photos, {n} faces, "
+                  f"{n / med:6.1f} faces/s median, {n / best:6.1f} best of {len(secs)} "
+                  f"({1000 * med / len(photos):.0f} ms/photo, {1000 * cpu[mode]:.0f} CPU-ms); boxes within "
+                  f"{box_gap(found[mode], found['on']):.0f} px of on, AUs max / mean "
+                  f"{au_gap(found[mode], found['on'])} from on")
     chips = sorted((SHARED / "utkface_crop_part1" / "images").glob("*.jpg"))[::701]
     scenes = [group_1080p(seed, chips) for seed in range(4)]
-    for mode in ("on", "auto"):
+    for mode, detect in cascades.items():
         t = time.perf_counter()
-        hits = [recall(faces.detect_faces(img, small_faces=mode), truth) for img, truth in scenes]
+        hits = [recall(detect(img, small_faces="on" if mode == "on" else "auto"), truth) for img, truth in scenes]
         secs = time.perf_counter() - t
-        print(f"{'1080p group photos, small_faces=' + mode:<44} {len(scenes)} photos, found "
+        print(f"{'1080p group photos, ' + mode:<50} {len(scenes)} photos, found "
               f"{sum(hits)} of {sum(len(t) for _, t in scenes)} faces {hits}, {1000 * secs / len(scenes):.0f} ms/photo")
+    print(f"load average {os.getloadavg()[0]:.1f} at the end")
+    cv2.setNumThreads(1)
 
 
 def main() -> int:
@@ -280,6 +400,10 @@ def main() -> int:
         print(f"shared data not found at {SHARED}; set GAN_ANIM_SHARED", file=sys.stderr)
         return 1
     cv2.setNumThreads(1)
+    if "--small-faces" in sys.argv[1:]:
+        with tempfile.TemporaryDirectory() as tmp:
+            bench_small_faces(Path(tmp))
+        return 0
     accuracy()
     if "--accuracy" in sys.argv[1:]:
         return 0

@@ -236,3 +236,32 @@ def test_borrowed_detectors_are_clones_that_find_the_same_faces(shared_data):
             boxes = [[(r.left(), r.top(), r.right(), r.bottom()) for r in run[0]] for run in runs]
             assert boxes[0] == boxes[1] == boxes[2] and boxes[0], p
             assert runs[0][1] == runs[1][1] == runs[2][1]
+
+
+def test_auto_gives_a_1080p_face_the_box_of_on(shared_data):
+    """A real face on its own blurred copy, 1920x1080, whole or cut by the left border:
+    "auto" (first pass at 514 px, a level of the 1280 px pass's pyramid) finds it with the box
+    of "on" within a few px (landmarks within 3 % of the eye distance on average). The
+    edge-padded pass is skipped where no unexplained candidate lies near a side, and run
+    where the rest of a face no pass found reaches the left side."""
+    import cv2
+
+    src = read_image(shared_data / "facial_expressions/images/AJ_Cook_0001.jpg")
+    photo = cv2.GaussianBlur(cv2.resize(src, (1920, 1080)), (0, 0), 25)
+    face = cv2.resize(src, (648, 648), interpolation=cv2.INTER_CUBIC)
+    cut, lost = photo.copy(), photo.copy()
+    photo[200:848, 900:1548] = face
+    cut[200:848, :421] = face[:, 227:]                                  # 35 % cut off
+    lost[200:848, :348] = face[:, 300:]                                 # 46 %: no pass finds it
+    s0 = faces.pyramid_scale(1280 / 1920, 1920)
+    assert s0 == pytest.approx(1280 / 1920 * (5 / 6) ** 5) and faces._resized(photo, s0).shape[1] == 514
+    for image in (photo, cut):
+        on, auto = faces.detect_faces(image, small_faces="on"), faces.detect_faces(image)
+        assert len(on) == len(auto) == 1
+        assert np.abs(np.subtract(on[0].box, auto[0].box)).max() <= 8, (on[0].box, auto[0].box)
+        gap = np.hypot(*(on[0].landmarks - auto[0].landmarks).T)      # dlib's shape model moves with the box
+        assert gap.mean() <= 0.03 * on[0].eye_distance and gap.max() <= 0.1 * on[0].eye_distance, gap
+    band = 3.2 * 26 / s0
+    found = [(f.box, f.score) for f in faces.detect_faces(photo, small_faces="off")]
+    assert faces.border_sides(*faces.candidate_map(photo, 12.0), found, band) == (False,) * 4
+    assert faces.border_sides(*faces.candidate_map(lost, 12.0), [], band)[2]           # left

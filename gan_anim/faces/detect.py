@@ -44,9 +44,10 @@ MERGE_IOU = 0.3
 # ``small_faces``: "on" scans the whole photo for small faces, "off" never, "auto" only where a
 # face the first pass cannot see may be: skin-coloured detail not covered by a found face
 # (``small_face_regions``); the first pass then runs on a copy of at most AUTO_FIRST_SIDE px,
-# as the regions reach up to the faces it sees. Measured in benchmarks/bench_aus.py.
+# as the regions reach up to the faces it sees (514 px from 1280: a level of dlib's pyramid).
+# Measured in benchmarks/bench_aus.py.
 SMALL_FACE_MODES = ("auto", "on", "off")
-AUTO_FIRST_SIDE = 480
+AUTO_FIRST_SIDE = 520
 # The candidate map (``candidate_map``) runs on a copy where the smallest face looked for
 # has eyes GATE_EYE px apart; a pixel is a candidate when at least SKIN_SHARE of the
 # face-sized window around it is skin-coloured and the window's mean detail (|grey - grey
@@ -99,6 +100,10 @@ def _resized(image: np.ndarray, scale: float) -> np.ndarray:
     if scale == 1.0:
         return np.ascontiguousarray(image)
     h, w = image.shape[:2]
+    if scale <= 0.5 and h % 2 == 0 and w % 2 == 0:
+        # Halved first: INTER_AREA at an exact 2x costs a tenth of a non-integer ratio (a
+        # 1080p photo to 514 px: 2.9 against 7 CPU-ms), and the detector's boxes stay the same.
+        return _resized(cv2.resize(image, (w // 2, h // 2), interpolation=cv2.INTER_AREA), scale * 2)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
 
@@ -217,7 +222,8 @@ def _small_faces(image: np.ndarray, detector: str, scale: float, largest_eye: fl
 
 
 def _merge_regions(boxes: list) -> list:
-    """Overlapping boxes (l, t, r, b) joined into their bounding boxes until none overlap."""
+    """Boxes (l, t, r, b) joined into their bounding box wherever that scans no more pixels
+    than the two apart (stacked runs of ``small_face_regions``; boxes inside others)."""
     boxes = [list(b) for b in boxes]
     merged = True
     while merged:
@@ -225,14 +231,19 @@ def _merge_regions(boxes: list) -> list:
         for i in range(len(boxes)):
             for j in range(i + 1, len(boxes)):
                 a, b = boxes[i], boxes[j]
-                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
-                    boxes[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+                u = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
+                if _area(u) <= _area(a) + _area(b) and a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
+                    boxes[i] = u
                     del boxes[j]
                     merged = True
                     break
             if merged:
                 break
     return [tuple(b) for b in boxes]
+
+
+def _area(box) -> float:
+    return (box[2] - box[0]) * (box[3] - box[1])
 
 
 def candidate_map(image: np.ndarray, min_eye: float) -> tuple[np.ndarray, float]:
@@ -253,32 +264,62 @@ def candidate_map(image: np.ndarray, min_eye: float) -> tuple[np.ndarray, float]
     return (cv2.blur(skin, (win, win)) >= SKIN_SHARE) & (cv2.blur(detail, (win, win)) >= DETAIL_MIN), f
 
 
+def unexplained(cand: np.ndarray, f: float, found: list) -> np.ndarray:
+    """The candidates of ``candidate_map`` (at scale ``f``) outside the faces in ``found``
+    [(box, score)], each widened by its hair and ears (half a box above and aside) and neck
+    (a box below)."""
+    cand = cand.copy()
+    for l, t, r, b in (box for box, _ in found):
+        cw, ch = 0.5 * (r - l), 0.5 * (b - t)
+        cand[max(0, int((t - ch) * f)):max(0, int(np.ceil((b + 2 * ch) * f))),
+             max(0, int((l - cw) * f)):max(0, int(np.ceil((r + cw) * f)))] = False
+    return cand
+
+
+def border_sides(cand: np.ndarray, f: float, found: list, band: float) -> tuple[bool, bool, bool, bool]:
+    """(top, bottom, left, right): the sides of the photo where a face cut by the border
+    may be (``small_faces="auto"``): unexplained candidates (``unexplained``) within
+    ``band`` image px of that side."""
+    cand = unexplained(cand, f, found)
+    k = max(1, int(np.ceil(band * f)))
+    return bool(cand[:k].any()), bool(cand[-k:].any()), bool(cand[:, :k].any()), bool(cand[:, -k:].any())
+
+
 def small_face_regions(shape, cand: np.ndarray, f: float, found: list, largest_eye: float) -> list:
     """Where a face the passes so far did not find may be (``small_faces="auto"``): [(l, t,
     r, b)] in image px, the candidates of ``candidate_map`` outside the faces in ``found``
     [(box, score)] (and their hair, ears and neck), each widened by half a face box of eyes
     ``largest_eye`` apart (also beyond the border), overlapping ones joined."""
     h, w = shape[:2]
-    cand = cand.copy()
-    for l, t, r, b in (box for box, _ in found):
-        cw, ch = 0.5 * (r - l), 0.5 * (b - t)
-        cand[max(0, int((t - ch) * f)):max(0, int(np.ceil((b + 2 * ch) * f))),
-             max(0, int((l - cw) * f)):max(0, int(np.ceil((r + cw) * f)))] = False
-    n, _, stats, _ = cv2.connectedComponentsWithStats(cand.astype(np.uint8), connectivity=8)
+    cand = unexplained(cand, f, found)
     m, _ = _tile_grid(shape, 1.0, largest_eye)
-    return _merge_regions([(max(-m, x / f - m), max(-m, y / f - m), min(w + m, (x + bw) / f + m),
-                            min(h + m, (y + bh) / f + m)) for x, y, bw, bh, _ in stats[1:n]])
+    # Cells of two half face boxes: a run of cells with candidates in a row of cells gives
+    # the candidates' bounding box, widened; so a long thin streak of candidates (an edge
+    # of skin-coloured cloth) costs a band along it, not its whole bounding box.
+    c = max(1, int(round(2 * m * f)))
+    boxes = []
+    for y0 in range(0, cand.shape[0], c):
+        row = cand[y0:y0 + c]
+        cells = np.flatnonzero(np.logical_or.reduceat(row.any(0), np.arange(0, row.shape[1], c)))
+        for run in np.split(cells, np.flatnonzero(np.diff(cells) > 1) + 1) if len(cells) else []:
+            ys, xs = np.nonzero(row[:, run[0] * c:(run[-1] + 1) * c])
+            x, y = xs.min() + run[0] * c, ys.min() + y0
+            boxes.append((max(-m, x / f - m), max(-m, y / f - m),
+                          min(w + m, (xs.max() + run[0] * c + 1) / f + m),
+                          min(h + m, (ys.max() + y0 + 1) / f + m)))
+    return _merge_regions(boxes)
 
 
 def _auto_small_faces(image: np.ndarray, passes: list, detector: str, min_eye: float, s1: float,
-                      first_scale: float, budget: float, threads: int) -> list:
+                      first_scale: float, budget: float, threads: int, cand=None) -> list:
     """The small-face passes of ``small_faces="auto"``, appended to ``passes``: the candidate
     regions only, first at AUTO_MID_SCALE x the first pass's scale (faces just below the
     first pass's reach cost little there), then what is still unexplained at the scale that
     sees eyes ``min_eye`` apart within ``budget`` scanned pixels (regions are small, so mostly
     above the whole pass's ``s1``). Where regions would cost more than AUTO_FULL_SHARE of the
-    whole pass at ``s1``, the whole pass runs instead."""
-    cand, f = candidate_map(image, min_eye)
+    whole pass at ``s1``, the whole pass runs instead. ``cand``: ``candidate_map``'s result
+    when already computed."""
+    cand, f = cand or candidate_map(image, min_eye)
     budget = budget / 24 if detector == "cnn" else budget
     full = max(s1, DETECTOR_MIN_EYE[detector] / max(min_eye, 1e-6))
     largest = DETECTOR_MIN_EYE[detector] / first_scale
@@ -380,6 +421,13 @@ def detect_faces(image: np.ndarray, detector: str = "hog", upsample: int = 0,
     return faces
 
 
+def pyramid_scale(scale: float, side: int, limit: int = AUTO_FIRST_SIDE) -> float:
+    """The first level at most ``limit`` px long of the pyramid dlib builds (5/6 a level) from
+    a copy at ``scale`` of an image ``side`` px long: on it a face gets the box (within a few
+    px) that a pass at ``scale`` gives it; at other scales boxes move by whole HOG cells."""
+    return scale * (5 / 6) ** max(0, int(np.ceil(np.log(scale * side / limit) / np.log(1.2))))
+
+
 def _cascade(image: np.ndarray, detector: str, upsample: int, pad: float, max_side: int,
              min_eye: float, small_face_pixels: float, threads: int | None,
              padded_first: bool, auto: bool = False) -> list[list]:
@@ -389,8 +437,8 @@ def _cascade(image: np.ndarray, detector: str, upsample: int, pad: float, max_si
     h, w = image.shape[:2]
     threads = threads or min(4, os.cpu_count() or 1)
     s0 = min(1.0, max_side / max(h, w))
-    if auto and max_side > AUTO_FIRST_SIDE:    # a coarser first pass, unless it costs the regions reach
-        coarse = min(1.0, AUTO_FIRST_SIDE / max(h, w))
+    if auto and s0 * max(h, w) > AUTO_FIRST_SIDE:  # a coarser first pass, unless it costs the regions reach
+        coarse = pyramid_scale(s0, max(h, w))
         up = 2 ** upsample
         needed = small_face_scale(image.shape, detector, min_eye, s0 * up, small_face_pixels)
         if needed and small_face_scale(image.shape, detector, min_eye, coarse * up,
@@ -403,14 +451,17 @@ def _cascade(image: np.ndarray, detector: str, upsample: int, pad: float, max_si
         return [(((b[0] - p) / s0, (b[1] - p) / s0, (b[2] - p) / s0, (b[3] - p) / s0), s)
                 for b, s in _run(np.ascontiguousarray(copy), detector, upsample)]
 
+    first_scale = s0 * 2 ** upsample
+    s1 = small_face_scale(image.shape, detector, min_eye, first_scale, small_face_pixels)
+    if auto and s1 and not padded_first and pad > 0:
+        return _auto_cascade(image, first_pass, detector, min_eye, s1, first_scale, pad,
+                             small_face_pixels, threads)
     pads = [pad] if padded_first else [0.0] + ([pad] if pad > 0 else [])
     if threads > 1 and len(pads) > 1:
         with ThreadPoolExecutor(len(pads)) as pool:
             passes = list(pool.map(first_pass, pads))
     else:
         passes = [first_pass(p) for p in pads]
-    first_scale = s0 * 2 ** upsample
-    s1 = small_face_scale(image.shape, detector, min_eye, first_scale, small_face_pixels)
     if s1:
         if auto:
             return _auto_small_faces(image, passes, detector, min_eye, s1, first_scale,
@@ -419,17 +470,42 @@ def _cascade(image: np.ndarray, detector: str, upsample: int, pad: float, max_si
     return passes
 
 
+def _auto_cascade(image: np.ndarray, first_pass, detector: str, min_eye: float, s1: float,
+                  first_scale: float, pad: float, budget: float, threads: int) -> list[list]:
+    """The passes of ``small_faces="auto"`` where a small-face pass is needed: the first pass
+    beside the candidate map (``candidate_map``); the edge-padded pass only where unexplained
+    candidates lie within a face box (of the smallest face the first pass sees) of a side
+    (``border_sides``), as a face cut by the border shows there (padded on every side all the
+    same: the cell grid of dlib's pyramid stays that of the full-size padded pass, and so the
+    boxes); then the small-face passes on the candidate regions (``_auto_small_faces``)."""
+    if threads > 1:
+        with ThreadPoolExecutor(1) as pool:
+            job = pool.submit(candidate_map, image, min_eye)
+            passes = [first_pass(0.0)]
+            cand = job.result()
+    else:
+        passes, cand = [first_pass(0.0)], candidate_map(image, min_eye)
+    band = 3.2 * DETECTOR_MIN_EYE[detector] / first_scale      # a face box is < 3.2 eye distances
+    sides = border_sides(*cand, passes[0], band)
+    if any(sides):
+        passes.append(first_pass(pad))
+    return _auto_small_faces(image, passes, detector, min_eye, s1, first_scale, budget, threads, cand)
+
+
 def find_face(image: np.ndarray, pad: float = BORDER_PAD, detector: str = "hog", threads: int | None = None):
     """The largest face (``prepare``, calibration): (status, box, landmarks (68, 2)); status
     'ok', 'no face' or 'too small' (eyes closer than MIN_EYE_DISTANCE; box and landmarks
-    still given). The small-face pass runs only when the first pass finds nothing: it only
-    adds faces smaller than those the first pass can see."""
+    given when the first pass found it, None when the small-face pass did). The small-face
+    pass runs only when the first pass finds nothing (it only adds faces smaller than those
+    the first pass sees), and searches down to MIN_EYE_DISTANCE: deeper, it scanned its whole
+    24 MP budget (1-2 CPU-s a face-less 200 px photo) for faces too small to keep."""
     found = detect_faces(image, detector, min_eye_distance=0.0, pad=pad, small_face_pixels=0,
                          padded_first=True)
     if not found:
-        found = detect_faces(image, detector, min_eye_distance=0.0, pad=pad, threads=threads,
-                             padded_first=True)
-    if not found:
-        return "no face", None, None
+        skipped = []
+        found = detect_faces(image, detector, pad=pad, threads=threads, padded_first=True,
+                             warn=skipped.append)
+        if not found:
+            return ("too small" if skipped else "no face"), None, None
     face = found[0]
     return ("ok" if face.eye_distance >= MIN_EYE_DISTANCE else "too small"), face.box, face.landmarks
