@@ -219,7 +219,7 @@ def test_batch_finds_faces_ahead_with_the_same_pixels(batch_photos, tmp_path):
     import gan_anim
     from gan_anim.pipeline.photo import Animator
 
-    animator = Animator(SMALL_WEIGHTS, "cpu")
+    animator = Animator(SHIPPED_SMALL, "cpu")
     photos = [batch_photos / "AJ_Cook_0001.jpg", batch_photos / "broken.jpg", batch_photos / "Aaron_Eckhart_0001.jpg"]
     alone = {p.name: sha(animator.animate(p, tmp_path / f"alone-{p.stem}.gif", frames=2).output)
              for p in photos[::2]}

@@ -636,14 +636,13 @@ def _print_summary(f: dict) -> None:
             print(f"bench    {r['preset']:<6} {r['dtype']:<4} batch {r['batch']:<3} {r.get('faces_per_s')} faces/s, "
                   f"{r.get('tflops')} TFLOP/s ({r.get('peak_fraction')} of peak)")
     for r in (b.get("training") or []):
-        print(f"bench    train medium batch {r['batch']}: {r.get('images_per_s')} images/s, {r.get('tflops')} TFLOP/s")
+        print(f"bench    train medium {r.get('step', 'today'):<7} batch {r['batch']}: {r.get('images_per_s')} images/s, "
+              f"{r.get('tflops')} TFLOP/s ({r.get('peak_fraction')} of peak), x{r.get('speedup')} vs today")
     for r in (b.get("pipeline") or []):
         keys = ("animate_12mp_s", "video_1080p_fps", "photos_per_s")
         got = {k: r[k] for k in keys if k in r}
         print(f"bench    {r.get('row')}: {got or r.get('skipped') or r.get('error')}, "
               f"x{r.get('speedup_vs_cpu_composite')} vs the CPU composite")
-        print(f"bench    train medium {r.get('step', 'today'):<7} batch {r['batch']}: {r.get('images_per_s')} images/s, "
-              f"{r.get('tflops')} TFLOP/s ({r.get('peak_fraction')} of peak), x{r.get('speedup')} vs today")
     c = f.get("compare") or {}
     if c:
         t, fa = c.get("today") or {}, c.get("fast") or {}
