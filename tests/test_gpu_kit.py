@@ -179,6 +179,28 @@ def test_compact_checkpoint_expands_and_resumes(tmp_path):
 # ------------------------------------------------------------- CPU rehearsal
 
 @pytest.mark.slow
+def test_gpu_run_weights_first_call_skips_the_figure_stages(tiny_cfee_pack, tmp_path):
+    """The next lease's first call (docs/gpu-kit.md): no CUDA tests, no compare, no end-to-end
+    rows, so the budget goes to training; weights, checkpoint and the bench still come back."""
+    out = tmp_path / "out"
+    base = {k: v for k, v in os.environ.items() if k not in ("GPU_KIT_TRAIN_ARGS", "GPU_KIT_ARM_B")}
+    env = dict(base, GPU_KIT_DEVICE="cpu", GPU_KIT_PACK=str(tiny_cfee_pack), GPU_KIT_WORK=str(tmp_path / "work"),
+               GPU_KIT_RESUME=str(tmp_path / "no-resume"), GPU_KIT_PYTHON=sys.executable,
+               GPU_KIT_BATCH="2", GPU_KIT_STEPS="1", GPU_KIT_TOTAL_S="300", GPU_KIT_BENCH_S="30",
+               GPU_KIT_BENCH_ARGS="--presets small --batches 1 --min-time 0.01 --warmup 1 --train-batches 2 "
+                                  "--train-steps 1 --train-warmup 1",
+               GPU_KIT_PYTEST="0", GPU_KIT_COMPARE_STEPS="0", GPU_KIT_PIPELINE_S="0")
+    proc = subprocess.run(["bash", str(ROOT / "tools" / "gpu_run.sh"), str(out), "7.7"], env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    figures = json.loads((out / "figures.json").read_text())
+    assert set(figures["stages"]) == {"env", "train", "export", "bench"}, figures["stages"]
+    assert not figures.get("compare") and not figures["bench"].get("pipeline")
+    assert figures["train"]["ok"] and (out / "weights-medium-fp16.pt").stat().st_size > 0
+    assert any(p.name.startswith("checkpoint.pt") for p in out.iterdir())
+
+
+@pytest.mark.slow
 def test_gpu_run_rehearsal_on_cpu(tiny_cfee_pack, tmp_path):
     """tools/gpu_run.sh end to end on the CPU: a tiny pack with cfee pairs, seconds of budget,
     the main run's default options (the pair loss among them)."""
