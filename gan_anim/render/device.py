@@ -28,11 +28,16 @@ def resolve_device(device: str = "auto") -> "torch.device":
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
+def _one_of(kind: str, value: str, choices: tuple[str, ...]) -> str:
+    """``value`` if it is one of ``choices``, else a GanAnimError naming them."""
+    if value not in choices:
+        raise GanAnimError(f"unknown {kind} {value!r}: use {', '.join(choices[:-1])} or {choices[-1]}")
+    return value
+
+
 def check_precision(precision: str) -> str:
     """``precision`` if it is one of PRECISIONS, else a GanAnimError (no torch needed)."""
-    if precision not in PRECISIONS:
-        raise GanAnimError(f"unknown precision {precision!r}: use auto, fp32 or bf16")
-    return precision
+    return _one_of("precision", precision, PRECISIONS)
 
 
 def resolve_precision(precision: str, device: "torch.device") -> str:
@@ -66,9 +71,7 @@ COMPOSITES = ("auto", "numpy", "torch")
 
 def check_composite(composite: str) -> str:
     """``composite`` if it is one of COMPOSITES, else a GanAnimError (no torch needed)."""
-    if composite not in COMPOSITES:
-        raise GanAnimError(f"unknown composite {composite!r}: use auto, numpy or torch")
-    return composite
+    return _one_of("composite", composite, COMPOSITES)
 
 
 def resolve_composite(composite: str, device: "torch.device") -> str:
