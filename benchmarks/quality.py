@@ -71,7 +71,7 @@ from shipped_split import SHARED  # noqa: E402
 REPORT_AUS = ("AU01", "AU02", "AU04", "AU05", "AU06", "AU12", "AU15", "AU25", "AU26")
 GRID_LEVEL = 5.0
 # Every face gets these edits (the recogniser reads each); "blink" measures the eyes.
-EXPRESSION_TARGETS = ("happy", "surprise", "sad", "anger", "neutral", "blink")
+EXPRESSION_TARGETS = ("happy", "surprise", "sad", "anger", "disgust", "fear", "neutral", "blink")
 DARK_PAINT_TARGETS = ("surprise", "happy")
 DARK_STEP = 40.0     # grey levels: darker than the same edit warped only = dark paint
 LIPS_GROW = 0.05     # eye distances around the lips' hull where paint may darken

@@ -52,6 +52,9 @@ def geometry(lm: np.ndarray, ref: np.ndarray) -> dict:
         "lip_gap": float(np.hypot(*(p[66] - p[62]))),
         "brow_height": float(p[17:27, 1].mean() - eyes_y),
         "inner_brow_height": float(p[[21, 22], 1].mean() - eyes_y),
+        "inner_brow_gap": float(p[22, 0] - p[21, 0]),
+        # inner ends over outer ends: up in sad (oblique brows), down in anger (a V)
+        "brow_slant": float(p[[21, 22], 1].mean() - p[[17, 26], 1].mean()),
         "corner_height": float(p[[48, 54], 1].mean() - (p[51, 1] + p[57, 1]) / 2),
     }
 
@@ -64,6 +67,8 @@ def geometry_change(lm_out: np.ndarray, lm_in: np.ndarray) -> dict:
         "brow_raise": g_out["brow_height"] - g_in["brow_height"],
         "inner_brow_drop": g_in["inner_brow_height"] - g_out["inner_brow_height"],
         "corner_drop": g_in["corner_height"] - g_out["corner_height"],
+        "inner_brow_closer": g_in["inner_brow_gap"] - g_out["inner_brow_gap"],
+        "brow_slant_change": g_out["brow_slant"] - g_in["brow_slant"],
     }
 
 

@@ -34,16 +34,20 @@ AU_DESCRIPTIONS = {
 
 # FACS/EMFACS prototypes (Ekman, Friesen & Hager 2002) on the 0..5 scale.
 # Unnamed AUs are 0. Presets are complete expressions, not partial edits.
+# sad, fear, anger and disgust follow the human FACS codes of real posed faces (cfee, the 142
+# people not held out who posed them): an AU coded in half or more of a category's photos, at
+# its median coded intensity; sad's AU01 at the top of its coded range, without AU06
+# (docs/method.md, "Presets").
 PRESETS: dict[str, dict[str, float]] = {
     "neutral": {},
     "happy": {"AU06": 3.0, "AU12": 4.0, "AU25": 1.5},                       # 6+12
     "laugh": {"AU06": 4.0, "AU12": 5.0, "AU25": 4.0, "AU26": 3.0},           # 6+12+25+26
-    "sad": {"AU01": 3.0, "AU04": 2.5, "AU15": 3.0, "AU17": 1.5},             # 1+4+15(+17)
+    "sad": {"AU01": 3.0, "AU04": 3.0, "AU15": 3.0, "AU17": 3.0},             # 1+4+15+17
     "surprise": {"AU01": 3.5, "AU02": 3.5, "AU05": 3.0, "AU25": 2.5, "AU26": 3.5},  # 1+2+5B+26
-    "fear": {"AU01": 3.0, "AU02": 2.5, "AU04": 2.5, "AU05": 3.0, "AU07": 2.0,
-             "AU20": 3.0, "AU25": 2.0, "AU26": 2.5},                          # 1+2+4+5+7+20+26
-    "anger": {"AU04": 3.5, "AU05": 2.0, "AU07": 3.0, "AU23": 3.0},           # 4+5+7+23
-    "disgust": {"AU09": 3.5, "AU10": 2.0, "AU15": 2.0, "AU17": 1.5},         # 9+15+16 (10 for 16)
+    "fear": {"AU01": 2.0, "AU02": 2.0, "AU04": 2.5, "AU05": 2.0, "AU20": 2.0,
+             "AU25": 3.0},                                                    # 1+2+4+5+20+25
+    "anger": {"AU04": 3.0, "AU07": 3.0, "AU17": 2.0},                        # 4+7+17 (+24)
+    "disgust": {"AU09": 3.0, "AU10": 3.0, "AU17": 3.0},                      # 9+10+17
     "contempt": {"AU12": 2.0, "AU14": 3.0},                                  # (R)12A+14A, bilateral here
     "blink": {"AU45": 5.0},
 }

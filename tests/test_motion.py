@@ -426,3 +426,28 @@ def test_neutral_relaxes_the_furrow_of_an_angry_face(shipped, shared_data):
         out = _edit(shipped, image, face, "neutral")
         lm, eye = face.landmarks, face.eye_distance
         assert furrow(out, lm, eye) / furrow(image, lm, eye) < 0.85, path.name
+
+
+def test_sad_knits_the_brows_and_turns_the_mouth_down(shipped, shared_data):
+    """--to sad on held-out cfee people's neutral photos moves the landmarks as real sad faces
+    do (cfee training people against their neutral photos: inner brow ends 0.067 eye distance
+    closer, tilted up against the outer ends by 0.037, mouth corners down): the re-detected
+    inner ends 21-22 come 0.04 eye distance or more closer (0.058-0.068 here), rise against
+    the outer ends 17, 26 by 0.03 or more (0.065-0.082; `anger`'s V: -0.02 to -0.04), and the
+    mouth corners fall against the inner lips' middle by 0.02 or more (0.034-0.041)."""
+    from gan_anim.faces.detect import detect_faces
+    from gan_anim.media.images import read_image
+
+    def brows_and_corners(lm, eye):
+        return ((lm[22, 0] - lm[21, 0]) / eye, (lm[[17, 26], 1].mean() - lm[[21, 22], 1].mean()) / eye,
+                ((lm[48, 1] + lm[54, 1]) / 2 - (lm[62, 1] + lm[66, 1]) / 2) / eye)
+
+    for path in _heldout_cfee(shared_data, "Neutral"):
+        image = read_image(path)
+        face = detect_faces(image)[0]
+        out = detect_faces(_edit(shipped, image, face, "sad"))[0].landmarks
+        gap0, tilt0, down0 = brows_and_corners(face.landmarks, face.eye_distance)
+        gap1, tilt1, down1 = brows_and_corners(out, face.eye_distance)
+        assert gap0 - gap1 >= 0.04, path.name
+        assert tilt1 - tilt0 >= 0.03, path.name
+        assert down1 - down0 >= 0.02, path.name
