@@ -60,8 +60,8 @@ from quality_checks import (NEARBY, PRESET_EDITS, RAMP_TARGETS, BROW_AUS, MOUTH_
                             markdown)
 from quality_measures import (bad_colour_share, box_view, brow_mask, dark_paint_share,  # noqa: E402
                               eye_aspect, geometry_change, gif_roundtrip, grey, grey_change,
-                              inner_mouth_ratio, laplacian_var, lips_mask, mouth_mask, outside_change,
-                              redetect)
+                              inner_mouth_ratio, laplacian_var, lips_mask, mouth_mask, near_black_lips,
+                              outside_change, redetect)
 from quality_strip import strip_subjects, write_strip  # noqa: E402
 from quality_subjects import (Subject, cfee_subjects, example_subjects, held_out_photos, pad,  # noqa: E402
                               utk_subjects)
@@ -181,6 +181,8 @@ def measure_preset(tools: Tools, subj: Subject, target: str, full: bool, codec=N
            "read": CLASSES[int(np.argmax(probs))], "probabilities": np.round(probs, 3).tolist()}
     if target == "blink":
         rec["eye_ratio"] = eye_aspect(lm_out) / max(eye_aspect(lm_in), 1e-6)
+    if target == "happy":
+        rec["black_lips"] = near_black_lips(out, lm_out, subj.box)
     if target in DARK_PAINT_TARGETS:
         lips = lips_mask(out.shape, [lm_in, lm_out], LIPS_GROW * subj.eye)
         rec["dark_paint"] = dark_paint_share(out, edit(tools.warp, subj, target), lips, subj.box, DARK_STEP)

@@ -47,6 +47,7 @@ SKULL = 2.0                  # grey levels above the codec's own
 DARK_PAINT = 0.0005          # share of the face box
 TALK_WIDEN = 1.08
 BLINK_RATIO = 0.40           # eye aspect ratio falls by 60 % or more
+BLACK_LIPS = 0.08            # near-black share of the lips' hull after happy (info)
 
 
 def row(check: str, figure: str, target: str, passed, **values) -> dict:
@@ -346,6 +347,19 @@ def check_dark_paint(records) -> list[dict]:
                 max=float(v.max()), median=float(np.median(v)), over=int((v > DARK_PAINT).sum()))]
 
 
+def check_smile_mouth(records) -> list[dict]:
+    """``happy`` from closed mouths (own AU25 < 1): the near-black share of the re-detected
+    lips' hull (tests/test_motion.py asks < 8 % on four neutral faces)."""
+    v = np.array([x["black_lips"] for x in edits_of(records, "happy", lambda r: r["own"]["AU25"] < 1)
+                  if "black_lips" in x])
+    if not len(v):
+        return []
+    return [row("happy mouth from closed mouths (own AU25 < 1): near-black share of the lips' hull",
+                f"median {np.median(v):.1%}, max {v.max():.1%}, {(v >= BLACK_LIPS).sum()} of {len(v)} "
+                f"edits >= 8 %", "(info; a black slit reads as a grimace)", None,
+                median=float(np.median(v)), max=float(v.max()), over=int((v >= BLACK_LIPS).sum()))]
+
+
 def check_blink(records) -> list[dict]:
     v = np.array([x["eye_ratio"] for x in edits_of(records, "blink")])
     if not len(v):
@@ -367,4 +381,5 @@ def check_talking(talk: dict | None) -> list[dict]:
 def build_expression_table(records, talk, surprise_recall) -> list[dict]:
     return (check_recognised(records, surprise_recall) + check_surprise_mouth(records)
             + check_old_smile(records) + check_skull(records) + check_dark_paint(records)
+            + check_smile_mouth(records)
             + check_blink(records) + check_talking(talk))

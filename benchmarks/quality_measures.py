@@ -202,3 +202,13 @@ def dark_paint_share(out: np.ndarray, warped: np.ndarray, lips: np.ndarray, box,
     dark = (grey(out).astype(np.float32) - grey(warped)) < -step
     x0, y0, x1, y1 = box
     return float((dark & ~lips).sum()) / max((x1 - x0) * (y1 - y0), 1)
+
+
+def near_black_lips(image: np.ndarray, lm: np.ndarray, box, level: float = 0.35) -> float:
+    """Share of the outer lips' hull (48-59 of ``lm``) darker than ``level`` x the face box's
+    median grey: a smile's teeth and a closed mouth's line stay above it, a black slit does not."""
+    g = grey(image).astype(np.float32)
+    x0, y0, x1, y1 = box
+    mask = np.zeros(g.shape, np.uint8)
+    cv2.fillConvexPoly(mask, cv2.convexHull(np.round(lm[48:60]).astype(np.int32)), 1)
+    return float((g[mask > 0] < level * np.median(g[y0:y1, x0:x1])).mean()) if mask.any() else 0.0

@@ -359,6 +359,34 @@ CAVITY_FULL = 0.15
 CAVITY_LUMA = 0.3
 
 
+def _openings(src: np.ndarray, dst: np.ndarray, size: int):
+    """For each face, how much wider its mouth opens from ``src`` to ``dst`` (0..1, fully at
+    CAVITY_FULL eye distances), and where the new opening is: its inside (S,S, 0..1) and each
+    pixel's depth from the upper inner lip to the lower (S,S, 0 at the upper lip, 1 at the
+    lower); (0, None, None) where it does not open wider."""
+    import cv2
+
+    c = (np.arange(size) + 0.5) / size
+    for k in range(len(src)):
+        eye = float(np.linalg.norm(src[k, 42:48].mean(0) - src[k, 36:42].mean(0)))
+        grew = (np.linalg.norm(dst[k, 66] - dst[k, 62]) - np.linalg.norm(src[k, 66] - src[k, 62])) / eye
+        strength = float(np.clip(grew / CAVITY_FULL, 0, 1))
+        if strength <= 0:
+            yield 0.0, None, None
+            continue
+        poly = dst[k, _INNER_UP + _INNER_LOW[::-1]] * size - 0.5
+        inside = np.zeros((size, size), np.uint8)
+        cv2.fillPoly(inside, [np.round(poly * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
+        up, low = _lip_line(dst[k], _INNER_UP, c), _lip_line(dst[k], _INNER_LOW, c)
+        tau = (c[:, None] - up[None]) / np.maximum(low - up, 1e-6)[None]     # (rows, cols)
+        yield strength, inside.astype(np.float32) / 255, tau
+
+
+def _smooth(t: np.ndarray) -> np.ndarray:
+    t = np.clip(t, 0, 1)
+    return t * t * (3 - 2 * t)
+
+
 def cavity_mask(src: np.ndarray, dst: np.ndarray, size: int) -> np.ndarray:
     """(B,size,size) float32 0..1 on the crop: where the mouth's new interior (inside the
     inner lips of ``dst``, (B,68,2) crop units) is cavity, weighted by how much wider the
@@ -366,22 +394,41 @@ def cavity_mask(src: np.ndarray, dst: np.ndarray, size: int) -> np.ndarray:
     import cv2
 
     out = np.zeros((len(src), size, size), np.float32)
+    for k, (strength, inside, tau) in enumerate(_openings(src, dst, size)):
+        if strength > 0:
+            m = inside * _smooth((tau - CAVITY_TEETH) / 0.15)
+            out[k] = cv2.GaussianBlur(m, (0, 0), max(0.5, 0.01 * size)) * strength
+    return out
+
+
+# Lips that part without the jaw (AU25 alone, a smile) part over the upper teeth: the top
+# SMILE_TEETH of the new opening shows them, brightest in its middle and fading out over the
+# outer SMILE_CORNERS of the opening's width on each side (the dark mouth corners); the rest
+# is the shadow between the teeth and the lower lip.
+SMILE_TEETH = 0.75
+SMILE_CORNERS = 0.25
+
+
+def smile_teeth_mask(src: np.ndarray, dst: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(teeth, shadow), each (B,size,size) float32 0..1 on the crop: where the new opening of
+    lips parted without the jaw (inside the inner lips of ``dst``, (B,68,2) crop units) shows
+    the upper teeth, and where it shows the shadow below and beside them; both weighted by
+    how much wider the opening is than in ``src``, as ``cavity_mask``."""
+    import cv2
+
+    teeth = np.zeros((len(src), size, size), np.float32)
+    shadow = np.zeros_like(teeth)
     c = (np.arange(size) + 0.5) / size
-    for k in range(len(src)):
-        eye = float(np.linalg.norm(src[k, 42:48].mean(0) - src[k, 36:42].mean(0)))
-        grew = (np.linalg.norm(dst[k, 66] - dst[k, 62]) - np.linalg.norm(src[k, 66] - src[k, 62])) / eye
-        strength = float(np.clip(grew / CAVITY_FULL, 0, 1))
+    for k, (strength, inside, tau) in enumerate(_openings(src, dst, size)):
         if strength <= 0:
             continue
-        poly = dst[k, _INNER_UP + _INNER_LOW[::-1]] * size - 0.5
-        inside = np.zeros((size, size), np.uint8)
-        cv2.fillPoly(inside, [np.round(poly * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
-        up, low = _lip_line(dst[k], _INNER_UP, c), _lip_line(dst[k], _INNER_LOW, c)
-        tau = (c[:, None] - up[None]) / np.maximum(low - up, 1e-6)[None]     # (rows, cols)
-        t = np.clip((tau - CAVITY_TEETH) / 0.15, 0, 1)
-        m = inside.astype(np.float32) / 255 * (t * t * (3 - 2 * t))
-        out[k] = cv2.GaussianBlur(m, (0, 0), max(0.5, 0.01 * size)) * strength
-    return out
+        left, right = dst[k, 60, 0], dst[k, 64, 0]
+        across = np.minimum(c - left, right - c) / max(right - left, 1e-6)  # 0 at a corner, 0.5 mid
+        band = _smooth((SMILE_TEETH - tau) / 0.2) * _smooth(across / SMILE_CORNERS)[None]
+        blur = max(0.5, 0.01 * size)
+        teeth[k] = cv2.GaussianBlur(inside * band, (0, 0), blur) * strength
+        shadow[k] = cv2.GaussianBlur(inside * (1 - band), (0, 0), blur) * strength
+    return teeth, shadow
 
 
 class LandmarkMotion(torch.nn.Module):

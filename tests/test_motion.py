@@ -400,6 +400,38 @@ def test_happy_lifts_the_corners_of_a_sad_face(shipped, shared_data):
         assert np.linalg.norm(out[54] - out[48]) / np.linalg.norm(lm[54] - lm[48]) > 1.05, path.name
 
 
+def _dark_lip_share(image, lm, box):
+    """Share of the lips' hull (outer lip landmarks 48-59) darker than 0.35 x the face box's
+    median grey level: a closed mouth's line and a smile's teeth stay above it, a black slit
+    does not."""
+    import cv2
+
+    grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    l, t, r, b = box
+    m = np.zeros(grey.shape, np.uint8)
+    cv2.fillConvexPoly(m, cv2.convexHull(np.round(lm[48:60]).astype(np.int32)), 1)
+    return float((grey[m > 0] < 0.35 * np.median(grey[t:b, l:r])).mean())
+
+
+def test_happy_from_a_closed_mouth_is_no_black_slit(shipped, shared_data):
+    """--to happy on neutral closed-mouth faces (a UTKFace chip and held-out cfee people):
+    the lips part over the upper teeth, not onto a dark cavity, so under 8 % of the
+    re-detected lips' hull is near-black (0-1 % here; 15-34 % when lips parted without a
+    jaw drop were darkened as a cavity: a black slit, a grimace)."""
+    import cv2
+
+    from gan_anim.faces.detect import detect_faces
+    from gan_anim.media.images import read_image
+
+    chip = cv2.copyMakeBorder(read_image(shared_data / NEUTRAL_FACE), 60, 60, 60, 60, cv2.BORDER_REPLICATE)
+    images = [chip] + [read_image(p) for p in _heldout_cfee(shared_data, "Neutral")]
+    for n, image in enumerate(images):
+        face = detect_faces(image)[0]
+        out = _edit(shipped, image, face, "happy")
+        share = _dark_lip_share(out, detect_faces(out)[0].landmarks, face.box)
+        assert share < 0.08, (n, share)
+
+
 def test_neutral_relaxes_the_furrow_of_an_angry_face(shipped, shared_data):
     """--to neutral on held-out cfee people's angry photos: the edit starts from a furrow
     the learned estimator sees (AU04 read 1.5 or more: the landmark geometry alone reads

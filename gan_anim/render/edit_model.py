@@ -52,6 +52,14 @@ class FaceEdits:
 
 # An AU falling this much (0..1; 2 on the 0..5 scale) takes its creases away fully.
 RELAX_FULL = 0.4
+# A smile's upper teeth (``EditModel._smile_teeth``): their luma against the whites of the
+# eyes and against the face's median (``_teeth_luma``), their chroma scale (near white), and
+# the shadow below them against the darkest tenth of the warped mouth interior.
+TEETH_OF_SCLERA = 0.85
+TEETH_OF_SKIN = 1.35
+TEETH_MAX = 225.0
+TEETH_CHROMA = 0.4
+SMILE_SHADOW = 0.7
 
 
 class Motion(NamedTuple):
@@ -296,36 +304,104 @@ class EditModel:
         return (1 - attention) * (color[:, :1] - luma) * 127.5, attention + (1 - attention) * color[:, 1:2]
 
     def _cavity(self, x, paint, keep, motion, change, target):
-        """Where the jaw or lips open (AU25, AU26 rising; ``change`` (B,P) as in ``_gate``)
-        and the mouth opens wider than it was, its new interior below the upper teeth
-        becomes a dark cavity (``motion.cavity_mask``): the luma goes towards CAVITY_LUMA x
-        the darkest tenth of the face's own mouth interior and the chroma halves, so a
-        grin's lower teeth and the stretched teeth do not survive a dropped jaw."""
+        """The mouth's new interior where it opens wider than it was (``change`` (B,P) as in
+        ``_gate``, ``target`` (B,17) 0..1).
+
+        Where the jaw drops (AU26 rising), the interior below the upper teeth becomes a dark
+        cavity (``motion.cavity_mask``): the luma goes towards CAVITY_LUMA x the darkest
+        tenth of the face's own mouth interior and the chroma halves, so a grin's lower
+        teeth and the stretched teeth do not survive a dropped jaw. Where the lips part
+        without it (AU25 rising alone, as in ``happy``) they part over the upper teeth
+        (``_smile_teeth``): a cavity there reads as a black slit, a grimace."""
         import torch
 
         from ..colour import to_ycbcr
         from ..motion import CAVITY_LUMA, cavity_mask
 
-        names = [n for n, p in zip(au.AU_NAMES, self.painted.tolist()) if p]
-        opening = [k for k, n in enumerate(names) if n in ("AU25", "AU26")]
-        if not opening:
+        opens = self._opening(change, target, motion.own)
+        if opens is None:
             return paint, keep
-        rising = (target - motion.own)[:, [au.AU_INDEX[names[k]] for k in opening]] > 0
-        opens = (change[:, opening] * rising).amax(1)                 # (B,)
-        if not bool((opens > 0).any()):
-            return paint, keep
+        jaw, lips = opens
         src, dst = motion.landmarks.cpu().numpy(), motion.moved.cpu().numpy()
+        luma = (to_ycbcr(x)[0] + 1) * 127.5                          # (B,1,S,S) 0..255
+        if bool((lips > 0).any()):
+            paint, keep = self._smile_teeth(luma, paint, keep, src, dst, lips)
+        if not bool((jaw > 0).any()):
+            return paint, keep
         mask = cavity_mask(src, dst, self.size)
         if not mask.any():
             return paint, keep
-        w = torch.from_numpy(mask).to(x.device)[:, None] * opens.view(-1, 1, 1, 1)
-        luma = (to_ycbcr(x)[0] + 1) * 127.5                          # (B,1,S,S) 0..255
-        inner = w > 0.05
-        dark = torch.stack([luma[b][inner[b]].quantile(0.1) if inner[b].any() else luma.new_tensor(40.0)
-                            for b in range(len(x))]).view(-1, 1, 1, 1)
+        w = torch.from_numpy(mask).to(x.device)[:, None] * jaw.view(-1, 1, 1, 1)
+        dark = self._darkest_tenth(luma, w)
         now = luma + paint                                           # the luma after G's paint
         paint = paint + w * (CAVITY_LUMA * dark - now).clamp(max=0)
         return paint, keep * (1 - 0.5 * w)
+
+    def _opening(self, change, target, own):
+        """(jaw, lips), each (B,): how far the jaw drops (AU26 rising, its paint's fade-in)
+        and how far the lips part without it (AU25 rising, less where the jaw drops too);
+        None when neither AU is painted or rises."""
+        import torch
+
+        names = [n for n, p in zip(au.AU_NAMES, self.painted.tolist()) if p]
+        rise = []
+        for name in ("AU26", "AU25"):
+            if name not in names:
+                rise.append(change.new_zeros(len(change)))
+                continue
+            k = names.index(name)
+            rise.append(change[:, k] * ((target - own)[:, au.AU_INDEX[name]] > 0))
+        jaw, lips = rise
+        lips = lips * (1 - jaw)
+        if not bool((torch.stack([jaw, lips]) > 0).any()):
+            return None
+        return jaw, lips
+
+    @staticmethod
+    def _darkest_tenth(luma, w):
+        """(B,1,1,1): the darkest tenth of ``luma`` (B,1,S,S) where ``w`` > 0.05 (40 elsewhere)."""
+        import torch
+
+        inner = w > 0.05
+        return torch.stack([luma[b][inner[b]].quantile(0.1) if inner[b].any() else luma.new_tensor(40.0)
+                            for b in range(len(luma))]).view(-1, 1, 1, 1)
+
+    def _smile_teeth(self, luma, paint, keep, src, dst, lips):
+        """Lips parted without the jaw by ``lips`` (B,): the top of the new opening shows the
+        upper teeth (``motion.smile_teeth_mask``), its luma raised towards ``_teeth_luma``
+        and its chroma towards TEETH_CHROMA; the rest is shadow, its luma brought to
+        SMILE_SHADOW x the darkest tenth of the warped interior (G's paint there, darker or
+        lighter)."""
+        import torch
+
+        from ..motion import smile_teeth_mask
+
+        teeth, shadow = (torch.from_numpy(m).to(luma.device)[:, None] * lips.view(-1, 1, 1, 1)
+                         for m in smile_teeth_mask(src, dst, self.size))
+        now = luma + paint
+        white = self._teeth_luma(luma, dst)
+        dark = SMILE_SHADOW * self._darkest_tenth(luma, teeth + shadow)
+        paint = paint + teeth * (white - now).clamp(min=0) + shadow * (dark - now)
+        keep = keep * (1 - teeth * (1 - TEETH_CHROMA)) * (1 - 0.5 * shadow)
+        return paint, keep
+
+    def _teeth_luma(self, luma, dst):
+        """(B,1,1,1): the luma of a smile's teeth on crops ``luma`` (B,1,S,S) with landmarks
+        ``dst`` (B,68,2 crop units): TEETH_OF_SCLERA x the whites of the eyes (the brightest
+        2 % inside the eye contours) or TEETH_OF_SKIN x the crop's median, whichever is
+        brighter (squinting or small eyes show little white), at most TEETH_MAX."""
+        import cv2
+        import torch
+
+        out = []
+        for b in range(len(luma)):
+            m = np.zeros((self.size, self.size), np.uint8)
+            for eye in (slice(36, 42), slice(42, 48)):
+                cv2.fillPoly(m, [np.round(dst[b, eye] * self.size * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
+            px = luma[b, 0][torch.from_numpy(m > 0).to(luma.device)]
+            skin = TEETH_OF_SKIN * luma[b].flatten().median()
+            out.append(torch.maximum(TEETH_OF_SCLERA * px.quantile(0.98), skin) if len(px) >= 8 else skin)
+        return torch.stack(out).clamp(max=TEETH_MAX).view(-1, 1, 1, 1)
 
     def _gate(self, paint, keep, change, moved):
         """Paint only where a painted AU changed, inside its own region (the moved landmarks'
