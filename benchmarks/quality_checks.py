@@ -33,7 +33,7 @@ SMOOTHNESS = 3.0
 STILL = 1.0
 VIDEO_WIDEN = 1.04
 SPEED_MS = 13.5
-# Issue 19 ("Expressions that read as what was asked").
+# Expressions that read as what was asked: recognition targets.
 SURPRISE_READ, SURPRISE_OF_RECALL = 0.70, 0.9
 HAPPY_READ = 0.80
 SURPRISE_STARTS = ("smiling", "angry", "neutral")
@@ -247,7 +247,7 @@ def example_lines(records) -> list[str]:
     return out
 
 
-# ---------------------------------------------------------------- issue 19
+# ------------------------------------------------ expressions that read as asked
 
 def read_rates(records, target: str) -> dict:
     """{start: (share of ``target`` edits the recogniser reads as it, n)}."""

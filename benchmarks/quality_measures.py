@@ -146,7 +146,7 @@ def gif_roundtrip(image: np.ndarray) -> np.ndarray:
             return np.asarray(im.convert("RGB"))
 
 
-# ---------------------------------------------------------------- issue 19: expressions that read
+# ---------------------------------------------------------------- expressions that read
 
 def inner_mouth_ratio(lm: np.ndarray) -> float:
     """Inner-lip height / inner-lip width: |62-66| / |60-64| (an oval open mouth is >= 0.5)."""
