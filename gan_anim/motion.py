@@ -129,6 +129,9 @@ def still_mask(src: np.ndarray, dst: np.ndarray, size: int, extent: tuple[float,
 # side where marked. Brows, eyes, nostrils and lips stay outside them: their edges are
 # features, not creases.
 _NASOLABIAL = [(31, 0.0, 0.05), (48, -0.08, 0.22), (48, -0.45, 0.1), (41, -0.25, 0.3), (40, 0.0, 0.3)]
+# The forehead's horizontal lines above the brows (AU01, AU02), short of the hairline.
+_FOREHEAD = [(17, 0.05, -0.12), (19, 0.0, -0.15), (24, 0.0, -0.15), (26, -0.05, -0.12),
+             (24, 0.0, -0.5), (19, 0.0, -0.5)]
 RELAX_REGIONS = {
     "AU04": [[(21, 0.0, -0.15), (22, 0.0, -0.15), (22, -0.05, -0.7), (21, 0.05, -0.7),
               (27, -0.15, 0.0), (27, 0.15, 0.0)]],
@@ -136,6 +139,8 @@ RELAX_REGIONS = {
     "AU06": [_NASOLABIAL, "mirror"],
     "AU10": [_NASOLABIAL, "mirror"],
     "AU12": [_NASOLABIAL, "mirror"],
+    "AU01": [_FOREHEAD],
+    "AU02": [_FOREHEAD],
 }
 
 

@@ -80,7 +80,7 @@ class Animator:
         """Align and crop each face and work out its start and goal expressions."""
         start_values = au.parse_expression(start)[0] if start else None
         goal_values, goal_complete = au.parse_expression(to) if to else ({}, False)
-        from ..estimation.photo import EDIT_METHOD, estimate_face_aus
+        from ..estimation.photo import EDIT_METHOD, estimate_face_aus, fall_start
         from ..faces.align import normalised_landmarks
 
         size = self.model.size
@@ -90,6 +90,8 @@ class Animator:
             own = np.asarray(estimate_face_aus(image, face.landmarks, EDIT_METHOD), np.float32)
             y_r = own if start_values is None else au.au_dict_to_vector(start_values, "--from")
             y_g = au.au_dict_to_vector(goal_values, "--to", base=None if goal_complete else y_r)
+            if start_values is None and goal_complete and EDIT_METHOD == "hybrid":  # a preset
+                own = y_r = fall_start(image, face.landmarks, own, y_g)
             jobs.append(FaceJob(face, m, crop(image, m, size), y_r, y_g, own,
                                 normalised_landmarks(face.landmarks, m, size)))
         return jobs
