@@ -207,9 +207,10 @@ def generator_state(generator: Generator, half: bool = False) -> dict:
              for k, v in generator.state_dict().items()}
     blob = {"format": WEIGHTS_FORMAT, "config": generator.cfg.to_dict(),
             "au_names": list(AU_NAMES), "au_scale": AU_SCALE, "generator": state}
-    rise = generator.motion.rise_rows() if generator.motion is not None else {}
-    if rise:
-        blob["motion_rise"] = {AU_NAMES[k]: row.float() for k, row in rise.items()}
+    for key in ("rise", "fall"):
+        rows = getattr(generator.motion, f"{key}_rows")() if generator.motion is not None else {}
+        if rows:
+            blob[f"motion_{key}"] = {AU_NAMES[k]: row.float() for k, row in rows.items()}
     return blob
 
 
@@ -234,10 +235,11 @@ def load_generator(path, device: str | torch.device = "cpu") -> Generator:
         raise ValueError(f"{path}: {exc}") from None
     state = {k: v.float() if v.is_floating_point() else v for k, v in blob["generator"].items()}
     gen.load_state_dict(state)
-    rise = blob.get("motion_rise") or {}
-    if rise and gen.motion is not None:  # AU rises with their own landmark motion
-        if not isinstance(rise, dict) or any(n not in AU_NAMES or tuple(torch.as_tensor(v).shape) != (68, 2)
-                                             for n, v in rise.items()):
-            raise ValueError(f"{path}: not a gan-anim weights file (bad motion_rise)")
-        gen.motion.set_rise({AU_NAMES.index(n): v for n, v in rise.items()})
+    for key in ("rise", "fall"):  # AU rises / falls with their own landmark motion
+        rows = blob.get(f"motion_{key}") or {}
+        if rows and gen.motion is not None:
+            if not isinstance(rows, dict) or any(n not in AU_NAMES or tuple(torch.as_tensor(v).shape) != (68, 2)
+                                                 for n, v in rows.items()):
+                raise ValueError(f"{path}: not a gan-anim weights file (bad motion_{key})")
+            getattr(gen.motion, f"set_{key}")({AU_NAMES.index(n): v for n, v in rows.items()})
     return gen.to(device).eval()

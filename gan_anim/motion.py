@@ -450,33 +450,51 @@ class LandmarkMotion(torch.nn.Module):
         # weights file's ``motion_rise`` rows (``model.load_generator``). Kept out of the
         # state dict, so generators, checkpoints and training are unchanged by it.
         self.register_buffer("rise", None, persistent=False)
+        # Likewise the motion of AU falls where it differs from ``basis``: ``motion_fall`` rows,
+        # for AUs read on another scale than ``basis`` was fitted on (AU04 by the learned estimator).
+        self.register_buffer("fall", None, persistent=False)
 
     def displacement(self, delta_aus: torch.Tensor) -> torch.Tensor:
         """(B, 17) AU change on 0..1 -> (B, 68, 2) landmark displacement (crop-side units):
-        rises by ``rise`` where it is set, falls (and everything without it) by ``basis``."""
+        rises by ``rise`` and falls by ``fall`` where they are set, everything else by ``basis``."""
         delta = delta_aus.float()
-        if self.rise is None:
+        if self.rise is None and self.fall is None:
             return (delta @ self.basis.flatten(1)).view(-1, N_LANDMARKS, 2)
-        out = delta.clamp(max=0) @ self.basis.flatten(1) + delta.clamp(min=0) @ self.rise.flatten(1)
+        rise = self.basis if self.rise is None else self.rise
+        fall = self.basis if self.fall is None else self.fall
+        out = delta.clamp(max=0) @ fall.flatten(1) + delta.clamp(min=0) @ rise.flatten(1)
         return out.view(-1, N_LANDMARKS, 2)
+
+    def _rows(self, rows: dict):
+        if not rows:
+            return None
+        out = self.basis.clone()
+        for k, row in rows.items():
+            out[k] = torch.as_tensor(row, dtype=out.dtype, device=out.device)
+        return out
+
+    def _differ(self, table) -> dict:
+        if table is None:
+            return {}
+        return {k: table[k].detach().cpu().clone() for k in range(len(table))
+                if not torch.equal(table[k], self.basis[k])}
 
     def set_rise(self, rows: dict) -> None:
         """Move the landmarks of these AUs' rises by their own rows ({AU index: (68, 2)})
         instead of ``basis``; an empty dict undoes it."""
-        if not rows:
-            self.rise = None
-            return
-        rise = self.basis.clone()
-        for k, row in rows.items():
-            rise[k] = torch.as_tensor(row, dtype=rise.dtype, device=rise.device)
-        self.rise = rise
+        self.rise = self._rows(rows)
+
+    def set_fall(self, rows: dict) -> None:
+        """As ``set_rise``, for these AUs' falls."""
+        self.fall = self._rows(rows)
 
     def rise_rows(self) -> dict:
         """{AU index: (68, 2) tensor} of the rises that differ from ``basis`` (``set_rise``)."""
-        if self.rise is None:
-            return {}
-        return {k: self.rise[k].detach().cpu().clone() for k in range(len(self.rise))
-                if not torch.equal(self.rise[k], self.basis[k])}
+        return self._differ(self.rise)
+
+    def fall_rows(self) -> dict:
+        """{AU index: (68, 2) tensor} of the falls that differ from ``basis`` (``set_fall``)."""
+        return self._differ(self.fall)
 
     def spline(self, landmarks: torch.Tensor, source_aus: torch.Tensor,
                target_aus: torch.Tensor) -> tuple[ThinPlate, torch.Tensor]:

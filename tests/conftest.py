@@ -40,6 +40,7 @@ def random_weights(tmp_path_factory) -> Path:
     shipped = blob["generator"]
     gen.motion.load_state_dict({k: shipped[f"motion.{k}"].float() for k in ("mean", "basis")})
     gen.motion.set_rise({AU_NAMES.index(n): v for n, v in blob.get("motion_rise", {}).items()})
+    gen.motion.set_fall({AU_NAMES.index(n): v for n, v in blob.get("motion_fall", {}).items()})
     assert gen.motion.basis.abs().max() > 0.01
     path = tmp_path_factory.mktemp("weights") / "random-small.pt"
     torch.save(generator_state(gen), path)

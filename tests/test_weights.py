@@ -86,6 +86,62 @@ def test_smile_and_jaw_rises_travel_in_the_weights_file(tmp_path):
         load_generator(path)
 
 
+def test_brow_lowerer_falls_by_its_coded_motion_and_travels_in_the_weights_file(tmp_path):
+    """AU04 is read by the learned estimator, on cfee's coded scale, so its fall moves the
+    brows by the cfee-fitted row (``motion_fall``), which lowers them further than the
+    landmark-label ``basis``; the row survives ``generator_state``; a malformed one is refused."""
+    import torch
+
+    from gan_anim.aus import AU_NAMES
+    from gan_anim.model import generator_state
+
+    k = AU_NAMES.index("AU04")
+    for name in ("gan-anim-medium.pt", "gan-anim-small.pt"):
+        gen = load_generator(ROOT / "weights" / name)
+        rows = gen.motion.fall_rows()
+        assert set(rows) == {k}
+        inner = lambda b: (b[21, 1] + b[22, 1]) / 2  # noqa: E731 - inner brows down
+        assert inner(rows[k]) > 1.3 * inner(gen.motion.basis[k]) > 0
+    path = tmp_path / "copy.pt"
+    torch.save(generator_state(gen), path)
+    torch.testing.assert_close(load_generator(path).motion.fall, gen.motion.fall)
+    blob = generator_state(gen)
+    blob["motion_fall"] = {"AU04": torch.zeros(68, 3)}
+    torch.save(blob, path)
+    with pytest.raises(ValueError, match="motion_fall"):
+        load_generator(path)
+
+
+def test_surprise_from_a_frown_raises_the_inner_brows(shared_data):
+    """`surprise` on held-out angry cfee faces (lowered, knitted brows) lifts the re-detected
+    inner brows (21-22) over the eyes by 0.175 eye distance or more (median of 6; the
+    landmark-label AU04 fall gave 0.16; real surprised faces sit 0.22 above angry ones)."""
+    import csv
+
+    cfee = shared_data / "cfee"
+    held = {ln.strip() for ln in (ROOT / "benchmarks" / "splits" / "cfee_heldout_people.txt").read_text().splitlines()
+            if ln.strip() and not ln.startswith("#")}
+    with open(cfee / "labels.csv", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["identity"] in held and r["emotion"] == "Angry"]
+    rows = sorted(rows, key=lambda r: (int(r["identity"]), r["file"]))[:6]
+    assert len(rows) == 6
+
+    def inner(lm):
+        eye = np.linalg.norm(lm[42:48].mean(0) - lm[36:42].mean(0))
+        return (lm[36:48, 1].mean() - lm[[21, 22], 1].mean()) / eye
+
+    anim = Animator(device="cpu")
+    rises = []
+    for row in rows:
+        image = read_image(cfee / "images" / row["file"])
+        face = max(detect_faces(image), key=lambda f: f.area)
+        job = anim.face_jobs(image, [face], "surprise", None)[0]
+        out = next(iter(anim.render(image, [job], np.array([1.0])))).copy()
+        again = max(detect_faces(out), key=lambda f: f.area)
+        rises.append(inner(again.landmarks) - inner(face.landmarks))
+    assert np.median(rises) >= 0.175, np.round(rises, 3)
+
+
 @pytest.fixture(scope="module")
 def edited(tmp_path_factory):
     out = tmp_path_factory.mktemp("shipped") / "frames"

@@ -19,7 +19,9 @@ mouth as the jaw dropped, where FACS and the coded faces narrow it). ``--rise AU
 the fitted rows of those AUs as the file's ``motion_rise`` (how a rise of the AU moves the
 landmarks; its fall keeps ``motion.basis``, ``motion.LandmarkMotion.set_rise``) and leaves
 the basis alone: the shipped weights' AU12 (the coded smiles lift the corners 2.7x as far as
-the landmark-label fit). Landmarks come from
+the landmark-label fit). ``--fall AU04`` likewise writes ``motion_fall``: the shipped weights'
+AU04, read by the learned estimator on the coded scale, whose coded frowns lower the brows
+1.7x as far as the landmark-label fit. Landmarks come from
 ``tools/train_aus.py``'s cache, ``data/cfee_landmarks.npz`` (git-ignored).
 """
 from __future__ import annotations
@@ -82,6 +84,9 @@ def main(argv=None) -> None:
     ap.add_argument("--rise", nargs="*", default=[], metavar="AU",
                     help="write only these AUs' fitted rows, as the motion of their rises "
                          "(the file's motion_rise), keeping motion.basis")
+    ap.add_argument("--fall", nargs="*", default=[], metavar="AU",
+                    help="write only these AUs' fitted rows, as the motion of their falls "
+                         "(the file's motion_fall), keeping motion.basis")
     args = ap.parse_args(argv)
     import torch
 
@@ -103,17 +108,19 @@ def main(argv=None) -> None:
             for name in ("AU25", "AU26"):
                 k = AU_NAMES.index(name)
                 basis[k, CORNERS, 0] = new[k, CORNERS, 0]
-        if args.rise:  # every coded photo is a rise from the neutral: report with the rise rows
+        rows = args.rise + args.fall
+        if rows:  # every coded photo is a rise from the neutral: report with these rows
             new, basis = basis, old.clone()
-            for name in args.rise:
+            for name in rows:
                 basis[AU_NAMES.index(name)] = new[AU_NAMES.index(name)]
         for name, (d, y) in (("train", train), ("held out", test)):
             for label, b in (("file", old.float().numpy()), ("new", basis.float().numpy())):
                 err = np.abs(d - np.einsum("nk,kij->nij", np.nan_to_num(y), b)).mean() * 100
                 print(f"{path}: {name} people, {label} motion: mean landmark error {err:.2f} % of the crop")
-        if args.rise:
-            state["motion_rise"] = {name: basis[AU_NAMES.index(name)].float().clone() for name in args.rise}
-        else:
+        for key, names in (("motion_rise", args.rise), ("motion_fall", args.fall)):
+            if names:
+                state[key] = {name: basis[AU_NAMES.index(name)].float().clone() for name in names}
+        if not rows:
             state["generator"]["motion.basis"] = basis
         # same file name inside the archive (torch names its records after it): same size
         tmp = Path(path).parent / ".fit-tmp" / Path(path).name
