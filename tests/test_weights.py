@@ -64,7 +64,6 @@ def test_smile_and_jaw_rises_travel_in_the_weights_file(tmp_path):
     import torch
 
     from gan_anim.aus import AU_NAMES
-    from gan_anim.model import generator_state
 
     for name in ("gan-anim-medium.pt", "gan-anim-small.pt"):
         gen = load_generator(ROOT / "weights" / name)
@@ -75,14 +74,23 @@ def test_smile_and_jaw_rises_travel_in_the_weights_file(tmp_path):
         lift = lambda b: -(b[48, 1] + b[54, 1]) / 2  # noqa: E731 - mouth corners up
         assert lift(au12) > 2 * lift(basis[AU_NAMES.index("AU12")]) > 0
         assert au26[54, 0] - au26[48, 0] < 0 < basis[AU_NAMES.index("AU26"), 54, 0] - basis[AU_NAMES.index("AU26"), 48, 0]
+    _rows_travel(gen, "rise", {"AU12": torch.zeros(5, 2)}, tmp_path)
+
+
+def _rows_travel(gen, key: str, malformed: dict, tmp_path) -> None:
+    """``gen``'s ``motion_<key>`` rows survive ``generator_state`` and a reload; a file with
+    ``malformed`` rows instead is refused, naming them."""
+    import torch
+
+    from gan_anim.model import generator_state
+
     path = tmp_path / "copy.pt"
     torch.save(generator_state(gen), path)
-    again = load_generator(path)
-    torch.testing.assert_close(again.motion.rise, gen.motion.rise)
+    torch.testing.assert_close(getattr(load_generator(path).motion, key), getattr(gen.motion, key))
     blob = generator_state(gen)
-    blob["motion_rise"] = {"AU12": torch.zeros(5, 2)}
+    blob[f"motion_{key}"] = malformed
     torch.save(blob, path)
-    with pytest.raises(ValueError, match="motion_rise"):
+    with pytest.raises(ValueError, match=f"motion_{key}"):
         load_generator(path)
 
 
@@ -93,7 +101,6 @@ def test_brow_lowerer_falls_by_its_coded_motion_and_travels_in_the_weights_file(
     import torch
 
     from gan_anim.aus import AU_NAMES
-    from gan_anim.model import generator_state
 
     k = AU_NAMES.index("AU04")
     for name in ("gan-anim-medium.pt", "gan-anim-small.pt"):
@@ -102,14 +109,7 @@ def test_brow_lowerer_falls_by_its_coded_motion_and_travels_in_the_weights_file(
         assert set(rows) == {k}
         inner = lambda b: (b[21, 1] + b[22, 1]) / 2  # noqa: E731 - inner brows down
         assert inner(rows[k]) > 1.3 * inner(gen.motion.basis[k]) > 0
-    path = tmp_path / "copy.pt"
-    torch.save(generator_state(gen), path)
-    torch.testing.assert_close(load_generator(path).motion.fall, gen.motion.fall)
-    blob = generator_state(gen)
-    blob["motion_fall"] = {"AU04": torch.zeros(68, 3)}
-    torch.save(blob, path)
-    with pytest.raises(ValueError, match="motion_fall"):
-        load_generator(path)
+    _rows_travel(gen, "fall", {"AU04": torch.zeros(68, 3)}, tmp_path)
 
 
 def test_surprise_from_a_frown_raises_the_inner_brows(shared_data):
