@@ -464,7 +464,7 @@ def test_neutral_closes_the_jaw_of_a_surprised_face(shipped, shared_data):
     """--to neutral on held-out cfee people's surprised photos closes the open mouth: the
     re-detected inner-lip gap falls to 45 % of the start's or less (median of 6; 0.14-0.86
     each, median 0.35). The fall starts from the learned estimator's jaw drop and brows on
-    a surprised face (``estimation.photo.fall_start``); from the geometry's reading, about
+    a surprised face (``estimation.photo.edit_start``); from the geometry's reading, about
     a third of the coded AU26, the fall was too small (median 0.56)."""
     from gan_anim.faces.detect import detect_faces
     from gan_anim.media.images import read_image

@@ -25,7 +25,7 @@ LEARNED_AUS = ("AU04", "AU07", "AU09", "AU10", "AU15", "AU17", "AU20")
 # so a preset that sets a furrow or a wrinkled nose to 0 takes it away (crease relaxation).
 EDIT_METHOD = "hybrid"
 
-# Raised brows and a dropped jaw that an edit lowers (``fall_start``) start from the learned
+# Raised brows and a dropped jaw that a preset lowers (``edit_start``) start from the learned
 # estimator's reading (where higher) on a face where it reads them SURPRISE_MARGIN (AU units
 # 0..5, summed over SURPRISE_AUS) above the geometry: a surprised or fearful face, whose open
 # jaw and raised brows the geometry reads at a third to two thirds of the FACS codes, so
@@ -63,20 +63,29 @@ def estimate_face_aus(image: np.ndarray, landmarks: np.ndarray, method: str = "m
     learned = estimate_faces(image, landmarks)
     if method == "model":
         return learned
-    use = np.isin(AU_NAMES, LEARNED_AUS)
-    return np.where(use, learned, estimate_from_landmarks(landmarks)).astype(np.float32)
+    return _hybrid(learned, estimate_from_landmarks(landmarks))
 
 
-def fall_start(image: np.ndarray, landmarks: np.ndarray, own: np.ndarray, goal: np.ndarray) -> np.ndarray:
-    """``own`` ((17,) "hybrid" reading of the face with dlib ``landmarks``) with SURPRISE_AUS
-    that fall towards ``goal`` read by the learned estimator, where it reads them higher, on
-    a surprised face (``SURPRISE_MARGIN``); rises keep the geometry's reading."""
+def _hybrid(learned: np.ndarray, geometry: np.ndarray) -> np.ndarray:
+    """LEARNED_AUS from the learned reading, the rest from the geometry's."""
+    return np.where(np.isin(AU_NAMES, LEARNED_AUS), learned, geometry).astype(np.float32)
+
+
+def edit_start(image: np.ndarray, landmarks: np.ndarray, goal: np.ndarray | None = None) -> np.ndarray:
+    """The own AUs ((17,) float32) that edits start from, of the face with dlib ``landmarks``
+    ((68, 2)), read by EDIT_METHOD. With a whole goal vector (a preset) and "hybrid", the
+    SURPRISE_AUS that fall towards ``goal`` start from the learned reading where it is higher,
+    on a surprised face (``SURPRISE_MARGIN``); rises keep the geometry's reading. Each
+    estimator runs once."""
+    if EDIT_METHOD != "hybrid":
+        return np.asarray(estimate_face_aus(image, landmarks, EDIT_METHOD), np.float32)
     from .appearance import estimate_faces
     from .geometry import estimate_from_landmarks
 
-    raised = np.isin(AU_NAMES, SURPRISE_AUS)
     learned, geometry = estimate_faces(image, landmarks), estimate_from_landmarks(landmarks)
-    if (learned - geometry)[raised].sum() < SURPRISE_MARGIN:
+    own = _hybrid(learned, geometry)
+    raised = np.isin(AU_NAMES, SURPRISE_AUS)
+    if goal is None or (learned - geometry)[raised].sum() < SURPRISE_MARGIN:
         return own
     use = raised & (learned > own) & (goal < learned)
     return np.where(use, learned, own).astype(np.float32)

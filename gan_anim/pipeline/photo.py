@@ -80,18 +80,19 @@ class Animator:
         """Align and crop each face and work out its start and goal expressions."""
         start_values = au.parse_expression(start)[0] if start else None
         goal_values, goal_complete = au.parse_expression(to) if to else ({}, False)
-        from ..estimation.photo import EDIT_METHOD, estimate_face_aus, fall_start
+        from ..estimation.photo import edit_start
         from ..faces.align import normalised_landmarks
 
+        # a whole goal from the face's own AUs (a preset): the start may read falls differently
+        preset = au.au_dict_to_vector(goal_values, "--to") if goal_complete and start_values is None else None
         size = self.model.size
         jobs = []
         for face in faces:
             m = align(face.landmarks, size)
-            own = np.asarray(estimate_face_aus(image, face.landmarks, EDIT_METHOD), np.float32)
+            own = edit_start(image, face.landmarks, preset)
             y_r = own if start_values is None else au.au_dict_to_vector(start_values, "--from")
-            y_g = au.au_dict_to_vector(goal_values, "--to", base=None if goal_complete else y_r)
-            if start_values is None and goal_complete and EDIT_METHOD == "hybrid":  # a preset
-                own = y_r = fall_start(image, face.landmarks, own, y_g)
+            y_g = preset.copy() if preset is not None else au.au_dict_to_vector(
+                goal_values, "--to", base=None if goal_complete else y_r)
             jobs.append(FaceJob(face, m, crop(image, m, size), y_r, y_g, own,
                                 normalised_landmarks(face.landmarks, m, size)))
         return jobs
