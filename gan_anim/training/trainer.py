@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import os
 
 import torch
@@ -32,6 +33,14 @@ from .runtime import Runtime
 from .spline_flow import SplineFlow
 
 COMPILE_MODES = ("off", "on", "graphs")
+
+# The networks' buffers (the landmark motion) never change during training, so DDP need not
+# sync them before every forward. Newer torch names that ``forward_sync_buffers`` and warns
+# on ``broadcast_buffers``; the GPU machines may have a torch without it.
+_NO_BUFFER_SYNC = ({"forward_sync_buffers": False}
+                   if "forward_sync_buffers" in inspect.signature(
+                       torch.nn.parallel.DistributedDataParallel.__init__).parameters
+                   else {"broadcast_buffers": False})
 
 
 def set_requires_grad(module: torch.nn.Module, flag: bool) -> None:
@@ -60,8 +69,8 @@ class GANTrainer:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             ids = [rt.device.index] if rt.cuda else None
-            self.G_train = DDP(self.G, device_ids=ids, broadcast_buffers=False)
-            self.D_train = DDP(self.D, device_ids=ids, broadcast_buffers=False)
+            self.G_train = DDP(self.G, device_ids=ids, **_NO_BUFFER_SYNC)
+            self.D_train = DDP(self.D, device_ids=ids, **_NO_BUFFER_SYNC)
         # the passes that run compiled (the same modules, so weights and state are shared)
         self.G_fast, self.D_fast, self.G_nograd = self.G_train, self.D_train, self.G
         self.flow = None  # the landmark warp's flow: ThinPlate.flow, or fused (spline_flow)
