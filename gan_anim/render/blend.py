@@ -10,7 +10,8 @@ full-resolution pixels:
    luma models: the luma change ``(1 - A)(L - Y)`` is added to the warped photo's luma
    and its chroma is scaled by ``A + (1 - A)s``. The low-resolution change is added to
    full-resolution pixels, so the photo's own detail stays sharp ("ResWarp", Yi et al. 2020)
-   and paint can never shift a hue.
+   and G's paint can never shift a hue. A smile's teeth (``EditModel._smile_teeth``) also
+   set their chroma: a four-channel paint adds ``TINT @ (Cb, Cr)``.
 
 Where nothing changes (no motion, A = 1, outside the region) the output is the original
 pixel, bit for bit.

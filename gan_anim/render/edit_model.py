@@ -56,22 +56,24 @@ RELAX_FULL = 0.4
 # A smile's teeth (``EditModel._smile_teeth``): their luma against the whites of the eyes
 # and against the face's median (``_teeth_colour``), at most TEETH_MAX and at least TEETH_MIN
 # (dark skin: teeth are as bright as the light makes them, not as the skin) unless the crop's
-# brightest hundredth x TEETH_OF_BRIGHT is darker (a dark photo); their chroma that of
-# the whites of the eyes moved by TEETH_WARM (Cb, Cr; 0..255 units: ivory, a little yellower
-# than the sclera), within TEETH_CHROMA of neutral; the shadow below them against the darkest
-# tenth of the warped mouth interior, no darker than SHADOW_FLOOR x the crop's median (a
-# shadow, not a black slit).
+# brightest hundredth x TEETH_OF_BRIGHT is darker (a dark photo); their chroma TEETH_IVORY
+# (Cb, Cr; 0..255 units: real teeth on held-out cfee smiles measure about -4, +8..12; the
+# whites of the eyes in a 128 px crop mix in lid and skin, too unreliable a reference), or
+# the mouth's own teeth's within TEETH_CHROMA of neutral; the shadow below them against the darkest
+# tenth of the warped mouth interior, no darker than SHADOW_FLOOR x the median of the crop's
+# middle half, the face (a shadow, not a black slit).
 TEETH_OF_SCLERA = 0.85
 TEETH_OF_SKIN = 1.35
 TEETH_MAX = 225.0
 TEETH_MIN, TEETH_OF_BRIGHT = 165.0, 0.9
-TEETH_WARM = (-6.0, 2.0)
+TEETH_IVORY = (-4.0, 8.0)
 TEETH_CHROMA = 12.0
 SMILE_SHADOW = 0.7
-SHADOW_FLOOR = 0.4
-# A jaw that closes (AU26 falling) into a new smile (AU12 rising; the target's AU25 and AU12,
-# fully from these up, 0..1) turns what is left of the opening into the smile's teeth.
-SMILE_AU25, SMILE_AU12 = 0.1, 0.4
+SHADOW_FLOOR = 0.45
+# A jaw that closes (AU26 falling) into a new smile (AU12 rising, fully by SMILE_RISE; the
+# target's AU25 and AU12, fully from these up; 0..1) turns what is left of the opening into
+# the smile's teeth.
+SMILE_AU25, SMILE_AU12, SMILE_RISE = 0.1, 0.4, 0.4
 
 
 class Motion(NamedTuple):
@@ -355,8 +357,8 @@ class EditModel:
     def _opening(self, change, target, own):
         """(jaw, lips, smile), each (B,) 0..1: how far the jaw drops (AU26 rising, its
         paint's fade-in), how far the lips part without it (AU25 rising, less where the jaw
-        drops too), and how far the jaw closes into a new smile (AU26 falling and AU12
-        rising, each by ``paint_ramp``, and the target's AU25 and AU12, fully from SMILE_AU25
+        drops too), and how far the jaw closes into a new smile (AU26 falling, by
+        ``paint_ramp``, AU12 rising, by SMILE_RISE, and the target's AU25 and AU12, fully from SMILE_AU25
         and SMILE_AU12 up: a laughing face keeps its own teeth); None when none of them
         moves. Each fades in continuously, so a ramp of frames has no jump."""
         import torch
@@ -373,7 +375,7 @@ class EditModel:
         lips = lips * (1 - jaw)
         k26, k25, k12 = (au.AU_INDEX[n] for n in ("AU26", "AU25", "AU12"))
         ramp = self.config.paint_ramp
-        smile = (((own - target)[:, k26] / ramp).clamp(0, 1) * ((target - own)[:, k12] / ramp).clamp(0, 1)
+        smile = (((own - target)[:, k26] / ramp).clamp(0, 1) * ((target - own)[:, k12] / SMILE_RISE).clamp(0, 1)
                  * (target[:, k25] / SMILE_AU25).clamp(0, 1) * (target[:, k12] / SMILE_AU12).clamp(0, 1))
         if not bool((torch.stack([jaw, lips, smile]) > 0).any()):
             return None
@@ -394,7 +396,8 @@ class EditModel:
         and chroma replaced by ``_teeth_colour``'s (the luma times the mask's shade: dimmer
         towards the corners, faint lines between teeth); the rest is shadow, its luma
         brought to SMILE_SHADOW x the darkest tenth of the warped interior, or SHADOW_FLOOR x
-        the crop's median if brighter (G's paint there, darker or lighter), its chroma halved. Returns (paint, keep, tint (B,2,S,S): the
+        the median of the crop's middle half if brighter (G's paint there, darker or
+        lighter), its chroma halved. Returns (paint, keep, tint (B,2,S,S): the
         chroma added, Cb and Cr in 0..255 units)."""
         import torch
 
@@ -406,8 +409,9 @@ class EditModel:
         shade = torch.from_numpy(shade).to(luma.device)[:, None]
         now = luma + paint
         white, chroma = self._teeth_colour(x, dst)
-        dark = torch.maximum(SMILE_SHADOW * self._darkest_tenth(luma, teeth + shadow),
-                             SHADOW_FLOOR * luma.flatten(1).median(1).values.view(-1, 1, 1, 1))
+        q = self.size // 4                                            # the crop's middle: the face
+        face = luma[:, :, q:-q, q:-q].flatten(1).median(1).values.view(-1, 1, 1, 1)
+        dark = torch.maximum(SMILE_SHADOW * self._darkest_tenth(luma, teeth + shadow), SHADOW_FLOOR * face)
         paint = paint + teeth * (white * shade - now) + shadow * (dark - now)
         keep = keep * (1 - teeth) * (1 - 0.5 * shadow)
         return paint, keep, teeth * chroma
@@ -418,34 +422,31 @@ class EditModel:
         luma: TEETH_OF_SCLERA x the whites of the eyes (the brightest 2 % inside the eye
         contours) or TEETH_OF_SKIN x the crop's median, whichever is brighter (squinting or
         small eyes show little white), between TEETH_MIN (or TEETH_OF_BRIGHT x the crop's
-        brightest hundredth, if darker) and TEETH_MAX. The chroma: the whites' (the
-        median of the brightest tenth; the photo's white balance) plus TEETH_WARM, kept
-        within TEETH_CHROMA of neutral. Where the mouth already shows brighter teeth (the
-        brightest 5 % inside the inner lips, an open start), their own luma and chroma."""
+        brightest hundredth, if darker) and TEETH_MAX; the chroma TEETH_IVORY. Where the
+        mouth already shows brighter teeth (the brightest 5 % inside the inner lips, an
+        open start), their own luma and chroma, the chroma within TEETH_CHROMA of neutral."""
         import torch
 
         from ..colour import to_ycbcr
 
         ycc = torch.cat(to_ycbcr(x), 1) * 127.5
         ycc[:, 0] += 127.5                                            # Y 0..255, Cb and Cr around 0
-        warm = ycc.new_tensor(TEETH_WARM)
         lumas, chromas = [], []
         for b in range(len(x)):
             flat = ycc[b, 0].flatten()
             floor = torch.clamp(TEETH_OF_BRIGHT * flat.quantile(0.99), max=TEETH_MIN)
             luma = torch.maximum(TEETH_OF_SKIN * flat.median(), floor)
-            chroma = warm
+            chroma = ycc.new_tensor(TEETH_IVORY)
             px = self._inside(ycc[b], dst[b], (slice(36, 42), slice(42, 48)))   # the eyes
             if px.shape[1] >= 8:
                 luma = torch.maximum(TEETH_OF_SCLERA * px[0].quantile(0.98), luma)
-                chroma = px[1:, px[0] >= px[0].quantile(0.9)].median(1).values + warm
             luma = luma.clamp(max=TEETH_MAX)
             px = self._inside(ycc[b], dst[b], (slice(60, 68),))                # the mouth's own teeth
             if px.shape[1] >= 20 and px[0].quantile(0.95) > luma:
                 own = px[:, px[0] >= px[0].quantile(0.95)]
-                luma, chroma = own[0].median(), own[1:].median(1).values
+                luma, chroma = own[0].median(), own[1:].median(1).values.clamp(-TEETH_CHROMA, TEETH_CHROMA)
             lumas.append(luma)
-            chromas.append(chroma.clamp(-TEETH_CHROMA, TEETH_CHROMA))
+            chromas.append(chroma)
         return torch.stack(lumas).view(-1, 1, 1, 1), torch.stack(chromas).view(-1, 2, 1, 1)
 
     def _inside(self, img, lm, parts):
