@@ -57,9 +57,11 @@ RELAX_FULL = 0.4
 # and against the face's median (``_teeth_colour``), at most TEETH_MAX and at least TEETH_MIN
 # (dark skin: teeth are as bright as the light makes them, not as the skin) unless the crop's
 # brightest hundredth x TEETH_OF_BRIGHT is darker (a dark photo); their chroma TEETH_IVORY
-# (Cb, Cr; 0..255 units: real teeth on held-out cfee smiles measure about -4, +8..12; the
-# whites of the eyes in a 128 px crop mix in lid and skin, too unreliable a reference), or
-# the mouth's own teeth's within TEETH_CHROMA of neutral; the shadow below them against the darkest
+# (Cb, Cr; 0..255 units: real teeth on held-out cfee smiles measure about -4, +8..12, where
+# the skin's median is SKIN_REF) moved by SKIN_SHARE of the face's skin chroma against
+# SKIN_REF (the photo's colour cast: neutral teeth in a warm photo read blue-grey; the whites
+# of the eyes in a 128 px crop mix in lid and skin, too unreliable a reference), or the
+# mouth's own teeth's; within TEETH_CHROMA of neutral; the shadow below them against the darkest
 # tenth of the warped mouth interior, no darker than SHADOW_FLOOR x the median of the crop's
 # middle half, the face (a shadow, not a black slit).
 TEETH_OF_SCLERA = 0.85
@@ -67,7 +69,8 @@ TEETH_OF_SKIN = 1.35
 TEETH_MAX = 225.0
 TEETH_MIN, TEETH_OF_BRIGHT = 165.0, 0.9
 TEETH_IVORY = (-4.0, 8.0)
-TEETH_CHROMA = 12.0
+SKIN_REF, SKIN_SHARE = (-8.0, 23.0), 0.5
+TEETH_CHROMA = 14.0
 SMILE_SHADOW = 0.7
 SHADOW_FLOOR = 0.45
 # A jaw that closes (AU26 falling) into a new smile (AU12 rising, fully by SMILE_RISE; the
@@ -422,9 +425,11 @@ class EditModel:
         luma: TEETH_OF_SCLERA x the whites of the eyes (the brightest 2 % inside the eye
         contours) or TEETH_OF_SKIN x the crop's median, whichever is brighter (squinting or
         small eyes show little white), between TEETH_MIN (or TEETH_OF_BRIGHT x the crop's
-        brightest hundredth, if darker) and TEETH_MAX; the chroma TEETH_IVORY. Where the
-        mouth already shows brighter teeth (the brightest 5 % inside the inner lips, an
-        open start), their own luma and chroma, the chroma within TEETH_CHROMA of neutral."""
+        brightest hundredth, if darker) and TEETH_MAX; the chroma TEETH_IVORY plus
+        SKIN_SHARE x (the median chroma of the crop's middle half, the skin, - SKIN_REF).
+        Where the mouth already shows brighter teeth (the brightest 5 % inside the inner
+        lips, an open start), their own luma and chroma. The chroma within TEETH_CHROMA of
+        neutral."""
         import torch
 
         from ..colour import to_ycbcr
@@ -436,7 +441,9 @@ class EditModel:
             flat = ycc[b, 0].flatten()
             floor = torch.clamp(TEETH_OF_BRIGHT * flat.quantile(0.99), max=TEETH_MIN)
             luma = torch.maximum(TEETH_OF_SKIN * flat.median(), floor)
-            chroma = ycc.new_tensor(TEETH_IVORY)
+            q = self.size // 4
+            skin = ycc[b, 1:, q:-q, q:-q].flatten(1).median(1).values
+            chroma = ycc.new_tensor(TEETH_IVORY) + SKIN_SHARE * (skin - ycc.new_tensor(SKIN_REF))
             px = self._inside(ycc[b], dst[b], (slice(36, 42), slice(42, 48)))   # the eyes
             if px.shape[1] >= 8:
                 luma = torch.maximum(TEETH_OF_SCLERA * px[0].quantile(0.98), luma)
@@ -444,9 +451,9 @@ class EditModel:
             px = self._inside(ycc[b], dst[b], (slice(60, 68),))                # the mouth's own teeth
             if px.shape[1] >= 20 and px[0].quantile(0.95) > luma:
                 own = px[:, px[0] >= px[0].quantile(0.95)]
-                luma, chroma = own[0].median(), own[1:].median(1).values.clamp(-TEETH_CHROMA, TEETH_CHROMA)
+                luma, chroma = own[0].median(), own[1:].median(1).values
             lumas.append(luma)
-            chromas.append(chroma)
+            chromas.append(chroma.clamp(-TEETH_CHROMA, TEETH_CHROMA))
         return torch.stack(lumas).view(-1, 1, 1, 1), torch.stack(chromas).view(-1, 2, 1, 1)
 
     def _inside(self, img, lm, parts):
