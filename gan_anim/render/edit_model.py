@@ -61,7 +61,8 @@ RELAX_FULL = 0.4
 # the skin's median is SKIN_REF) moved by SKIN_SHARE of the face's skin chroma against
 # SKIN_REF (the photo's colour cast: neutral teeth in a warm photo read blue-grey; the whites
 # of the eyes in a 128 px crop mix in lid and skin, too unreliable a reference), or the
-# mouth's own teeth's; within TEETH_CHROMA of neutral; the shadow below them against the darkest
+# mouth's own teeth's; kept ivory: Cb from -TEETH_CHROMA to 0 (never blue), Cr from
+# TEETH_RED to TEETH_CHROMA (never green); the shadow below them against the darkest
 # tenth of the warped mouth interior, no darker than SHADOW_FLOOR x the median of the crop's
 # middle half, the face (a shadow, not a black slit).
 TEETH_OF_SCLERA = 0.85
@@ -69,8 +70,8 @@ TEETH_OF_SKIN = 1.35
 TEETH_MAX = 225.0
 TEETH_MIN, TEETH_OF_BRIGHT = 165.0, 0.9
 TEETH_IVORY = (-4.0, 8.0)
-SKIN_REF, SKIN_SHARE = (-8.0, 23.0), 0.5
-TEETH_CHROMA = 14.0
+SKIN_REF, SKIN_SHARE = (-8.0, 23.0), 0.4
+TEETH_CHROMA, TEETH_RED = 14.0, 5.0
 SMILE_SHADOW = 0.7
 SHADOW_FLOOR = 0.45
 # A jaw that closes (AU26 falling) into a new smile (AU12 rising, fully by SMILE_RISE; the
@@ -428,8 +429,8 @@ class EditModel:
         brightest hundredth, if darker) and TEETH_MAX; the chroma TEETH_IVORY plus
         SKIN_SHARE x (the median chroma of the crop's middle half, the skin, - SKIN_REF).
         Where the mouth already shows brighter teeth (the brightest 5 % inside the inner
-        lips, an open start), their own luma and chroma. The chroma within TEETH_CHROMA of
-        neutral."""
+        lips, an open start), their own luma and chroma. The chroma kept ivory: Cb in
+        [-TEETH_CHROMA, 0], Cr in [TEETH_RED, TEETH_CHROMA]."""
         import torch
 
         from ..colour import to_ycbcr
@@ -453,7 +454,7 @@ class EditModel:
                 own = px[:, px[0] >= px[0].quantile(0.95)]
                 luma, chroma = own[0].median(), own[1:].median(1).values
             lumas.append(luma)
-            chromas.append(chroma.clamp(-TEETH_CHROMA, TEETH_CHROMA))
+            chromas.append(torch.stack([chroma[0].clamp(-TEETH_CHROMA, 0), chroma[1].clamp(TEETH_RED, TEETH_CHROMA)]))
         return torch.stack(lumas).view(-1, 1, 1, 1), torch.stack(chromas).view(-1, 2, 1, 1)
 
     def _inside(self, img, lm, parts):
