@@ -364,11 +364,12 @@ CAVITY_FULL = 0.15
 CAVITY_LUMA = 0.3
 
 
-def _openings(src: np.ndarray, dst: np.ndarray, size: int):
+def _openings(src: np.ndarray, dst: np.ndarray, size: int, whole: np.ndarray | None = None):
     """For each face, how much wider its mouth opens from ``src`` to ``dst`` (0..1, fully at
     CAVITY_FULL eye distances), and where the new opening is: its inside (S,S, 0..1) and each
     pixel's depth from the upper inner lip to the lower (S,S, 0 at the upper lip, 1 at the
-    lower); (0, None, None) where it does not open wider."""
+    lower); (0, None, None) where it does not open wider, unless ``whole`` (B,) bool asks
+    for the face's opening whatever its growth."""
     import cv2
 
     c = (np.arange(size) + 0.5) / size
@@ -376,7 +377,7 @@ def _openings(src: np.ndarray, dst: np.ndarray, size: int):
         eye = float(np.linalg.norm(src[k, 42:48].mean(0) - src[k, 36:42].mean(0)))
         grew = (np.linalg.norm(dst[k, 66] - dst[k, 62]) - np.linalg.norm(src[k, 66] - src[k, 62])) / eye
         strength = float(np.clip(grew / CAVITY_FULL, 0, 1))
-        if strength <= 0:
+        if strength <= 0 and (whole is None or not whole[k]):
             yield 0.0, None, None
             continue
         poly = dst[k, _INNER_UP + _INNER_LOW[::-1]] * size - 0.5
@@ -406,34 +407,73 @@ def cavity_mask(src: np.ndarray, dst: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
-# Lips that part without the jaw (AU25 alone, a smile) part over the upper teeth: the top
-# SMILE_TEETH of the new opening shows them, brightest in its middle and fading out over the
-# outer SMILE_CORNERS of the opening's width on each side (the dark mouth corners); the rest
-# is the shadow between the teeth and the lower lip.
+# Lips that part without the jaw (AU25 alone, a smile) part over the upper teeth: the top of
+# the new opening shows them, down to SMILE_TEETH of its depth and at most UPPER_TEETH eye
+# distances (an upper incisor's visible height); an opening taller than that shows a dark
+# line and then the lower teeth, dimmer (LOWER_TEETH), down to the lower lip. The teeth fade
+# into the shadow over the outer SMILE_CORNERS of the opening's width on each side, and
+# dim towards the corners (CORRIDOR at a corner: the buccal corridor); faint lines
+# (SEPARATION) part the upper incisors and canines at TOOTH_EDGES of the half-width from the
+# middle.
 SMILE_TEETH = 0.75
+UPPER_TEETH = 0.2
+TEETH_GAP = 0.04
+LOWER_TEETH = 0.7
 SMILE_CORNERS = 0.25
+CORRIDOR = 0.35
+SEPARATION = 0.12
+TOOTH_EDGES = (0.0, 0.34, 0.6, 0.8)
 
 
-def smile_teeth_mask(src: np.ndarray, dst: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(teeth, shadow), each (B,size,size) float32 0..1 on the crop: where the new opening of
-    lips parted without the jaw (inside the inner lips of ``dst``, (B,68,2) crop units) shows
-    the upper teeth, and where it shows the shadow below and beside them; both weighted by
-    how much wider the opening is than in ``src``, as ``cavity_mask``."""
+def _teeth_layout(lm: np.ndarray, eye: float, size: int):
+    """(upper, lower, shade), each (S,S) float32, for an opening inside the inner lips of
+    ``lm`` (68,2 crop units): where the upper and the lower teeth lie (0..1, not yet limited
+    to the opening nor faded at the corners) and the teeth's luma factor (1 in the middle)."""
+    c = (np.arange(size) + 0.5) / size
+    up, low = _lip_line(lm, _INNER_UP, c), _lip_line(lm, _INNER_LOW, c)
+    depth = (c[:, None] - up[None]) / eye                               # eye distances below the upper lip
+    height = np.maximum(low - up, 0)[None] / eye
+    edge = np.minimum(SMILE_TEETH * height, UPPER_TEETH)
+    soft = 0.03
+    upper = _smooth((edge - depth) / soft + 0.5)
+    lower = _smooth((depth - edge - TEETH_GAP) / soft) * _smooth((height - UPPER_TEETH - TEETH_GAP) / soft)
+    left, right = lm[60, 0], lm[64, 0]
+    half = max((right - left) / 2, 1e-6)
+    u = np.clip(np.abs(c - (left + right) / 2) / half, 0, 1)           # 0 in the middle, 1 at a corner
+    line = 0.6 / size / half                                            # a line 0.6 crop px wide
+    sep = 1 - SEPARATION * np.max([np.exp(-0.5 * ((u - e) / line) ** 2) for e in TOOTH_EDGES], 0)
+    corridor = 1 - CORRIDOR * u * u
+    shade = (upper * sep + LOWER_TEETH * lower) / np.maximum(upper + lower, 1e-6) * corridor[None]
+    return upper, lower, shade.astype(np.float32)
+
+
+def smile_teeth_mask(src: np.ndarray, dst: np.ndarray, size: int,
+                     whole: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(teeth, shadow, shade), each (B,size,size) float32 on the crop: where the new opening
+    of lips parted without the jaw (inside the inner lips of ``dst``, (B,68,2) crop units)
+    shows teeth, where it shows the shadow below and beside them, both 0..1 and weighted by
+    how much wider the opening is than in ``src`` (as ``cavity_mask``), and the teeth's luma
+    factor (``_teeth_layout``). ``whole`` (B,) 0..1: the whole opening of ``dst``, new or
+    not, becomes a smile's by that much (a jaw that closes into a smile)."""
     import cv2
 
     teeth = np.zeros((len(src), size, size), np.float32)
     shadow = np.zeros_like(teeth)
-    c = (np.arange(size) + 0.5) / size
-    for k, (strength, inside, tau) in enumerate(_openings(src, dst, size)):
-        if strength <= 0:
+    shade = np.ones_like(teeth)
+    for k, (strength, inside, _) in enumerate(_openings(src, dst, size, None if whole is None else whole > 0)):
+        strength = max(strength, 0.0 if whole is None else float(whole[k]))
+        if strength <= 0 or inside is None:
             continue
+        eye = float(np.linalg.norm(src[k, 42:48].mean(0) - src[k, 36:42].mean(0)))
+        upper, lower, shade[k] = _teeth_layout(dst[k], eye, size)
+        c = (np.arange(size) + 0.5) / size
         left, right = dst[k, 60, 0], dst[k, 64, 0]
         across = np.minimum(c - left, right - c) / max(right - left, 1e-6)  # 0 at a corner, 0.5 mid
-        band = _smooth((SMILE_TEETH - tau) / 0.2) * _smooth(across / SMILE_CORNERS)[None]
-        blur = max(0.5, 0.01 * size)
+        band = np.clip(upper + lower, 0, 1) * _smooth(across / SMILE_CORNERS)[None]
+        blur = max(0.5, 0.004 * size)  # anti-aliasing only: more spreads the teeth onto the lips
         teeth[k] = cv2.GaussianBlur(inside * band, (0, 0), blur) * strength
         shadow[k] = cv2.GaussianBlur(inside * (1 - band), (0, 0), blur) * strength
-    return teeth, shadow
+    return teeth, shadow, shade
 
 
 class LandmarkMotion(torch.nn.Module):

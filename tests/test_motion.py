@@ -271,7 +271,8 @@ def test_generator_runs_only_for_faces_whose_painted_aus_change(shipped, monkeyp
     alone = model.generate(crops[[1]], targets[[1]], lms[[1]], own[[1]])
     np.testing.assert_allclose(both.paint[1], alone.paint[0], atol=1e-4)
     assert np.abs(both.paint[1, ..., 0]).max() > 1           # and it was painted
-    np.testing.assert_array_equal(both.paint[0], warped_only.paint[0])
+    np.testing.assert_array_equal(both.paint[0, ..., :2], warped_only.paint[0])
+    assert not both.paint[0, ..., 2:].any()                  # the teeth's chroma: face 1's only
 
 
 def _closeup(image, face, reach=1.1):
@@ -430,6 +431,123 @@ def test_happy_from_a_closed_mouth_is_no_black_slit(shipped, shared_data):
         out = _edit(shipped, image, face, "happy")
         share = _dark_lip_share(out, detect_faces(out)[0].landmarks, face.box)
         assert share < 0.08, (n, share)
+
+
+def test_smile_teeth_mask_lays_out_teeth_shadow_and_shade():
+    """``motion.smile_teeth_mask`` on the fitted mean face, lips parted by 0.06 crop sides:
+    teeth at the top of the new opening, shadow below them, nothing beyond the inner lips;
+    the teeth's shade brightest in the middle; nothing where the opening did not grow,
+    unless ``whole`` asks for the opening as it is (a jaw closing into a smile)."""
+    import cv2
+
+    from gan_anim.model import load_generator
+    from gan_anim.motion import smile_teeth_mask
+    from gan_anim.render.weights import find_weights
+
+    size = 128
+    src = load_generator(find_weights(None)).motion.mean.numpy().astype(np.float64)
+    src[[61, 62, 63, 65, 66, 67], 1] = src[[61, 62, 63, 65, 66, 67], 1].mean()  # closed lips
+    dst = src.copy()
+    dst[[61, 62, 63], 1] -= 0.03
+    dst[[65, 66, 67], 1] += 0.03
+    teeth, shadow, shade = (m[0] for m in smile_teeth_mask(src[None], dst[None], size))
+    inner = np.zeros((size, size), np.uint8)
+    cv2.fillPoly(inner, [np.round(dst[60:68] * size - 0.5).astype(np.int32)], 1)
+    beyond = cv2.dilate(inner, np.ones((5, 5), np.uint8)) == 0
+    assert teeth.max() > 0.9 and shadow.max() > 0.5
+    assert teeth[beyond].max() < 0.01 and shadow[beyond].max() < 0.01
+    rows = np.arange(size)[:, None]
+    assert (rows * teeth).sum() / teeth.sum() < (rows * shadow).sum() / shadow.sum()  # teeth above
+    row = round(dst[62, 1] * size + 1)
+    mid, corner = round((dst[60, 0] + dst[64, 0]) / 2 * size), round(dst[60, 0] * size + 4)
+    assert shade[row, mid - 3:mid + 4].max() > shade[row, corner] + 0.1
+    assert not smile_teeth_mask(dst[None], dst[None], size)[0].any()
+    whole = smile_teeth_mask(dst[None], dst[None], size, np.array([1.0]))[0][0]
+    np.testing.assert_allclose(whole, teeth, atol=1e-6)
+
+
+def _smile_mouth(animator, path):
+    """--to happy on the photo at ``path``: (start, output, face, the moved landmarks in
+    photo pixels), the landmarks as the edit itself moved them (not re-detected)."""
+    from gan_anim.faces.align import invert
+    from gan_anim.faces.detect import detect_faces
+    from gan_anim.media.images import read_image
+
+    image = read_image(path)
+    face = detect_faces(image)[0]
+    job = animator.face_jobs(image, [face], "happy", None)[0]
+    out = next(animator.render(image, [job], np.array([1.0]))).copy()
+    model = animator.model
+    x, y = model.prepare(job.crop[None], job.goal[None])
+    moved = model.warp(x, y, job.landmarks[None], job.own[None]).moved[0].numpy() * model.size
+    return image, out, face, np.c_[moved, np.ones(68)] @ invert(np.asarray(job.transform, np.float64)).T
+
+
+def _ycc(image):
+    import cv2
+
+    f = cv2.cvtColor(image, cv2.COLOR_RGB2YCrCb).astype(np.float32)
+    f[..., 1:] -= 128                       # Y, Cr, Cb; chroma around 0
+    return f
+
+
+def _fill(shape, pts):
+    import cv2
+
+    m = np.zeros(shape[:2], np.uint8)
+    cv2.fillPoly(m, [np.round(pts).astype(np.int32)], 1)
+    return m > 0
+
+
+def _opening_teeth(out, moved):
+    """The opening's (inside the moved inner lips) brightest 30 %: mean (Y, Cr, Cb)."""
+    px = _ycc(out)[_fill(out.shape, moved[60:68])]
+    return px[px[:, 0] >= np.quantile(px[:, 0], 0.7)].mean(0)
+
+
+def test_happy_shows_ivory_teeth_framed_by_the_lips(shipped, shared_data):
+    """--to happy on held-out cfee people's closed neutral mouths: the lips outside the
+    opening keep their red (mean Cr 0.8 x the start's lips or more: 0.9-1.0 here), and the
+    opening shows teeth: its brightest 30 % at least 1.15 x the face's median luma
+    (1.2-1.4 here), ivory (Cr 16 or less: 8-14 here, where a lip-coloured band was 14-20)
+    and no bluer than the whites of the eyes (Cb at most theirs + 2), brighter in the
+    middle fifth of the opening than in its outer fifths (the mouth corners' shadow)."""
+    import cv2
+
+    for path in _heldout_cfee(shared_data, "Neutral"):
+        image, out, face, moved = _smile_mouth(shipped, path)
+        lm, eye = face.landmarks, face.eye_distance
+        a, b = _ycc(image), _ycc(out)
+        l, t, r, bt = face.box
+        median = np.median(a[t:bt, l:r, 0])
+        grow = max(1, round(0.03 * eye))
+        opening = _fill(out.shape, moved[60:68])
+        near = cv2.dilate(opening.astype(np.uint8), np.ones((2 * grow + 1,) * 2, np.uint8)) > 0
+        ring = _fill(out.shape, moved[48:60]) & ~near
+        lips = _fill(image.shape, lm[48:60]) & ~_fill(image.shape, lm[60:68])
+        assert b[ring, 1].mean() >= 0.8 * a[lips, 1].mean(), path.name
+        y, cr, cb = _opening_teeth(out, moved)
+        eyes = a[_fill(image.shape, lm[36:42]) | _fill(image.shape, lm[42:48])]
+        sclera = eyes[eyes[:, 0] >= np.quantile(eyes[:, 0], 0.9)].mean(0)
+        assert y >= 1.15 * median and cr <= 16 and cb <= sclera[2] + 2, (path.name, y / median, cr, cb - sclera[2])
+        x0, x1 = moved[60, 0], moved[64, 0]
+        xs = np.arange(out.shape[1])[None].repeat(out.shape[0], 0)
+        u = (xs - x0) / (x1 - x0)
+        middle, outer = opening & (np.abs(u - 0.5) < 0.1), opening & ((u < 0.2) | (u > 0.8))
+        assert b[middle, 0].mean() > b[outer, 0].mean() + 10, path.name
+
+
+def test_happy_from_a_surprised_face_shows_teeth_not_the_cavity(shipped, shared_data):
+    """--to happy on held-out cfee people's surprised photos (the jaw dropped): what is left
+    of the opening as the jaw closes shows a smile's teeth, not the old dark cavity: its
+    brightest 30 % at least 1.1 x the face's median luma (1.25-1.6 here; 0.6-0.8 when the
+    cavity stayed, which read as surprise)."""
+    for path in _heldout_cfee(shared_data, "Surprised"):
+        image, out, face, moved = _smile_mouth(shipped, path)
+        l, t, r, b = face.box
+        median = np.median(_ycc(image)[t:b, l:r, 0])
+        y = _opening_teeth(out, moved)[0]
+        assert y >= 1.1 * median, (path.name, y / median)
 
 
 def test_neutral_relaxes_the_furrow_of_an_angry_face(shipped, shared_data):

@@ -80,6 +80,24 @@ def test_torch_composite_matches_numpy_with_overlapping_faces(shipped, shared_da
     _check(image, shipped, "surprise")
 
 
+@pytest.mark.parametrize("start", ["Neutral", "Surprised"])
+def test_torch_composite_matches_numpy_with_smile_teeth(shipped, shared_data, start):
+    """``happy`` from a held-out cfee person's closed and open mouth: the teeth's paint
+    carries the chroma it adds (four channels), composited alike by both."""
+    import csv
+
+    split = ROOT / "benchmarks" / "splits" / "cfee_heldout_people.txt"
+    people = {x.split("#")[0].strip() for x in split.read_text().splitlines() if x.split("#")[0].strip()}
+    with open(shared_data / "cfee" / "labels.csv", newline="") as fh:
+        row = min((r for r in csv.DictReader(fh) if r["identity"] in people and r["emotion"] == start),
+                  key=lambda r: int(r["identity"]))
+    image = read_image(shared_data / "cfee" / "images" / row["file"])
+    job = shipped["numpy"].face_jobs(image, detect_faces(image)[:1], "happy", None)[0]
+    edits = shipped["numpy"].model.generate(job.crop[None], job.goal[None], job.landmarks[None], job.own[None])
+    assert edits.paint.shape[-1] == 4 and np.abs(edits.paint[..., 2:]).max() > 1
+    _check(image, shipped, "happy")
+
+
 def test_torch_rgb_paint_matches_numpy(random_weights):
     """The RGB-paint generators' composite (``_paint_rgb``), with a random RGB generator."""
     import dataclasses

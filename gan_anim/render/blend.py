@@ -10,7 +10,8 @@ full-resolution pixels:
    luma models: the luma change ``(1 - A)(L - Y)`` is added to the warped photo's luma
    and its chroma is scaled by ``A + (1 - A)s``. The low-resolution change is added to
    full-resolution pixels, so the photo's own detail stays sharp ("ResWarp", Yi et al. 2020)
-   and paint can never shift a hue.
+   and G's paint can never shift a hue. A smile's teeth (``EditModel._smile_teeth``) also
+   set their chroma: a four-channel paint adds ``TINT @ (Cb, Cr)``.
 
 Where nothing changes (no motion, A = 1, outside the region) the output is the original
 pixel, bit for bit.
@@ -30,6 +31,9 @@ _CR = colour.CR_SCALE * (np.eye(3)[0] - LUMA[0])
 _CB = colour.CB_SCALE * (np.eye(3)[2] - LUMA[0])
 CHROMA = np.stack([colour.R_FROM_CR * _CR, -colour.G_FROM_CR * _CR - colour.G_FROM_CB * _CB,
                    colour.B_FROM_CB * _CB]).astype(np.float32)
+# Chroma added (Cb, Cr) -> RGB: the third and fourth channels of a luma paint (a smile's teeth).
+TINT = np.array([[0.0, colour.R_FROM_CR], [-colour.G_FROM_CB, -colour.G_FROM_CR],
+                 [colour.B_FROM_CB, 0.0]], np.float32)
 
 
 # Crease relaxation: the band of luma detail between RELAX_SIGMAS (Gaussian sigmas in eye
@@ -233,13 +237,20 @@ class FaceBlender:
         out[self.slices] = cv2.blendLinear(c, np.ascontiguousarray(base), w, 1.0 - w)
 
     def _paint_luma(self, out: np.ndarray, base: np.ndarray, edit) -> None:
-        """``out``'s region = base with the luma change added and its chroma scaled."""
+        """``out``'s region = base with the luma change added and its chroma scaled, and the
+        chroma of a four-channel paint added (a smile's teeth)."""
         sy, sx = self.slices
         paint = self._to_grid(np.ascontiguousarray(edit.paint, np.float32), border=0.0)
-        change = np.empty(paint.shape, np.float32)   # luma change, chroma removed
+        change = np.empty(paint.shape, np.float32)   # luma change, chroma removed[, chroma added]
         change[..., 0] = paint[..., 0] * self.feather
         change[..., 1] = (1.0 - paint[..., 1]) * self.feather
-        painted = ((np.abs(change[..., 0]) > 1e-3) | (change[..., 1] > 1e-4)).astype(np.uint8)
+        tinted = paint.shape[-1] == 4
+        if tinted:
+            change[..., 2:] = paint[..., 2:] * self.feather[..., None]
+        painted = (np.abs(change[..., 0]) > 1e-3) | (change[..., 1] > 1e-4)
+        if tinted:
+            painted |= np.abs(change[..., 2:]).max(-1) > 1e-3
+        painted = painted.astype(np.uint8)
         region = out[sy, sx]
         region[...] = base
         box = self._box(painted)  # only the painted pixels' box is converted and composited
@@ -247,13 +258,16 @@ class FaceBlender:
             return
         y0, y1, x0, x1 = box
         changed = self._full(painted)[y0:y1, x0:x1]
-        d_luma, fade = cv2.split(np.ascontiguousarray(self._full(change)[y0:y1, x0:x1]))
+        planes = cv2.split(np.ascontiguousarray(self._full(change)[y0:y1, x0:x1]))
+        d_luma, fade = planes[:2]
         patch = region[y0:y1, x0:x1]
         # In YCrCb (OpenCV's float conversion): Y += d_luma, chroma scaled by 1 - fade. Both
         # conversions are linear, so in RGB: Y + d_luma + (1 - fade) * CHROMA @ rgb.
         f = patch.astype(np.float32)
         keep = 1.0 - fade
         new = cv2.multiply(cv2.transform(f, CHROMA), cv2.merge([keep, keep, keep]))
+        if tinted:  # + TINT @ (Cb, Cr) added
+            new = cv2.add(new, cv2.transform(cv2.merge(planes[2:]), TINT))
         luma = cv2.transform(f, LUMA) + d_luma
         new = cv2.add(new, cv2.merge([luma, luma, luma]), dtype=cv2.CV_8U)  # rounded, saturated
         cv2.copyTo(new, changed, patch)  # in place: ``patch`` is a view of ``out``

@@ -31,7 +31,8 @@ class FaceEdits:
     """The generator's output for a batch of faces, ready to blend (crop resolution).
 
     ``paint``: RGB mode (B,S,S,3) uint8 colour C; luma mode (B,S,S,2) float32, the luma
-    change (1 - A)(L - Y) in 0..255 units and the chroma scale A + (1 - A)s.
+    change (1 - A)(L - Y) in 0..255 units and the chroma scale A + (1 - A)s, or (B,S,S,4)
+    where a smile's teeth are painted: also the chroma added (Cb, Cr, 0..255 units).
     ``attention`` (B,S,S) float32; ``wide_flow`` (B,E,E,2) float32 crop pixels, the landmark
     motion on the grid of ``motion.EXTENT`` around the crop (motion models), or None;
     ``relax`` (B,S,S) float32 0..1: how much of the crease texture to take away where an AU
@@ -52,14 +53,31 @@ class FaceEdits:
 
 # An AU falling this much (0..1; 2 on the 0..5 scale) takes its creases away fully.
 RELAX_FULL = 0.4
-# A smile's upper teeth (``EditModel._smile_teeth``): their luma against the whites of the
-# eyes and against the face's median (``_teeth_luma``), their chroma scale (near white), and
-# the shadow below them against the darkest tenth of the warped mouth interior.
+# A smile's teeth (``EditModel._smile_teeth``): their luma against the whites of the eyes
+# and against the face's median (``_teeth_colour``), at most TEETH_MAX and at least TEETH_MIN
+# (dark skin: teeth are as bright as the light makes them, not as the skin) unless the crop's
+# brightest hundredth x TEETH_OF_BRIGHT is darker (a dark photo); their chroma TEETH_IVORY
+# (Cb, Cr; 0..255 units: real teeth on held-out cfee smiles measure about -4, +8..12, where
+# the skin's median is SKIN_REF) moved by SKIN_SHARE of the face's skin chroma against
+# SKIN_REF (the photo's colour cast: neutral teeth in a warm photo read blue-grey; the whites
+# of the eyes in a 128 px crop mix in lid and skin, too unreliable a reference), or the
+# mouth's own teeth's; kept ivory: Cb from -TEETH_CHROMA to 0 (never blue), Cr from
+# TEETH_RED to TEETH_CHROMA (never green); the shadow below them against the darkest
+# tenth of the warped mouth interior, no darker than SHADOW_FLOOR x the median of the crop's
+# middle half, the face (a shadow, not a black slit).
 TEETH_OF_SCLERA = 0.85
 TEETH_OF_SKIN = 1.35
 TEETH_MAX = 225.0
-TEETH_CHROMA = 0.4
+TEETH_MIN, TEETH_OF_BRIGHT = 165.0, 0.9
+TEETH_IVORY = (-4.0, 8.0)
+SKIN_REF, SKIN_SHARE = (-8.0, 23.0), 0.4
+TEETH_CHROMA, TEETH_RED = 14.0, 5.0
 SMILE_SHADOW = 0.7
+SHADOW_FLOOR = 0.45
+# A jaw that closes (AU26 falling) into a new smile (AU12 rising, fully by SMILE_RISE; the
+# target's AU25 and AU12, fully from these up; 0..1) turns what is left of the opening into
+# the smile's teeth.
+SMILE_AU25, SMILE_AU12, SMILE_RISE = 0.1, 0.4, 0.4
 
 
 class Motion(NamedTuple):
@@ -281,9 +299,10 @@ class EditModel:
             paint, keep = self._luma_paint(x, color, attention)
             if change is not None:
                 paint, keep = self._gate(paint, keep, change, motion.moved)
+            tint = None
             if motion is not None and change is not None and target is not None:
-                paint, keep = self._cavity(x, paint, keep, motion, change, target)
-            paint = torch.cat([paint, keep], 1).permute(0, 2, 3, 1).float()
+                paint, keep, tint = self._cavity(x, paint, keep, motion, change, target)
+            paint = torch.cat([paint, keep] + ([] if tint is None else [tint]), 1).permute(0, 2, 3, 1).float()
         else:
             paint = color.add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
             paint = paint.permute(0, 2, 3, 1)
@@ -305,14 +324,15 @@ class EditModel:
 
     def _cavity(self, x, paint, keep, motion, change, target):
         """The mouth's new interior where it opens wider than it was (``change`` (B,P) as in
-        ``_gate``, ``target`` (B,17) 0..1).
+        ``_gate``, ``target`` (B,17) 0..1), and the chroma added to it (B,2,S,S) or None.
 
         Where the jaw drops (AU26 rising), the interior below the upper teeth becomes a dark
         cavity (``motion.cavity_mask``): the luma goes towards CAVITY_LUMA x the darkest
         tenth of the face's own mouth interior and the chroma halves, so a grin's lower
         teeth and the stretched teeth do not survive a dropped jaw. Where the lips part
-        without it (AU25 rising alone, as in ``happy``) they part over the upper teeth
-        (``_smile_teeth``): a cavity there reads as a black slit, a grimace."""
+        without it (AU25 rising alone, as in ``happy``), or the jaw closes into a smile,
+        the opening shows the teeth (``_smile_teeth``): a cavity there reads as a black
+        slit, a grimace, or as surprise."""
         import torch
 
         from ..colour import to_ycbcr
@@ -320,27 +340,31 @@ class EditModel:
 
         opens = self._opening(change, target, motion.own)
         if opens is None:
-            return paint, keep
-        jaw, lips = opens
+            return paint, keep, None
+        jaw, lips, smile = opens
         src, dst = motion.landmarks.cpu().numpy(), motion.moved.cpu().numpy()
         luma = (to_ycbcr(x)[0] + 1) * 127.5                          # (B,1,S,S) 0..255
-        if bool((lips > 0).any()):
-            paint, keep = self._smile_teeth(luma, paint, keep, src, dst, lips)
+        tint = None
+        if bool((torch.maximum(lips, smile) > 0).any()):
+            paint, keep, tint = self._smile_teeth(x, luma, paint, keep, src, dst, lips, smile)
         if not bool((jaw > 0).any()):
-            return paint, keep
+            return paint, keep, tint
         mask = cavity_mask(src, dst, self.size)
         if not mask.any():
-            return paint, keep
+            return paint, keep, tint
         w = torch.from_numpy(mask).to(x.device)[:, None] * jaw.view(-1, 1, 1, 1)
         dark = self._darkest_tenth(luma, w)
         now = luma + paint                                           # the luma after G's paint
         paint = paint + w * (CAVITY_LUMA * dark - now).clamp(max=0)
-        return paint, keep * (1 - 0.5 * w)
+        return paint, keep * (1 - 0.5 * w), tint
 
     def _opening(self, change, target, own):
-        """(jaw, lips), each (B,): how far the jaw drops (AU26 rising, its paint's fade-in)
-        and how far the lips part without it (AU25 rising, less where the jaw drops too);
-        None when neither AU is painted or rises."""
+        """(jaw, lips, smile), each (B,) 0..1: how far the jaw drops (AU26 rising, its
+        paint's fade-in), how far the lips part without it (AU25 rising, less where the jaw
+        drops too), and how far the jaw closes into a new smile (AU26 falling, by
+        ``paint_ramp``, AU12 rising, by SMILE_RISE, and the target's AU25 and AU12, fully from SMILE_AU25
+        and SMILE_AU12 up: a laughing face keeps its own teeth); None when none of them
+        moves. Each fades in continuously, so a ramp of frames has no jump."""
         import torch
 
         names = [n for n, p in zip(au.AU_NAMES, self.painted.tolist()) if p]
@@ -353,9 +377,13 @@ class EditModel:
             rise.append(change[:, k] * ((target - own)[:, au.AU_INDEX[name]] > 0))
         jaw, lips = rise
         lips = lips * (1 - jaw)
-        if not bool((torch.stack([jaw, lips]) > 0).any()):
+        k26, k25, k12 = (au.AU_INDEX[n] for n in ("AU26", "AU25", "AU12"))
+        ramp = self.config.paint_ramp
+        smile = (((own - target)[:, k26] / ramp).clamp(0, 1) * ((target - own)[:, k12] / SMILE_RISE).clamp(0, 1)
+                 * (target[:, k25] / SMILE_AU25).clamp(0, 1) * (target[:, k12] / SMILE_AU12).clamp(0, 1))
+        if not bool((torch.stack([jaw, lips, smile]) > 0).any()):
             return None
-        return jaw, lips
+        return jaw, lips, smile
 
     @staticmethod
     def _darkest_tenth(luma, w):
@@ -366,42 +394,79 @@ class EditModel:
         return torch.stack([luma[b][inner[b]].quantile(0.1) if inner[b].any() else luma.new_tensor(40.0)
                             for b in range(len(luma))]).view(-1, 1, 1, 1)
 
-    def _smile_teeth(self, luma, paint, keep, src, dst, lips):
-        """Lips parted without the jaw by ``lips`` (B,): the top of the new opening shows the
-        upper teeth (``motion.smile_teeth_mask``), its luma raised towards ``_teeth_luma``
-        and its chroma towards TEETH_CHROMA; the rest is shadow, its luma brought to
-        SMILE_SHADOW x the darkest tenth of the warped interior (G's paint there, darker or
-        lighter)."""
+    def _smile_teeth(self, x, luma, paint, keep, src, dst, lips, smile):
+        """Lips parted without the jaw by ``lips`` (B,), or a jaw closed into a smile by
+        ``smile`` (B,): the opening shows teeth (``motion.smile_teeth_mask``), their luma
+        and chroma replaced by ``_teeth_colour``'s (the luma times the mask's shade: dimmer
+        towards the corners, faint lines between teeth); the rest is shadow, its luma
+        brought to SMILE_SHADOW x the darkest tenth of the warped interior, or SHADOW_FLOOR x
+        the median of the crop's middle half if brighter (G's paint there, darker or
+        lighter), its chroma halved. Returns (paint, keep, tint (B,2,S,S): the
+        chroma added, Cb and Cr in 0..255 units)."""
         import torch
 
         from ..motion import smile_teeth_mask
 
-        teeth, shadow = (torch.from_numpy(m).to(luma.device)[:, None] * lips.view(-1, 1, 1, 1)
-                         for m in smile_teeth_mask(src, dst, self.size))
+        teeth, shadow, shade = smile_teeth_mask(src, dst, self.size, smile.cpu().numpy())
+        w = torch.maximum(lips, smile).view(-1, 1, 1, 1)
+        teeth, shadow = (torch.from_numpy(m).to(luma.device)[:, None] * w for m in (teeth, shadow))
+        shade = torch.from_numpy(shade).to(luma.device)[:, None]
         now = luma + paint
-        white = self._teeth_luma(luma, dst)
-        dark = SMILE_SHADOW * self._darkest_tenth(luma, teeth + shadow)
-        paint = paint + teeth * (white - now).clamp(min=0) + shadow * (dark - now)
-        keep = keep * (1 - teeth * (1 - TEETH_CHROMA)) * (1 - 0.5 * shadow)
-        return paint, keep
+        white, chroma = self._teeth_colour(x, dst)
+        q = self.size // 4                                            # the crop's middle: the face
+        face = luma[:, :, q:-q, q:-q].flatten(1).median(1).values.view(-1, 1, 1, 1)
+        dark = torch.maximum(SMILE_SHADOW * self._darkest_tenth(luma, teeth + shadow), SHADOW_FLOOR * face)
+        paint = paint + teeth * (white * shade - now) + shadow * (dark - now)
+        keep = keep * (1 - teeth) * (1 - 0.5 * shadow)
+        return paint, keep, teeth * chroma
 
-    def _teeth_luma(self, luma, dst):
-        """(B,1,1,1): the luma of a smile's teeth on crops ``luma`` (B,1,S,S) with landmarks
-        ``dst`` (B,68,2 crop units): TEETH_OF_SCLERA x the whites of the eyes (the brightest
-        2 % inside the eye contours) or TEETH_OF_SKIN x the crop's median, whichever is
-        brighter (squinting or small eyes show little white), at most TEETH_MAX."""
+    def _teeth_colour(self, x, dst):
+        """(luma (B,1,1,1), chroma (B,2,1,1): Cb, Cr) of a smile's teeth on crops ``x``
+        (B,3,S,S in [-1,1]) with landmarks ``dst`` (B,68,2 crop units), 0..255 units. The
+        luma: TEETH_OF_SCLERA x the whites of the eyes (the brightest 2 % inside the eye
+        contours) or TEETH_OF_SKIN x the crop's median, whichever is brighter (squinting or
+        small eyes show little white), between TEETH_MIN (or TEETH_OF_BRIGHT x the crop's
+        brightest hundredth, if darker) and TEETH_MAX; the chroma TEETH_IVORY plus
+        SKIN_SHARE x (the median chroma of the crop's middle half, the skin, - SKIN_REF).
+        Where the mouth already shows brighter teeth (the brightest 5 % inside the inner
+        lips, an open start), their own luma and chroma. The chroma kept ivory: Cb in
+        [-TEETH_CHROMA, 0], Cr in [TEETH_RED, TEETH_CHROMA]."""
+        import torch
+
+        from ..colour import to_ycbcr
+
+        ycc = torch.cat(to_ycbcr(x), 1) * 127.5
+        ycc[:, 0] += 127.5                                            # Y 0..255, Cb and Cr around 0
+        lumas, chromas = [], []
+        for b in range(len(x)):
+            flat = ycc[b, 0].flatten()
+            floor = torch.clamp(TEETH_OF_BRIGHT * flat.quantile(0.99), max=TEETH_MIN)
+            luma = torch.maximum(TEETH_OF_SKIN * flat.median(), floor)
+            q = self.size // 4
+            skin = ycc[b, 1:, q:-q, q:-q].flatten(1).median(1).values
+            chroma = ycc.new_tensor(TEETH_IVORY) + SKIN_SHARE * (skin - ycc.new_tensor(SKIN_REF))
+            px = self._inside(ycc[b], dst[b], (slice(36, 42), slice(42, 48)))   # the eyes
+            if px.shape[1] >= 8:
+                luma = torch.maximum(TEETH_OF_SCLERA * px[0].quantile(0.98), luma)
+            luma = luma.clamp(max=TEETH_MAX)
+            px = self._inside(ycc[b], dst[b], (slice(60, 68),))                # the mouth's own teeth
+            if px.shape[1] >= 20 and px[0].quantile(0.95) > luma:
+                own = px[:, px[0] >= px[0].quantile(0.95)]
+                luma, chroma = own[0].median(), own[1:].median(1).values
+            lumas.append(luma)
+            chromas.append(torch.stack([chroma[0].clamp(-TEETH_CHROMA, 0), chroma[1].clamp(TEETH_RED, TEETH_CHROMA)]))
+        return torch.stack(lumas).view(-1, 1, 1, 1), torch.stack(chromas).view(-1, 2, 1, 1)
+
+    def _inside(self, img, lm, parts):
+        """(C, N): the pixels of ``img`` (C,S,S) inside the polygons of landmarks ``lm``
+        (68,2 crop units) sliced by ``parts``."""
         import cv2
         import torch
 
-        out = []
-        for b in range(len(luma)):
-            m = np.zeros((self.size, self.size), np.uint8)
-            for eye in (slice(36, 42), slice(42, 48)):
-                cv2.fillPoly(m, [np.round(dst[b, eye] * self.size * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
-            px = luma[b, 0][torch.from_numpy(m > 0).to(luma.device)]
-            skin = TEETH_OF_SKIN * luma[b].flatten().median()
-            out.append(torch.maximum(TEETH_OF_SCLERA * px.quantile(0.98), skin) if len(px) >= 8 else skin)
-        return torch.stack(out).clamp(max=TEETH_MAX).view(-1, 1, 1, 1)
+        m = np.zeros((self.size, self.size), np.uint8)
+        for part in parts:
+            cv2.fillPoly(m, [np.round(lm[part] * self.size * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
+        return img[:, torch.from_numpy(m > 0).to(img.device)]
 
     def _gate(self, paint, keep, change, moved):
         """Paint only where a painted AU changed, inside its own region (the moved landmarks'

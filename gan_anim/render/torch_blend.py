@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .blend import CHROMA, LUMA, RELAX_EYE, RELAX_SIGMAS, FaceBlender, border_feather
+from .blend import CHROMA, LUMA, RELAX_EYE, RELAX_SIGMAS, TINT, FaceBlender, border_feather
 
 CUBIC_A = -0.75  # cv2's bicubic
 _STEPS: dict = {}   # (interpolation, channels, dtype) -> cv2.remap's sub-pixel steps
@@ -74,9 +74,9 @@ def _t(array, device, dtype=torch.float32) -> torch.Tensor:
 
 
 def colour_transform(f: torch.Tensor, matrix: np.ndarray) -> torch.Tensor:
-    """``cv2.transform``: (h,w,3) float times a (k,3) matrix -> (h,w,k), as multiply-adds
+    """``cv2.transform``: (h,w,c) float times a (k,c) matrix -> (h,w,k), as multiply-adds
     (a matmul on the GPU may run in TF32)."""
-    return torch.stack([sum(float(row[j]) * f[..., j] for j in range(3)) for row in matrix], -1)
+    return torch.stack([sum(float(row[j]) * f[..., j] for j in range(len(row))) for row in matrix], -1)
 
 
 def to_u8(x: torch.Tensor) -> torch.Tensor:
@@ -317,10 +317,16 @@ class TorchBlender:
         return to_u8((c * w + base.float() * (1.0 - w)) / (1.0 + 1e-5))
 
     def _paint_luma(self, base: torch.Tensor, edit) -> torch.Tensor:
-        """``FaceBlender._paint_luma``: the luma change added, the chroma scaled."""
+        """``FaceBlender._paint_luma``: the luma change added, the chroma scaled[, chroma added]."""
         paint = self._to_grid(np.asarray(edit.paint, np.float32))
-        change = torch.stack([paint[..., 0] * self.feather, (1.0 - paint[..., 1]) * self.feather], -1)
+        change = [paint[..., 0] * self.feather, (1.0 - paint[..., 1]) * self.feather]
+        tinted = paint.shape[-1] == 4
+        if tinted:
+            change += [paint[..., 2] * self.feather, paint[..., 3] * self.feather]
+        change = torch.stack(change, -1)
         painted = (change[..., 0].abs() > 1e-3) | (change[..., 1] > 1e-4)
+        if tinted:
+            painted |= change[..., 2:].abs().amax(-1) > 1e-3
         box = self._box(painted)
         if box is None:
             return base
@@ -331,7 +337,10 @@ class TorchBlender:
         d_luma, keep = full[..., 0:1], 1.0 - full[..., 1:2]
         patch = base[y0:y1, x0:x1]
         f = patch.float()
-        new = to_u8(colour_transform(f, CHROMA) * keep + colour_transform(f, LUMA) + d_luma)
+        new = colour_transform(f, CHROMA) * keep
+        if tinted:
+            new = new + colour_transform(full[..., 2:4], TINT)
+        new = to_u8(new + colour_transform(f, LUMA) + d_luma)
         out = base.clone()
         out[y0:y1, x0:x1] = torch.where(changed[..., None], new, patch)
         return out
