@@ -513,9 +513,8 @@ def test_happy_keeps_the_folds_that_disgust_shares_with_a_smile(shipped, shared_
         relax = shipped.model.generate(job.crop[None], job.goal[None], landmarks=job.landmarks[None],
                                        own=job.own[None]).relax[0]
         lm = job.landmarks
-        at = lambda p: relax[int(p[1] * size), int(p[0] * size)]  # noqa: E731
-        fold = at(0.5 * (lm[31] + lm[48]) + (lm[48] - lm[54]) * 0.05)
-        nose = at(0.5 * (lm[28] + lm[29]))
+        fold, nose = (relax[int(p[1] * size), int(p[0] * size)]
+                      for p in (0.5 * (lm[31] + lm[48]) + (lm[48] - lm[54]) * 0.05, 0.5 * (lm[28] + lm[29])))
         assert nose > 0.5, (to, nose)
         assert (fold > 0.5) if folds else (fold == 0), (to, fold)
 

@@ -45,7 +45,7 @@ RELAX_TEXTURE = 2.5   # fine detail darker than this x its median absolute value
 
 def fill_kernel(eye_px: float) -> int:
     """The half-width in pixels of the square closing that fills RELAX_FILL-wide valleys."""
-    return max(1, int(round(RELAX_FILL * eye_px / 2)))
+    return max(1, round(RELAX_FILL * eye_px / 2))
 
 
 def border_feather(size: int, width: float = 0.08) -> np.ndarray:

@@ -179,7 +179,9 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
 def closing(x: torch.Tensor, reach: int) -> torch.Tensor:
     """``cv2.erode(cv2.dilate(x, k), k)`` of a float32 (h,w) array, ``k`` a square of side
     ``2 reach + 1`` (OpenCV's border: outside pixels take no part)."""
-    pool = lambda a: F.max_pool2d(a[None, None], 2 * reach + 1, stride=1, padding=reach)[0, 0]  # noqa: E731
+    def pool(a):
+        return F.max_pool2d(a[None, None], 2 * reach + 1, stride=1, padding=reach)[0, 0]
+
     return -pool(-pool(x))
 
 
