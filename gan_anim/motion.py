@@ -134,7 +134,9 @@ _FOREHEAD = [(17, 0.05, -0.12), (19, 0.0, -0.15), (24, 0.0, -0.15), (26, -0.05, 
              (24, 0.0, -0.5), (19, 0.0, -0.5)]
 RELAX_REGIONS = {
     "AU04": [[(21, 0.0, -0.15), (22, 0.0, -0.15), (22, -0.05, -0.7), (21, 0.05, -0.7),
-              (27, -0.15, 0.0), (27, 0.15, 0.0)]],
+              (27, -0.15, 0.0), (27, 0.15, 0.0)],
+             # the lines above the inner brow heads (the brows' hair is cut out: RELAX_BROW)
+             [(21, -0.2, -0.1), (22, 0.2, -0.1), (22, 0.15, -0.65), (21, -0.15, -0.65)]],
     "AU09": [[(27, 0.0, -0.05), (39, 0.15, 0.0), (31, 0.0, -0.12), (35, 0.0, -0.12), (42, -0.15, 0.0)]],
     "AU06": [_NASOLABIAL, "mirror"],
     "AU10": [_NASOLABIAL, "mirror"],
@@ -142,6 +144,25 @@ RELAX_REGIONS = {
     "AU01": [_FOREHEAD],
     "AU02": [_FOREHEAD],
 }
+
+
+# The brows' hair, cut out of every region (its dark is a feature, and the closing of
+# ``render.blend`` would fill it): each brow from its landmarks (the hair's upper edge)
+# RELAX_BROW[0] eye distances up to RELAX_BROW[1] down, and RELAX_BROW[2] past its inner end.
+RELAX_BROW = (0.0, 0.17, 0.02)
+
+
+def _brow_polygons(lm: np.ndarray) -> list[np.ndarray]:
+    """Each brow's hair as a polygon (crop units, of landmarks ``lm`` (68, 2)), per RELAX_BROW."""
+    eye = float(np.linalg.norm(lm[42:48].mean(0) - lm[36:42].mean(0)))
+    up, down, inner = RELAX_BROW
+    out = []
+    for idx, sign in ((list(range(17, 22)), 1.0), (list(range(22, 27)), -1.0)):
+        pts = lm[idx].astype(np.float32)
+        tip = (pts[-1] if sign > 0 else pts[0]) + (sign * inner * eye, 0.0)
+        pts = np.concatenate([pts, tip[None]])
+        out.append(np.concatenate([pts - (0, up * eye), pts + (0, down * eye)]).astype(np.float32))
+    return out
 
 
 def _relax_polygons(name: str, lm: np.ndarray) -> list[np.ndarray]:
@@ -172,6 +193,9 @@ def relax_mask(points: np.ndarray, falls: np.ndarray, size: int) -> np.ndarray:
             for poly in _relax_polygons(name, points[b]):
                 cv2.fillConvexPoly(m, cv2.convexHull(np.round(poly * size * 16).astype(np.int32)),
                                    255, cv2.LINE_AA, shift=4)
+            for poly in _brow_polygons(points[b]):  # the brows' hair stays
+                cv2.fillConvexPoly(m, cv2.convexHull(np.round(poly * size * 16).astype(np.int32)),
+                                   0, cv2.LINE_AA, shift=4)
             m = cv2.erode(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * round(feather) + 1,) * 2))
             m = cv2.GaussianBlur(m, (0, 0), feather).astype(np.float32) / 255
             out[b] = np.maximum(out[b], m * falls[b, k])

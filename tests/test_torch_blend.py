@@ -67,6 +67,14 @@ def test_torch_composite_matches_numpy_on_a_shared_face(shipped, shared_data):
     _check(image, shipped, "surprise")
 
 
+def test_torch_composite_matches_numpy_on_a_frown(shipped, shared_data):
+    """A held-out cfee angry face taken to neutral: the furrow's relaxation (a grey-level
+    closing, the band and the crease cores) in torch matches OpenCV's."""
+    from test_motion import _heldout_cfee
+
+    _check(read_image(_heldout_cfee(shared_data, "Angry", n=1)[0]), shipped, "neutral")
+
+
 def test_torch_composite_matches_numpy_with_overlapping_faces(shipped, shared_data):
     """Two faces side by side whose regions overlap: each face's region is written in turn."""
     src = shared_data / "facial_expressions" / "images"

@@ -36,10 +36,20 @@ TINT = np.array([[0.0, colour.R_FROM_CR], [-colour.G_FROM_CB, -colour.G_FROM_CR]
                  [colour.B_FROM_CB, 0.0]], np.float32)
 
 
-# Crease relaxation: the band of luma detail between RELAX_SIGMAS (Gaussian sigmas in eye
-# distances; an aligned crop's side is about 1 / RELAX_EYE eye distances) is taken away.
+# Crease relaxation: the luma detail between RELAX_SIGMAS (Gaussian sigmas in eye distances;
+# an aligned crop's side is about 1 / RELAX_EYE eye distances) is taken away (``_relaxed``).
 RELAX_SIGMAS = (0.025, 0.2)
 RELAX_EYE = 0.31
+# Valleys (a furrow, its shading) narrower than this (eye distances) are filled before the
+# smoothing: a deep furrow is wider than the band alone reaches.
+RELAX_FILL = 0.2
+RELAX_RIDGE = 0.75    # the share of bright ridges (the bunched skin between the creases) taken away
+RELAX_TEXTURE = 2.5   # fine detail darker than this x its median absolute value is a crease's core
+
+
+def fill_kernel(eye_px: float) -> int:
+    """The half-width in pixels of the square closing that fills RELAX_FILL-wide valleys."""
+    return max(1, round(RELAX_FILL * eye_px / 2))
 
 
 def border_feather(size: int, width: float = 0.08) -> np.ndarray:
@@ -204,22 +214,33 @@ class FaceBlender:
 
     def _relaxed(self, base: np.ndarray, relax: np.ndarray) -> np.ndarray:
         """``base`` (the moved region, h,w,3 uint8) with the crease texture taken away where
-        ``relax`` (S,S crop mask, 0..1) asks: the luma's band between fine detail (pores,
-        kept) and shading (kept) is removed, dark creases fully and bright ridges by half;
-        the same change on R, G and B, so no hue changes. Elsewhere ``base`` is unchanged."""
+        ``relax`` (S,S crop mask, 0..1) asks: the luma above fine detail (pores, kept) has its
+        valleys narrower than RELAX_FILL filled (a grey-level closing) and is smoothed at
+        RELAX_SIGMAS[1]; what is darker than that (creases, a furrow's shading) goes fully,
+        what is brighter (ridges) by RELAX_RIDGE, and fine detail darker than the skin's own
+        texture (a crease's core) goes too. Broad shading stays. The same change on R, G and
+        B, so no hue changes. Elsewhere ``base`` is unchanged."""
         w_grid = self._to_grid(np.ascontiguousarray(relax, np.float32), border=0.0)
         box = self._box((w_grid > 1e-3).astype(np.uint8))
         if box is None:
             return base
         y0, y1, x0, x1 = box
         eye_px = RELAX_EYE * self.size / np.sqrt(abs(np.linalg.det(self.m[:, :2])))
-        pad = int(3 * RELAX_SIGMAS[1] * eye_px) + 1   # blur with the surroundings, not the box's edge
+        reach = fill_kernel(eye_px)
+        pad = int(3 * RELAX_SIGMAS[1] * eye_px) + reach + 1   # with the surroundings, not the box's edge
         h, w = base.shape[:2]
         py0, py1, px0, px1 = max(0, y0 - pad), min(h, y1 + pad), max(0, x0 - pad), min(w, x1 + pad)
         luma = cv2.transform(base[py0:py1, px0:px1].astype(np.float32), LUMA)
         fine = cv2.GaussianBlur(luma, (0, 0), max(0.5, RELAX_SIGMAS[0] * eye_px))
-        band = fine - cv2.GaussianBlur(luma, (0, 0), RELAX_SIGMAS[1] * eye_px)
-        band = np.where(band < 0, band, 0.5 * band)[y0 - py0:y1 - py0, x0 - px0:x1 - px0]
+        kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (2 * reach + 1,) * 2)
+        filled = cv2.erode(cv2.dilate(fine, kernel), kernel)          # valleys filled
+        band = fine - cv2.GaussianBlur(filled, (0, 0), RELAX_SIGMAS[1] * eye_px)
+        band = np.where(band < 0, band, RELAX_RIDGE * band)
+        # a crease's sharp core lies in the fine detail too: what is darker than the skin's
+        # own texture (RELAX_TEXTURE x its median absolute detail) goes as well
+        detail = luma - fine
+        floor = RELAX_TEXTURE * float(np.median(np.abs(detail))) + 0.5
+        band = (band + np.minimum(detail + floor, 0))[y0 - py0:y1 - py0, x0 - px0:x1 - px0]
         weight = self._full(w_grid)[y0:y1, x0:x1]
         delta = -weight * band
         out = base.copy()

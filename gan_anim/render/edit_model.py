@@ -51,6 +51,12 @@ class FaceEdits:
         return FaceEdits(self.paint[n], self.attention[n], wide, self.luma, relax)
 
 
+# The landmark motion of these AUs' falls, times this: AU04's fall moves the brows by its
+# cfee-fitted row (``motion_fall``) from the learned estimator's reading, and `neutral` from
+# cfee *training* people's angry photos raised and parted the re-detected inner brows about
+# half as far as their own neutral photos (+0.053 / +0.031 eye distance against +0.097 /
+# +0.068, median of 40); 1.8 x meets them (docs/benchmarks.md). Calibrated on the shipped rows.
+FALL_GAIN = {"AU04": 1.8}
 # An AU falling this much (0..1; 2 on the 0..5 scale) takes its creases away fully.
 RELAX_FULL = 0.4
 # A smile's teeth (``EditModel._smile_teeth``): their luma against the whites of the eyes
@@ -226,6 +232,10 @@ class EditModel:
         blink = (y - y0)[:, AU45].cpu().numpy()
         y_spline = y.clone()
         y_spline[:, AU45] = y0[:, AU45]  # the eyes close by lid_flow, not by the spline
+        for name, gain in FALL_GAIN.items():
+            k = au.AU_INDEX[name]
+            fall = (y - y0)[:, k].clamp(max=0)
+            y_spline[:, k] = y_spline[:, k] + (gain - 1) * fall
         spline, moved = self.generator.motion.spline(src, y0, y_spline)
         lm0 = src.cpu().numpy()
         lm1 = moved.cpu().numpy() + lid_motion(lm0, blink)
@@ -247,14 +257,22 @@ class EditModel:
     def relax(self, y: "torch.Tensor", motion: Motion) -> np.ndarray | None:
         """(B,S,S) how much crease texture to take away (``motion.relax_mask``): each AU of
         ``motion.RELAX_REGIONS`` that falls from the face's own level towards ``y`` (B,17,
-        0..1) relaxes its region in proportion, fully at a fall of ``RELAX_FULL``; None
-        when none falls."""
+        0..1) relaxes its region in proportion, fully at a fall of ``RELAX_FULL``, less the
+        largest rise among the AUs that share the region (a smile asked for keeps its folds
+        when the raised upper lip of disgust falls); None when none falls."""
+        import torch
+
         from ..motion import RELAX_REGIONS, relax_mask
 
         if not bool(self.generator.motion.basis.any()):  # no fitted motion: no geometry, no texture
             return None
-        idx = [au.AU_INDEX[n] for n in RELAX_REGIONS]
-        falls = ((motion.own - y)[:, idx] / RELAX_FULL).clamp(0, 1).cpu().numpy()
+        names = list(RELAX_REGIONS)
+        change = (y - motion.own)[:, [au.AU_INDEX[n] for n in names]]
+        rises = change.clamp(min=0)
+        shared = torch.tensor([[RELAX_REGIONS[a] == RELAX_REGIONS[b] for b in names] for a in names],
+                              device=change.device)
+        rival = (rises[:, None, :] * shared).amax(-1)      # (B, R): the largest rise sharing each region
+        falls = ((-change - rival) / RELAX_FULL).clamp(0, 1).cpu().numpy()
         if not (falls > 0).any():
             return None
         return relax_mask(motion.moved.cpu().numpy(), falls, self.size)

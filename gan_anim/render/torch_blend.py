@@ -4,7 +4,7 @@ same code, on the CPU for testing (``InferenceConfig.composite = "torch"``).
 The geometry (the region, its coarse sampling grid, the feather) is ``FaceBlender``'s own,
 built on the CPU once per face and frame (a few thousand samples); every per-pixel step
 runs in torch on ``device``: the warp of the photo (bicubic), the crease relaxation
-(Gaussian band), the luma paint with its colour conversion, the RGB paint. Each mirrors
+(a closing and a Gaussian band), the luma paint with its colour conversion, the RGB paint. Each mirrors
 one numpy/OpenCV method of ``blend.py``, named in its docstring, including OpenCV's
 arithmetic where it matters for the pixels:
 
@@ -26,7 +26,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .blend import CHROMA, LUMA, RELAX_EYE, RELAX_SIGMAS, TINT, FaceBlender, border_feather
+from .blend import (CHROMA, LUMA, RELAX_EYE, RELAX_RIDGE, RELAX_SIGMAS, RELAX_TEXTURE, TINT,
+                    FaceBlender, border_feather, fill_kernel)
 
 CUBIC_A = -0.75  # cv2's bicubic
 _STEPS: dict = {}   # (interpolation, channels, dtype) -> cv2.remap's sub-pixel steps
@@ -175,6 +176,15 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
         return F.conv2d(cols[None, None], kernel.view(1, 1, 1, n))[0, 0]       # along x
 
 
+def closing(x: torch.Tensor, reach: int) -> torch.Tensor:
+    """``cv2.erode(cv2.dilate(x, k), k)`` of a float32 (h,w) array, ``k`` a square of side
+    ``2 reach + 1`` (OpenCV's border: outside pixels take no part)."""
+    def pool(a):
+        return F.max_pool2d(a[None, None], 2 * reach + 1, stride=1, padding=reach)[0, 0]
+
+    return -pool(-pool(x))
+
+
 def bounding_box(grid_mask: torch.Tensor, shape: tuple[int, int]):
     """``FaceBlender._box`` of a bool (coarse) grid mask, for a region of ``shape`` (one
     transfer from the device)."""
@@ -295,13 +305,17 @@ class TorchBlender:
         y0, y1, x0, x1 = box
         g = self.geo
         eye_px = RELAX_EYE * g.size / np.sqrt(abs(np.linalg.det(g.m[:, :2])))
-        pad = int(3 * RELAX_SIGMAS[1] * eye_px) + 1
+        reach = fill_kernel(eye_px)
+        pad = int(3 * RELAX_SIGMAS[1] * eye_px) + reach + 1
         h, w = base.shape[:2]
         py0, py1, px0, px1 = max(0, y0 - pad), min(h, y1 + pad), max(0, x0 - pad), min(w, x1 + pad)
         luma = colour_transform(base[py0:py1, px0:px1].float(), LUMA)[..., 0]
         fine = gaussian_blur(luma, max(0.5, RELAX_SIGMAS[0] * eye_px))
-        band = fine - gaussian_blur(luma, RELAX_SIGMAS[1] * eye_px)
-        band = torch.where(band < 0, band, 0.5 * band)[y0 - py0:y1 - py0, x0 - px0:x1 - px0]
+        band = fine - gaussian_blur(closing(fine, reach), RELAX_SIGMAS[1] * eye_px)
+        band = torch.where(band < 0, band, RELAX_RIDGE * band)
+        detail = luma - fine
+        floor = RELAX_TEXTURE * float(detail.abs().median()) + 0.5   # np.median within float noise
+        band = (band + (detail + floor).clamp(max=0))[y0 - py0:y1 - py0, x0 - px0:x1 - px0]
         weight = self._full(w_grid)[y0:y1, x0:x1]
         patch = base[y0:y1, x0:x1]
         new = to_u8(patch.float() - (weight * band)[..., None])
