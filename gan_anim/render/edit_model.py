@@ -200,18 +200,19 @@ class EditModel:
         ``landmarks`` (B,68,2, crop-side units), and the crops ``x`` (B,3,S,S) warped by it."""
         import torch
 
-        from ..motion import AU45, EXTENT, lid_flow, lid_motion, still_mask
+        from ..motion import AU45, EXTENT, lid_flow, lid_motion, lid_shift, still_mask
         from ..motion import warp as warp_image
 
         src = torch.from_numpy(np.asarray(landmarks, np.float32)).to(self.device)
         y0 = self._aus(own)
-        blink = (y - y0)[:, AU45].cpu().numpy()
+        lm0 = src.cpu().numpy()
+        upper, lower = lid_shift(lm0, (y - y0).cpu().numpy())
         y_spline = y.clone()
         y_spline[:, AU45] = y0[:, AU45]  # the eyes close by lid_flow, not by the spline
         spline, moved = self.generator.motion.spline(src, y0, y_spline)
-        lm0 = src.cpu().numpy()
-        lm1 = moved.cpu().numpy() + lid_motion(lm0, blink)
+        lm1 = moved.cpu().numpy() + lid_motion(lm0, upper, lower)
         moved = torch.from_numpy(lm1).to(self.device)
+        lids = bool((upper > 0).any() or (lower > 0).any())
 
         def flow(n, extent=(0.0, 1.0)):
             # the spline on a grid a quarter of the crop's side, upsampled: 10x faster,
@@ -219,8 +220,8 @@ class EditModel:
             # motion fades out beyond the face's contour, so hair and background stay put
             f = spline.flow(n, extent, resolution=max(32, n // 4))
             f = f * torch.from_numpy(still_mask(lm0, lm1, n, extent)).to(self.device)[:, None]
-            if (blink > 0).any():
-                f = f + torch.from_numpy(lid_flow(lm0, blink, n, extent)).to(self.device)
+            if lids:
+                f = f + torch.from_numpy(lid_flow(lm0, upper, lower, n, extent)).to(self.device)
             return f
         face = warp_image(x, flow(self.size))
         wide = flow(round(self.size * (EXTENT[1] - EXTENT[0])), EXTENT)
