@@ -289,7 +289,7 @@ class ThinPlate:
 # lid's new line, the skin below stretches up, and what shows between the lids is squeezed
 # between them.
 AU05, AU45 = 3, 16
-LID_UP, LID_LOW = 0.88, 0.12   # an AU45 rise of c: the upper lid comes down LID_UP * c, the lower up LID_LOW * c
+LID_UP, LID_LOW = 0.88, 0.12   # an AU45 rise c: upper lid down LID_UP * c, lower up LID_LOW * c
 # eye distances: skin stretched above the upper lid and below the lower lid, and the
 # brow's own margin (the stretch stops that far under the brow's landmarks)
 LID_SKIN = (0.35, 0.2, 0.12)
@@ -354,7 +354,7 @@ def closure(upper: float, lower: float) -> float:
     return t * t * (3 - 2 * t)
 
 
-def _lid_stretch(t: np.ndarray, ratio: np.ndarray, shut: float) -> np.ndarray:
+def _lid_stretch(t: np.ndarray, ratio: np.ndarray, shut: np.ndarray) -> np.ndarray:
     """The closing lid's source position (0 at the stretch's top, 1 at the lid's edge) of
     output position ``t`` (0..1): linear while the eye is open (``shut`` 0); shut, a cubic
     that leaves the skin under the brow unstretched (slope ``ratio``, at most 2, at the
@@ -365,46 +365,68 @@ def _lid_stretch(t: np.ndarray, ratio: np.ndarray, shut: float) -> np.ndarray:
     return ((a + b - 2) * t + (3 - 2 * a - b)) * t * t + a * t
 
 
+def lid_source(lm: np.ndarray, upper: np.ndarray, lower: np.ndarray, x: np.ndarray,
+               y: np.ndarray) -> np.ndarray:
+    """The source row (crop units) of points ``x``, ``y`` (crop units, arrays that broadcast)
+    under the lid shift ``upper``, ``lower`` (2 eyes, ``lid_shift``) of one face with
+    landmarks ``lm`` (68, 2): per column of each eye, the lid skin between the brow and the
+    upper lid stretches down to the lid's new line, the skin under the lower lid up to its
+    own, and what was between the lids is squeezed between the new lines (nothing, when
+    they meet); ``y`` itself beyond the eye's corners, above the skin under the brow and
+    below LID_SKIN[1] under the eye."""
+    x, y = np.asarray(x, np.float32), np.asarray(y, np.float32)
+    out = np.array(np.broadcast_to(y, np.broadcast_shapes(x.shape, y.shape)), np.float32)
+    eye = _eye_distance(lm)
+    for e, (up, low, brow) in enumerate(zip(_EYE_UPPER, _EYE_LOWER, _BROW_OF)):
+        ku, kl = float(upper[e]), float(lower[e])
+        if ku <= 0 and kl <= 0:
+            continue
+        shut = closure(ku, kl)
+        u = np.interp(x, lm[up, 0], lm[up, 1])
+        lw = np.interp(x, lm[low, 0], lm[low, 1])
+        gap = np.maximum(lw - u, 0)
+        u2, l2 = u + ku * gap, lw - kl * gap
+        under_brow = np.interp(x, lm[list(brow), 0], lm[list(brow), 1]) + LID_SKIN[2] * eye
+        top = np.minimum(np.maximum(u - LID_SKIN[0] * eye, under_brow), u - 0.05 * eye)
+        bot = lw + LID_SKIN[1] * eye
+        # the margins skipped fade towards the corners, where the lids meet anyway
+        widest = max(float((lm[low[1:3], 1] - lm[up[1:3], 1]).max()), 1e-6)
+        local = shut * np.clip(2 * gap / widest, 0, 1)
+        lid_end, rim = u - LASH * local * eye, lw + RIM * local * eye
+        t = np.clip((y - top) / np.maximum(u2 - top, 1e-6), 0, 1)
+        lid = top + (lid_end - top) * _lid_stretch(t, (u2 - top) / np.maximum(lid_end - top, 1e-6), local)
+        between = u + (y - u2) * (lw - u) / np.maximum(l2 - u2, 1e-6)
+        skin = rim + (y - l2) * (bot - rim) / np.maximum(bot - l2, 1e-6)
+        src = np.where(y < u2, lid, np.where(y < l2, between, skin))
+        inside = (x > lm[up[0], 0]) & (x < lm[up[-1], 0]) & (y >= top) & (y <= bot)
+        out = np.where(inside, src, out).astype(np.float32)
+    return out
+
+
+def lid_box(lm: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> tuple[float, float, float, float] | None:
+    """(x0, y0, x1, y1) crop units: a box holding every point that ``lid_source`` moves for
+    one face, or None when no lid moves."""
+    eyes = [k for k in range(2) if upper[k] > 0 or lower[k] > 0]
+    if not eyes:
+        return None
+    pts = np.concatenate([lm[36:42] if k == 0 else lm[42:48] for k in eyes])
+    eye = _eye_distance(lm)
+    return (float(pts[:, 0].min()), float(pts[:, 1].min() - LID_SKIN[0] * eye),
+            float(pts[:, 0].max()), float(pts[:, 1].max() + LID_SKIN[1] * eye))
+
+
 def lid_flow(landmarks: np.ndarray, upper: np.ndarray, lower: np.ndarray, size: int,
              extent: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
     """(B,2,size,size) float32 backward flow (grid units, 2 = one crop side, on a grid over
     ``extent``) that moves the lids of faces with ``landmarks`` (B,68,2 crop units) by the
-    shift ``upper``, ``lower`` (B, 2 eyes, ``lid_shift``): per column of each eye, the lid
-    skin between the brow and the upper lid stretches down to the lid's new line, the skin
-    under the lower lid up to its own, and what was between the lids is squeezed between the
-    new lines (nothing, when they meet); zero beyond the eye's corners, above the skin under
-    the brow and below LID_SKIN[1] under the eye."""
+    shift ``upper``, ``lower`` (B, 2 eyes, ``lid_shift``): ``lid_source`` on the grid."""
     lo, hi = extent
     c = (lo + (hi - lo) * (np.arange(size) + 0.5) / size).astype(np.float32)
     out = np.zeros((len(landmarks), 2, size, size), np.float32)
-    y = c[:, None]                                                       # (S,1) rows
     for b in range(len(landmarks)):
-        lm = landmarks[b]
-        eye = _eye_distance(lm)
-        for e, (up, low, brow) in enumerate(zip(_EYE_UPPER, _EYE_LOWER, _BROW_OF)):
-            ku, kl = float(upper[b, e]), float(lower[b, e])
-            if ku <= 0 and kl <= 0:
-                continue
-            xs = lm[up, 0]
-            cols = np.nonzero((c > xs[0]) & (c < xs[-1]))[0]
-            if len(cols) == 0:
-                continue
-            x, shut = c[cols], closure(ku, kl)
-            u = np.interp(x, xs, lm[up, 1])
-            lw = np.interp(x, lm[low, 0], lm[low, 1])
-            gap = np.maximum(lw - u, 0)
-            u2, l2 = u + ku * gap, lw - kl * gap
-            under_brow = np.interp(x, lm[list(brow), 0], lm[list(brow), 1]) + LID_SKIN[2] * eye
-            top = np.minimum(np.maximum(u - LID_SKIN[0] * eye, under_brow), u - 0.05 * eye)
-            bot = lw + LID_SKIN[1] * eye
-            lid_end, rim = u - LASH * shut * eye, lw + RIM * shut * eye
-            t = np.clip((y - top) / np.maximum(u2 - top, 1e-6), 0, 1)
-            lid = top + (lid_end - top) * _lid_stretch(t, (u2 - top) / np.maximum(lid_end - top, 1e-6), shut)
-            between = u + (y - u2) * (lw - u) / np.maximum(l2 - u2, 1e-6)
-            skin = rim + (y - l2) * (bot - rim) / np.maximum(bot - l2, 1e-6)
-            src = np.where(y < u2, lid, np.where(y < l2, between, skin))
-            inside = (y >= top) & (y <= bot)
-            out[b, 1][:, cols] = np.where(inside, 2 * (src - y), 0.0)
+        if (upper[b] > 0).any() or (lower[b] > 0).any():
+            src = lid_source(landmarks[b], upper[b], lower[b], c[None, :], c[:, None])
+            out[b, 1] = 2 * (src - c[:, None])
     return out
 
 

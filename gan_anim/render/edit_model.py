@@ -35,7 +35,10 @@ class FaceEdits:
     ``attention`` (B,S,S) float32; ``wide_flow`` (B,E,E,2) float32 crop pixels, the landmark
     motion on the grid of ``motion.EXTENT`` around the crop (motion models), or None;
     ``relax`` (B,S,S) float32 0..1: how much of the crease texture to take away where an AU
-    falls (``motion.relax_mask``), or None.
+    falls (``motion.relax_mask``), or None. ``lids``: the lid shift (landmarks (B,68,2) crop
+    units, upper (B,2), lower (B,2), ``motion.lid_shift``), which the blend evaluates per
+    full-resolution pixel (``wide_flow`` leaves it out: interpolated, the closed lids' seam
+    showed the eyeball), or None.
     """
 
     paint: np.ndarray
@@ -43,11 +46,15 @@ class FaceEdits:
     wide_flow: np.ndarray | None = None
     luma: bool = False
     relax: np.ndarray | None = None
+    lids: tuple | None = None
 
     def __getitem__(self, n: int) -> "FaceEdits":
         wide = None if self.wide_flow is None else self.wide_flow[n]
         relax = None if self.relax is None or not self.relax[n].any() else self.relax[n]
-        return FaceEdits(self.paint[n], self.attention[n], wide, self.luma, relax)
+        lids = None
+        if self.lids is not None and ((self.lids[1][n] > 0).any() or (self.lids[2][n] > 0).any()):
+            lids = tuple(a[n] for a in self.lids)
+        return FaceEdits(self.paint[n], self.attention[n], wide, self.luma, relax, lids)
 
 
 # An AU falling this much (0..1; 2 on the 0..5 scale) takes its creases away fully.
@@ -70,6 +77,7 @@ class Motion(NamedTuple):
     moved: "torch.Tensor"   # (B,68,2) crop-side units: the landmarks after the motion
     wide: "torch.Tensor"    # (B,2,E,E) grid units: the motion on the grid of motion.EXTENT
     landmarks: "torch.Tensor"  # (B,68,2) crop-side units: the landmarks before the motion
+    lids: tuple | None = None  # the lid shift, left out of ``wide`` (``FaceEdits.lids``)
 
 
 class EditModel:
@@ -214,18 +222,18 @@ class EditModel:
         moved = torch.from_numpy(lm1).to(self.device)
         lids = bool((upper > 0).any() or (lower > 0).any())
 
-        def flow(n, extent=(0.0, 1.0)):
+        def flow(n, extent=(0.0, 1.0), with_lids=True):
             # the spline on a grid a quarter of the crop's side, upsampled: 10x faster,
             # landmarks land within 0.6 px (99th percentile) of the full evaluation; the
             # motion fades out beyond the face's contour, so hair and background stay put
             f = spline.flow(n, extent, resolution=max(32, n // 4))
             f = f * torch.from_numpy(still_mask(lm0, lm1, n, extent)).to(self.device)[:, None]
-            if lids:
+            if lids and with_lids:
                 f = f + torch.from_numpy(lid_flow(lm0, upper, lower, n, extent)).to(self.device)
             return f
         face = warp_image(x, flow(self.size))
-        wide = flow(round(self.size * (EXTENT[1] - EXTENT[0])), EXTENT)
-        return Motion(face, y0, moved, wide, src)
+        wide = flow(round(self.size * (EXTENT[1] - EXTENT[0])), EXTENT, with_lids=False)
+        return Motion(face, y0, moved, wide, src, (lm0, upper, lower) if lids else None)
 
     def relax(self, y: "torch.Tensor", motion: Motion) -> np.ndarray | None:
         """(B,S,S) how much crease texture to take away (``motion.relax_mask``): each AU of
@@ -294,7 +302,8 @@ class EditModel:
             wide = (motion.wide.float() * to_px).permute(0, 2, 3, 1).contiguous().cpu().numpy()
         return FaceEdits(paint=paint.contiguous().cpu().numpy(),
                          attention=attention[:, 0].float().cpu().numpy(),
-                         wide_flow=wide, luma=self.generator.luma)
+                         wide_flow=wide, luma=self.generator.luma,
+                         lids=None if motion is None else motion.lids)
 
     @staticmethod
     def _luma_paint(x, color, attention):
