@@ -299,12 +299,13 @@ LID_SKIN = (0.35, 0.2, 0.12)
 # skin under the line starts RIM eye distances under the lower lid's landmarks (past its
 # wet rim), so no white of the eye, iris or lid fold is left to read as an open eye.
 LID_CURVE, LASH, RIM = 1.0, 0.02, 0.08
-# An AU05 fall of one unit (0..5) lowers the upper lid by AU05_OPEN eye distances: the
-# landmark geometry's AU05 is the lid gap over its neutral value in units of
-# spread / gain = 0.0266 / 1.039 eye distances (``estimation/au_calibration.json``), so the
-# fall brings the gap back to what the geometry reads as the new AU05. At most AU05_MAX of
-# the eye's opening.
-AU05_OPEN, AU05_MAX = 0.0256, 0.6
+# An AU05 fall of one unit (0..5) lowers the upper lid by AU05_OPEN eye distances, at most
+# AU05_MAX of the eye's opening. The landmark geometry's AU05 is the lid gap over the
+# population's neutral gap in units of 0.0256 eye distances (spread / gain in
+# ``estimation/au_calibration.json``); lowered that far, wide-eyed people's lids came down
+# to their pupils (drowsy) on held-out cfee surprised and fearful starts taken to neutral,
+# so the lid comes down 0.6 of it: to the top of the iris, the white above it covered.
+AU05_OPEN, AU05_MAX = 0.015, 0.4
 _EYE_UPPER = ([36, 37, 38, 39], [42, 43, 44, 45])   # corner, upper lid, corner
 _EYE_LOWER = ([36, 41, 40, 39], [42, 47, 46, 45])
 _BROW_OF = (range(17, 22), range(22, 27))
