@@ -431,6 +431,34 @@ def lid_flow(landmarks: np.ndarray, upper: np.ndarray, lower: np.ndarray, size: 
     return out
 
 
+# A closing eye's lash line (``lash_mask``): a dark line along the upper lid's new edge,
+# LASH_WIDTH eye distances (Gaussian sigma) thick, as dark as it is shut (``closure``) and
+# thinning towards the corners; ``EditModel._lashes`` brings its luma towards LASH_LUMA x
+# the darkest tenth of the eye's own pixels (lashes, pupil).
+LASH_WIDTH, LASH_LUMA = 0.02, 0.7
+
+
+def lash_mask(landmarks: np.ndarray, upper: np.ndarray, lower: np.ndarray, size: int) -> np.ndarray:
+    """(B,S,S) float32 0..1 on the crop grid: the lash line of eyes closing by the lid shift
+    ``upper``, ``lower`` (B, 2, ``lid_shift``) of faces with ``landmarks`` (B,68,2 crop units)."""
+    c = ((np.arange(size) + 0.5) / size).astype(np.float32)
+    out = np.zeros((len(landmarks), size, size), np.float32)
+    for b, lm in enumerate(landmarks):
+        eye = _eye_distance(lm)
+        for e, (up, low) in enumerate(zip(_EYE_UPPER, _EYE_LOWER)):
+            shut = closure(float(upper[b, e]), float(lower[b, e]))
+            if shut <= 0:
+                continue
+            u = np.interp(c, lm[up, 0], lm[up, 1])
+            gap = np.maximum(np.interp(c, lm[low, 0], lm[low, 1]) - u, 0)
+            edge = u + float(upper[b, e]) * gap                                   # (S,) per column
+            widest = max(float((lm[low[1:3], 1] - lm[up[1:3], 1]).max()), 1e-6)
+            along = np.clip(2 * gap / widest, 0, 1) * ((c > lm[up[0], 0]) & (c < lm[up[-1], 0]))
+            line = np.exp(-0.5 * ((c[:, None] - edge[None]) / (LASH_WIDTH * eye)) ** 2)
+            out[b] = np.maximum(out[b], shut * along[None] * line)
+    return out
+
+
 # The mouth's inner contour, corner to corner along the upper and the lower lip.
 _INNER_UP, _INNER_LOW = [60, 61, 62, 63, 64], [60, 67, 66, 65, 64]
 

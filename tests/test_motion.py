@@ -513,13 +513,14 @@ def _eye_aspect(lm):
 
 
 def test_lid_shift_closes_on_a_blink_and_lowers_wide_lids_on_an_au05_fall():
-    """A blink shuts both eyes (upper + lower = the whole opening); an AU05 fall lowers only
-    the upper lids, more for a larger fall; an AU05 rise or an AU45 fall moves nothing; the
-    lid flow is zero above the skin under the brows, so the brows stay."""
+    """A blink shuts both eyes (upper + lower = the whole opening) and draws a lash line
+    between the corners; an AU05 fall lowers only the upper lids, more for a larger fall,
+    without one; an AU05 rise or an AU45 fall moves nothing; the lid flow is zero above the
+    skin under the brows, so the brows stay."""
     from gan_anim.faces.align import align, normalised_landmarks
     from gan_anim.faces.detect import detect_faces
     from gan_anim.media.images import read_image
-    from gan_anim.motion import lid_flow, lid_shift
+    from gan_anim.motion import lash_mask, lid_flow, lid_shift
 
     face = detect_faces(read_image(EXAMPLE))[0]
     lm = normalised_landmarks(face.landmarks, align(face.landmarks, 128), 128)[None]
@@ -536,6 +537,10 @@ def test_lid_shift_closes_on_a_blink_and_lowers_wide_lids_on_an_au05_fall():
     assert not flow[0].any()
     for x, y in np.round(lm[0, 17:27] * 128 - 0.5).astype(int):  # each brow point and above it
         assert not flow[1, :y + 1, x].any()
+    lash = lash_mask(np.repeat(lm, 2, 0), up[:2], low[:2], 128)   # a blink draws a lash line,
+    assert lash[0].max() > 0.9 and not lash[1].any()                # a lowered lid does not
+    corners = np.round(lm[0, [36, 39, 42, 45], 0] * 128 - 0.5).astype(int)
+    assert not lash[0][:, :corners[0]].any() and not lash[0][:, corners[3] + 1:].any()
 
 
 def test_blink_closes_the_eyes_as_dlib_reads_them(shipped):

@@ -78,6 +78,7 @@ class Motion(NamedTuple):
     wide: "torch.Tensor"    # (B,2,E,E) grid units: the motion on the grid of motion.EXTENT
     landmarks: "torch.Tensor"  # (B,68,2) crop-side units: the landmarks before the motion
     lids: tuple | None = None  # the lid shift, left out of ``wide`` (``FaceEdits.lids``)
+    crops: "torch.Tensor | None" = None  # (B,3,S,S) the crops before the motion
 
 
 class EditModel:
@@ -233,7 +234,7 @@ class EditModel:
             return f
         face = warp_image(x, flow(self.size))
         wide = flow(round(self.size * (EXTENT[1] - EXTENT[0])), EXTENT, with_lids=False)
-        return Motion(face, y0, moved, wide, src, (lm0, upper, lower) if lids else None)
+        return Motion(face, y0, moved, wide, src, (lm0, upper, lower) if lids else None, x)
 
     def relax(self, y: "torch.Tensor", motion: Motion) -> np.ndarray | None:
         """(B,S,S) how much crease texture to take away (``motion.relax_mask``): each AU of
@@ -292,6 +293,8 @@ class EditModel:
                 paint, keep = self._gate(paint, keep, change, motion.moved)
             if motion is not None and change is not None and target is not None:
                 paint, keep = self._cavity(x, paint, keep, motion, change, target)
+            if motion is not None and motion.lids is not None:
+                paint, keep = self._lashes(x, paint, keep, motion)
             paint = torch.cat([paint, keep], 1).permute(0, 2, 3, 1).float()
         else:
             paint = color.add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
@@ -345,6 +348,33 @@ class EditModel:
         dark = self._darkest_tenth(luma, w)
         now = luma + paint                                           # the luma after G's paint
         paint = paint + w * (CAVITY_LUMA * dark - now).clamp(max=0)
+        return paint, keep * (1 - 0.5 * w)
+
+    def _lashes(self, x, paint, keep, motion):
+        """The lash line of closing eyes (``motion.lash_mask``): its luma towards LASH_LUMA x
+        the darkest tenth of the eye's own pixels in the unwarped crop (lashes, pupil) and
+        its chroma halved, so a shut eye reads as a dark line, not a fold of skin."""
+        import cv2
+        import torch
+
+        from ..colour import to_ycbcr
+        from ..motion import LASH_LUMA, lash_mask
+
+        lm0, upper, lower = motion.lids
+        mask = lash_mask(lm0, upper, lower, self.size)
+        if not mask.any():
+            return paint, keep
+        w = torch.from_numpy(mask).to(x.device)[:, None]
+        eyes = np.zeros(mask.shape, np.float32)
+        for b in range(len(lm0)):
+            for eye in (slice(36, 42), slice(42, 48)):
+                pts = np.round(lm0[b, eye] * self.size * 16).astype(np.int32)
+                cv2.fillPoly(eyes[b], [pts], 1.0, cv2.LINE_8, shift=4)
+        own = (to_ycbcr(motion.crops)[0] + 1) * 127.5                   # the eyes before they close
+        luma = (to_ycbcr(x)[0] + 1) * 127.5
+        dark = self._darkest_tenth(own, torch.from_numpy(eyes).to(x.device)[:, None])
+        now = luma + paint
+        paint = paint + w * (LASH_LUMA * dark - now).clamp(max=0)
         return paint, keep * (1 - 0.5 * w)
 
     def _opening(self, change, target, own):
