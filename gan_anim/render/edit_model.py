@@ -209,13 +209,16 @@ class EditModel:
         ``landmarks`` (B,68,2, crop-side units), and the crops ``x`` (B,3,S,S) warped by it."""
         import torch
 
-        from ..motion import AU45, EXTENT, lid_flow, lid_motion, lid_shift, still_mask
+        from ..motion import AU05, AU45, EXTENT, lid_flow, lid_motion, lid_shift, still_mask
         from ..motion import warp as warp_image
 
         src = torch.from_numpy(np.asarray(landmarks, np.float32)).to(self.device)
         y0 = self._aus(own)
         lm0 = src.cpu().numpy()
-        upper, lower = lid_shift(lm0, (y - y0).cpu().numpy())
+        delta = (y - y0).cpu().numpy()
+        if not bool(self.generator.motion.basis.any()):  # no fitted motion: only a blink moves the lids
+            delta[:, AU05] = 0
+        upper, lower = lid_shift(lm0, delta)
         y_spline = y.clone()
         y_spline[:, AU45] = y0[:, AU45]  # the eyes close by lid_flow, not by the spline
         spline, moved = self.generator.motion.spline(src, y0, y_spline)
