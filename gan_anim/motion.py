@@ -304,70 +304,187 @@ class ThinPlate:
             return (2.0 * disp).float().transpose(1, 2).reshape(b, 2, size, size)
 
 
-# Blink (AU45) is rendered by its own warp of each eye, not by the spline: the fitted motion
-# barely moves the lids (the training labels hardly have closed eyes), and a spline that
-# pulls the lids together drags the brows down with them. An AU45 rise of c (0..1) moves
-# the upper lid down LID_UP * c of the eye's opening and the lower lid up LID_LOW * c; the
-# lid skin above (LID_SKIN eye distances) stretches down over the eyeball, the skin below
-# stretches up, and what was between the lids is squeezed into the line left between them.
-AU45 = 16
-LID_UP, LID_LOW = 0.8, 0.12
+# The lids (a blink, AU45, and a fall of the upper lid raiser, AU05) move by their own warp
+# of each eye, not by the spline: the fitted motion barely moves the lids (the training
+# labels hardly have closed eyes, and the AU05 row moves only the lower lids), and a spline
+# that pulls the lids together drags the brows down with them. Each upper lid comes down a
+# fraction of the eye's own opening, each lower lid up a fraction (``lid_shift``); per
+# column of the eye, the lid skin above (LID_SKIN eye distances) stretches down to the
+# lid's new line, the skin below stretches up, and what shows between the lids is squeezed
+# between them.
+AU05, AU45 = 3, 16
+LID_UP, LID_LOW = 0.88, 0.12   # an AU45 rise c: upper lid down LID_UP * c, lower up LID_LOW * c
 # eye distances: skin stretched above the upper lid and below the lower lid, and the
 # brow's own margin (the stretch stops that far under the brow's landmarks)
 LID_SKIN = (0.35, 0.2, 0.12)
-LASH = 0.04  # eye distances beyond each lid's landmarks that the closed line repeats (lashes, skin)
+# A closed eye (``closure``): the lid skin is sampled mostly from above the lid's fold
+# (``_lid_stretch``), down to LASH eye distances above the upper
+# lid's landmarks (the lashes; dlib's lid points often sit on the white of the eye), and the
+# skin under the line starts RIM eye distances under the lower lid's landmarks (past its
+# wet rim), so no white of the eye, iris or lid fold is left to read as an open eye.
+LID_CURVE, LASH, RIM = 1.0, 0.02, 0.08
+# An AU05 fall of one unit (0..5) lowers the upper lid by AU05_OPEN eye distances, at most
+# AU05_MAX of the eye's opening. The landmark geometry's AU05 is the lid gap over the
+# population's neutral gap in units of 0.0256 eye distances (spread / gain in
+# ``estimation/au_calibration.json``); lowered that far, wide-eyed people's lids came down
+# to their pupils (drowsy) on held-out cfee surprised and fearful starts taken to neutral,
+# so the lid comes down 0.6 of it: to the top of the iris, the white above it covered.
+AU05_OPEN, AU05_MAX = 0.015, 0.4
 _EYE_UPPER = ([36, 37, 38, 39], [42, 43, 44, 45])   # corner, upper lid, corner
 _EYE_LOWER = ([36, 41, 40, 39], [42, 47, 46, 45])
+_BROW_OF = (range(17, 22), range(22, 27))
 
 
-def lid_motion(landmarks: np.ndarray, delta45: np.ndarray) -> np.ndarray:
-    """(B,68,2) landmark displacement (crop units) of an AU45 rise ``delta45`` (B,) 0..1 (a
-    fall moves nothing: a warp cannot open a closed eye)."""
+def _eye_distance(lm: np.ndarray) -> float:
+    return float(np.linalg.norm(lm[42:48].mean(0) - lm[36:42].mean(0)))
+
+
+def lid_shift(landmarks: np.ndarray, delta_aus: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(upper, lower), each (B, 2 eyes): the fraction of each eye's opening that its upper
+    lid comes down and its lower lid comes up for an AU change ``delta_aus`` (B, 17, 0..1
+    scale) of faces with ``landmarks`` (B, 68, 2): an AU45 rise (a blink) and an AU05 fall
+    (wide eyes at rest). Rises of AU05 and falls of AU45 move nothing (a warp cannot show
+    more of an eyeball than the photo has)."""
+    d = np.asarray(delta_aus, np.float32)
+    blink = np.clip(d[:, AU45], 0, 1)[:, None]
+    upper = np.repeat(LID_UP * blink, 2, 1)
+    lower = np.repeat(LID_LOW * blink, 2, 1)
+    fall = np.clip(-d[:, AU05], 0, 1) * 5 * AU05_OPEN                        # eye distances
+    for e, (up, low) in enumerate(zip(_EYE_UPPER, _EYE_LOWER)):
+        for b, lm in enumerate(np.asarray(landmarks, np.float32)):
+            if fall[b] <= 0:
+                continue
+            gap = float(np.mean(lm[low[1:3], 1] - lm[up[1:3], 1])) / max(_eye_distance(lm), 1e-6)
+            share = min(fall[b] / max(gap, 1e-6), AU05_MAX)
+            upper[b, e] = min(upper[b, e] + share * (1 - upper[b, e] - lower[b, e]), LID_UP)
+    return upper.astype(np.float32), lower.astype(np.float32)
+
+
+def lid_motion(landmarks: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
+    """(B,68,2) landmark displacement (crop units) of the lid shift ``upper``, ``lower``
+    (B, 2 eyes, ``lid_shift``)."""
     out = np.zeros_like(landmarks, dtype=np.float32)
-    c = np.clip(delta45, 0, 1)[:, None, None]
-    for up, low in zip(_EYE_UPPER, _EYE_LOWER):
+    for e, (up, low) in enumerate(zip(_EYE_UPPER, _EYE_LOWER)):
         gap = landmarks[:, low[1:3]] - landmarks[:, up[1:3]]
-        out[:, up[1:3]] = LID_UP * c * gap
-        out[:, low[1:3]] = -LID_LOW * c * gap
+        out[:, up[1:3]] = upper[:, e, None, None] * gap
+        out[:, low[1:3]] = -lower[:, e, None, None] * gap
     return out
 
 
-def lid_flow(landmarks: np.ndarray, delta45: np.ndarray, size: int,
+def closure(upper: float, lower: float) -> float:
+    """0..1: how shut an eye is whose lids close ``upper + lower`` of its opening (0 below
+    half shut, 1 shut), smoothly: how far the closed eye's sampling (``LID_CURVE``, ``LASH``,
+    ``RIM``) applies."""
+    t = float(np.clip((upper + lower - 0.5) / 0.5, 0, 1))
+    return t * t * (3 - 2 * t)
+
+
+def _lid_stretch(t: np.ndarray, ratio: np.ndarray, shut: np.ndarray) -> np.ndarray:
+    """The closing lid's source position (0 at the stretch's top, 1 at the lid's edge) of
+    output position ``t`` (0..1): linear while the eye is open (``shut`` 0); shut, a cubic
+    that leaves the skin under the brow unstretched (slope ``ratio``, at most 2, at the
+    top) and squeezes the fold and the lashes at the bottom (slope 1 + LID_CURVE), so the
+    plain skin between them covers the eyeball (monotone: both slopes at most 2)."""
+    a = 1 + shut * (np.minimum(ratio, 2.0) - 1)
+    b = 1 + shut * LID_CURVE
+    return ((a + b - 2) * t + (3 - 2 * a - b)) * t * t + a * t
+
+
+def lid_source(lm: np.ndarray, upper: np.ndarray, lower: np.ndarray, x: np.ndarray,
+               y: np.ndarray) -> np.ndarray:
+    """The source row (crop units) of points ``x``, ``y`` (crop units, arrays that broadcast)
+    under the lid shift ``upper``, ``lower`` (2 eyes, ``lid_shift``) of one face with
+    landmarks ``lm`` (68, 2): per column of each eye, the lid skin between the brow and the
+    upper lid stretches down to the lid's new line, the skin under the lower lid up to its
+    own, and what was between the lids is squeezed between the new lines (nothing, when
+    they meet); ``y`` itself beyond the eye's corners, above the skin under the brow and
+    below LID_SKIN[1] under the eye."""
+    x, y = np.asarray(x, np.float32), np.asarray(y, np.float32)
+    out = np.array(np.broadcast_to(y, np.broadcast_shapes(x.shape, y.shape)), np.float32)
+    eye = _eye_distance(lm)
+    for e, (up, low, brow) in enumerate(zip(_EYE_UPPER, _EYE_LOWER, _BROW_OF)):
+        ku, kl = float(upper[e]), float(lower[e])
+        if ku <= 0 and kl <= 0:
+            continue
+        shut = closure(ku, kl)
+        u = np.interp(x, lm[up, 0], lm[up, 1])
+        lw = np.interp(x, lm[low, 0], lm[low, 1])
+        gap = np.maximum(lw - u, 0)
+        u2, l2 = u + ku * gap, lw - kl * gap
+        under_brow = np.interp(x, lm[list(brow), 0], lm[list(brow), 1]) + LID_SKIN[2] * eye
+        top = np.minimum(np.maximum(u - LID_SKIN[0] * eye, under_brow), u - 0.05 * eye)
+        bot = lw + LID_SKIN[1] * eye
+        # the margins skipped fade towards the corners, where the lids meet anyway
+        widest = max(float((lm[low[1:3], 1] - lm[up[1:3], 1]).max()), 1e-6)
+        local = shut * np.clip(2 * gap / widest, 0, 1)
+        lid_end, rim = u - LASH * local * eye, lw + RIM * local * eye
+        t = np.clip((y - top) / np.maximum(u2 - top, 1e-6), 0, 1)
+        lid = top + (lid_end - top) * _lid_stretch(t, (u2 - top) / np.maximum(lid_end - top, 1e-6), local)
+        between = u + (y - u2) * (lw - u) / np.maximum(l2 - u2, 1e-6)
+        skin = rim + (y - l2) * (bot - rim) / np.maximum(bot - l2, 1e-6)
+        src = np.where(y < u2, lid, np.where(y < l2, between, skin))
+        inside = (x > lm[up[0], 0]) & (x < lm[up[-1], 0]) & (y >= top) & (y <= bot)
+        out = np.where(inside, src, out).astype(np.float32)
+    return out
+
+
+def lid_box(lm: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> tuple[float, float, float, float] | None:
+    """(x0, y0, x1, y1) crop units: a box holding every point that ``lid_source`` moves for
+    one face, or None when no lid moves."""
+    eyes = [k for k in range(2) if upper[k] > 0 or lower[k] > 0]
+    if not eyes:
+        return None
+    pts = np.concatenate([lm[36:42] if k == 0 else lm[42:48] for k in eyes])
+    eye = _eye_distance(lm)
+    return (float(pts[:, 0].min()), float(pts[:, 1].min() - LID_SKIN[0] * eye),
+            float(pts[:, 0].max()), float(pts[:, 1].max() + LID_SKIN[1] * eye))
+
+
+def lid_flow(landmarks: np.ndarray, upper: np.ndarray, lower: np.ndarray, size: int,
              extent: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
     """(B,2,size,size) float32 backward flow (grid units, 2 = one crop side, on a grid over
-    ``extent``) that closes the eyes of faces with ``landmarks`` (B,68,2 crop units) by
-    ``delta45`` (B,): per column of each eye, the lid skin between the brow and the upper lid
-    stretches down to the lid's new line, the skin under the lower lid up to its own, and
-    the line between them repeats the lash lines (the eyeball is covered); zero beyond the
-    eye's corners, above the skin under the brow and below LID_SKIN[1] under the eye."""
+    ``extent``) that moves the lids of faces with ``landmarks`` (B,68,2 crop units) by the
+    shift ``upper``, ``lower`` (B, 2 eyes, ``lid_shift``): ``lid_source`` on the grid."""
     lo, hi = extent
     c = (lo + (hi - lo) * (np.arange(size) + 0.5) / size).astype(np.float32)
     out = np.zeros((len(landmarks), 2, size, size), np.float32)
     for b in range(len(landmarks)):
-        lm, k = landmarks[b], float(np.clip(delta45[b], 0, 1))
-        if k <= 0:
+        box = lid_box(landmarks[b], upper[b], lower[b])
+        if box is None:
             continue
-        eye = float(np.linalg.norm(lm[42:48].mean(0) - lm[36:42].mean(0)))
-        for up, low, brow in zip(_EYE_UPPER, _EYE_LOWER, (range(17, 22), range(22, 27))):
-            xs = lm[up, 0]
-            cols = np.nonzero((c > xs[0]) & (c < xs[-1]))[0]
-            if len(cols) == 0:
+        # only the rows and columns the lids can move (a tenth of the grid's points)
+        x0, x1 = np.searchsorted(c, box[0]), np.searchsorted(c, box[2], "right")
+        y0, y1 = np.searchsorted(c, box[1]), np.searchsorted(c, box[3], "right")
+        src = lid_source(landmarks[b], upper[b], lower[b], c[None, x0:x1], c[y0:y1, None])
+        out[b, 1, y0:y1, x0:x1] = 2 * (src - c[y0:y1, None])
+    return out
+
+
+# A closing eye's lash line (``lash_mask``): a dark line along the upper lid's new edge,
+# LASH_WIDTH eye distances (Gaussian sigma) thick, as dark as it is shut (``closure``) and
+# thinning towards the corners; ``EditModel._lashes`` brings its luma towards LASH_LUMA x
+# the darkest tenth of the eye's own pixels (lashes, pupil).
+LASH_WIDTH, LASH_LUMA = 0.02, 0.7
+
+
+def lash_mask(landmarks: np.ndarray, upper: np.ndarray, lower: np.ndarray, size: int) -> np.ndarray:
+    """(B,S,S) float32 0..1 on the crop grid: the lash line of eyes closing by the lid shift
+    ``upper``, ``lower`` (B, 2, ``lid_shift``) of faces with ``landmarks`` (B,68,2 crop units)."""
+    c = ((np.arange(size) + 0.5) / size).astype(np.float32)
+    out = np.zeros((len(landmarks), size, size), np.float32)
+    for b, lm in enumerate(landmarks):
+        eye = _eye_distance(lm)
+        for e, (up, low) in enumerate(zip(_EYE_UPPER, _EYE_LOWER)):
+            shut = closure(float(upper[b, e]), float(lower[b, e]))
+            if shut <= 0:
                 continue
-            x = c[cols]
-            u = np.interp(x, xs, lm[up, 1])
-            lw = np.interp(x, lm[low, 0], lm[low, 1])
-            gap = np.maximum(lw - u, 0)
-            u2, l2 = u + LID_UP * k * gap, lw - LID_LOW * k * gap
-            under_brow = np.interp(x, lm[list(brow), 0], lm[list(brow), 1]) + LID_SKIN[2] * eye
-            top = np.minimum(np.maximum(u - LID_SKIN[0] * eye, under_brow), u - 0.05 * eye)
-            bot = lw + LID_SKIN[1] * eye
-            mid = (u2 + l2) / 2
-            y = c[:, None]                                               # (S,1) rows
-            src = np.where(y < u2, top + (y - top) * (u - top) / np.maximum(u2 - top, 1e-6),
-                           np.where(y < mid, u - LASH * eye, np.where(y < l2, lw + LASH * eye,
-                                    lw + (y - l2) * (bot - lw) / np.maximum(bot - l2, 1e-6))))
-            inside = (y >= top) & (y <= bot)
-            out[b, 1][:, cols] = np.where(inside, 2 * (src - y), 0.0)
+            u = np.interp(c, lm[up, 0], lm[up, 1])
+            gap = np.maximum(np.interp(c, lm[low, 0], lm[low, 1]) - u, 0)
+            edge = u + float(upper[b, e]) * gap                                   # (S,) per column
+            widest = max(float((lm[low[1:3], 1] - lm[up[1:3], 1]).max()), 1e-6)
+            along = np.clip(2 * gap / widest, 0, 1) * ((c > lm[up[0], 0]) & (c < lm[up[-1], 0]))
+            line = np.exp(-0.5 * ((c[:, None] - edge[None]) / (LASH_WIDTH * eye)) ** 2)
+            out[b] = np.maximum(out[b], shut * along[None] * line)
     return out
 
 

@@ -61,6 +61,13 @@ def border_feather(size: int, width: float = 0.08) -> np.ndarray:
     return np.outer(t, t).astype(np.float32)
 
 
+def union_box(a, b):
+    """The smallest (y0, y1, x0, x1) holding boxes ``a`` and ``b`` (either may be None)."""
+    if a is None or b is None:
+        return a if b is None else b
+    return min(a[0], b[0]), max(a[1], b[1]), min(a[2], b[2]), max(a[3], b[3])
+
+
 class FaceBlender:
     """Precomputed back-warp of one face crop (fixed transform) into frames of one size.
 
@@ -171,7 +178,7 @@ class FaceBlender:
         if self.empty:
             return
         source = out if source is None else source
-        base = self._moved(source, edit.wide_flow)
+        base = self._moved(source, edit.wide_flow, getattr(edit, "lids", None))
         if getattr(edit, "relax", None) is not None:
             base = self._relaxed(base, edit.relax)
         if edit.luma:
@@ -179,15 +186,48 @@ class FaceBlender:
         else:
             self._paint_rgb(out, base, edit)
 
-    def _moved(self, source: np.ndarray, wide_flow: np.ndarray | None) -> np.ndarray:
+    def _moved(self, source: np.ndarray, wide_flow: np.ndarray | None, lids=None) -> np.ndarray:
         """The region of ``source`` (h,w,3 uint8) moved by the landmark motion ``wide_flow``
-        (E,E,2 crop pixels on the grid of ``motion.EXTENT``), or as it is (None)."""
+        (E,E,2 crop pixels on the grid of ``motion.EXTENT``) and the lid shift ``lids``
+        (``FaceEdits.lids``), or as it is (None)."""
         if wide_flow is None:
             return source[self.slices]
-        return self._warped(source, self._wide_to_grid(wide_flow))
+        return self._warped(source, self._wide_to_grid(wide_flow), lids)
 
-    def _warped(self, source: np.ndarray, d_grid: np.ndarray) -> np.ndarray:
-        """The region of ``source`` backward-warped by a grid displacement (crop pixels)."""
+    def _lid_region(self, lids):
+        """(y0, y1, x0, x1) on the full-resolution region around what the lid shift ``lids``
+        moves (``motion.lid_box``), or None."""
+        from ..motion import lid_box
+
+        box = None if lids is None else lid_box(*lids)
+        if box is None:
+            return None
+        bx0, by0, bx1, by1 = (np.array(box) * self.size - 0.5).tolist()
+        corners = np.array([[bx0, by0, 1], [bx1, by0, 1], [bx0, by1, 1], [bx1, by1, 1]]) @ invert(self.m).T
+        rx0, ry0 = self.roi[:2]
+        x0, y0 = np.floor(corners.min(0)).astype(int) - 1 - (rx0, ry0)
+        x1, y1 = np.ceil(corners.max(0)).astype(int) + 2 - (rx0, ry0)
+        h, w = self.shape
+        y0, y1, x0, x1 = max(0, int(y0)), min(h, int(y1)), max(0, int(x0)), min(w, int(x1))
+        return (y0, y1, x0, x1) if y1 > y0 and x1 > x0 else None
+
+    def _lid_shift(self, lids, box) -> tuple[np.ndarray, np.ndarray]:
+        """The lid shift's backward displacement (frame pixels, x and y) of every pixel of
+        ``box`` (``_box``'s form): ``motion.lid_source`` evaluated per full-resolution pixel,
+        so the closed lids' seam stays one pixel sharp however large the face."""
+        from ..motion import lid_source
+
+        y0, y1, x0, x1 = box
+        xs, ys = (c[y0:y1, x0:x1].astype(np.float64) for c in self._coords())
+        m = self.m
+        u = (m[0, 0] * xs + m[0, 1] * ys + m[0, 2] + 0.5) / self.size   # crop units
+        v = (m[1, 0] * xs + m[1, 1] * ys + m[1, 2] + 0.5) / self.size
+        dv = (lid_source(*lids, u.astype(np.float32), v.astype(np.float32)) - v) * self.size
+        return (self._lin[0, 1] * dv).astype(np.float32), (self._lin[1, 1] * dv).astype(np.float32)
+
+    def _warped(self, source: np.ndarray, d_grid: np.ndarray, lids=None) -> np.ndarray:
+        """The region of ``source`` backward-warped by a grid displacement (crop pixels)
+        and the lid shift ``lids``."""
         # pixels that barely move are copied, not resampled (resampling softens them);
         # only the bounding box of the moving pixels is resampled. OpenCV throughout:
         # the numpy equivalents took as long as the resampling itself.
@@ -195,17 +235,18 @@ class FaceBlender:
         moving = cv2.compare(cv2.max(cv2.absdiff(gx, 0.0), cv2.absdiff(gy, 0.0)), 0.05, cv2.CMP_GE)
         sy, sx = self.slices
         base = source[sy, sx].copy()
-        box = self._box(moving)
+        box = union_box(self._box(moving), self._lid_region(lids))
         if box is None:
             return base
         y0, y1, x0, x1 = box
         xs, ys = self._coords()
+        lid = self._lid_shift(lids, box) if lids is not None else (0.0, 0.0)
         maps = []
-        for g, grid in ((gx, xs), (gy, ys)):
+        for g, grid, shift in ((gx, xs, lid[0]), (gy, ys, lid[1])):
             d = self._full(g)[y0:y1, x0:x1]
             d = cv2.subtract(cv2.threshold(d, 0.05, 0, cv2.THRESH_TOZERO)[1],
                              cv2.threshold(-d, 0.05, 0, cv2.THRESH_TOZERO)[1])  # |d| < 0.05 -> 0
-            maps.append(cv2.add(d, grid[y0:y1, x0:x1]))
+            maps.append(cv2.add(cv2.add(d, grid[y0:y1, x0:x1]), shift))
         # remap from the whole frame so the warp can pull pixels from outside the region;
         # cubic: bilinear resampling at sub-pixel offsets blurs the photo (sharpness -10 %)
         base[y0:y1, x0:x1] = cv2.remap(source, maps[0], maps[1], cv2.INTER_CUBIC,

@@ -36,7 +36,10 @@ class FaceEdits:
     ``attention`` (B,S,S) float32; ``wide_flow`` (B,E,E,2) float32 crop pixels, the landmark
     motion on the grid of ``motion.EXTENT`` around the crop (motion models), or None;
     ``relax`` (B,S,S) float32 0..1: how much of the crease texture to take away where an AU
-    falls (``motion.relax_mask``), or None.
+    falls (``motion.relax_mask``), or None. ``lids``: the lid shift (landmarks (B,68,2) crop
+    units, upper (B,2), lower (B,2), ``motion.lid_shift``), which the blend evaluates per
+    full-resolution pixel (``wide_flow`` leaves it out: interpolated, the closed lids' seam
+    showed the eyeball), or None.
     """
 
     paint: np.ndarray
@@ -44,11 +47,15 @@ class FaceEdits:
     wide_flow: np.ndarray | None = None
     luma: bool = False
     relax: np.ndarray | None = None
+    lids: tuple | None = None
 
     def __getitem__(self, n: int) -> "FaceEdits":
         wide = None if self.wide_flow is None else self.wide_flow[n]
         relax = None if self.relax is None or not self.relax[n].any() else self.relax[n]
-        return FaceEdits(self.paint[n], self.attention[n], wide, self.luma, relax)
+        lids = None
+        if self.lids is not None and ((self.lids[1][n] > 0).any() or (self.lids[2][n] > 0).any()):
+            lids = tuple(a[n] for a in self.lids)
+        return FaceEdits(self.paint[n], self.attention[n], wide, self.luma, relax, lids)
 
 
 # The landmark motion of these AUs' falls, times this: AU04's fall moves the brows by its
@@ -94,6 +101,8 @@ class Motion(NamedTuple):
     moved: "torch.Tensor"   # (B,68,2) crop-side units: the landmarks after the motion
     wide: "torch.Tensor"    # (B,2,E,E) grid units: the motion on the grid of motion.EXTENT
     landmarks: "torch.Tensor"  # (B,68,2) crop-side units: the landmarks before the motion
+    lids: tuple | None = None  # the lid shift, left out of ``wide`` (``FaceEdits.lids``)
+    crops: "torch.Tensor | None" = None  # (B,3,S,S) the crops before the motion
 
 
 class EditModel:
@@ -224,12 +233,16 @@ class EditModel:
         ``landmarks`` (B,68,2, crop-side units), and the crops ``x`` (B,3,S,S) warped by it."""
         import torch
 
-        from ..motion import AU45, EXTENT, lid_flow, lid_motion, still_mask
+        from ..motion import AU05, AU45, EXTENT, lid_flow, lid_motion, lid_shift, still_mask
         from ..motion import warp as warp_image
 
         src = torch.from_numpy(np.asarray(landmarks, np.float32)).to(self.device)
         y0 = self._aus(own)
-        blink = (y - y0)[:, AU45].cpu().numpy()
+        lm0 = src.cpu().numpy()
+        delta = (y - y0).cpu().numpy()
+        if not bool(self.generator.motion.basis.any()):  # no fitted motion: only a blink moves the lids
+            delta[:, AU05] = 0
+        upper, lower = lid_shift(lm0, delta)
         y_spline = y.clone()
         y_spline[:, AU45] = y0[:, AU45]  # the eyes close by lid_flow, not by the spline
         for name, gain in FALL_GAIN.items():
@@ -237,22 +250,22 @@ class EditModel:
             fall = (y - y0)[:, k].clamp(max=0)
             y_spline[:, k] = y_spline[:, k] + (gain - 1) * fall
         spline, moved = self.generator.motion.spline(src, y0, y_spline)
-        lm0 = src.cpu().numpy()
-        lm1 = moved.cpu().numpy() + lid_motion(lm0, blink)
+        lm1 = moved.cpu().numpy() + lid_motion(lm0, upper, lower)
         moved = torch.from_numpy(lm1).to(self.device)
+        lids = bool((upper > 0).any() or (lower > 0).any())
 
-        def flow(n, extent=(0.0, 1.0)):
+        def flow(n, extent=(0.0, 1.0), with_lids=True):
             # the spline on a grid a quarter of the crop's side, upsampled: 10x faster,
             # landmarks land within 0.6 px (99th percentile) of the full evaluation; the
             # motion fades out beyond the face's contour, so hair and background stay put
             f = spline.flow(n, extent, resolution=max(32, n // 4))
             f = f * torch.from_numpy(still_mask(lm0, lm1, n, extent)).to(self.device)[:, None]
-            if (blink > 0).any():
-                f = f + torch.from_numpy(lid_flow(lm0, blink, n, extent)).to(self.device)
+            if lids and with_lids:
+                f = f + torch.from_numpy(lid_flow(lm0, upper, lower, n, extent)).to(self.device)
             return f
         face = warp_image(x, flow(self.size))
-        wide = flow(round(self.size * (EXTENT[1] - EXTENT[0])), EXTENT)
-        return Motion(face, y0, moved, wide, src)
+        wide = flow(round(self.size * (EXTENT[1] - EXTENT[0])), EXTENT, with_lids=False)
+        return Motion(face, y0, moved, wide, src, (lm0, upper, lower) if lids else None, x)
 
     def relax(self, y: "torch.Tensor", motion: Motion) -> np.ndarray | None:
         """(B,S,S) how much crease texture to take away (``motion.relax_mask``): each AU of
@@ -320,6 +333,8 @@ class EditModel:
             tint = None
             if motion is not None and change is not None and target is not None:
                 paint, keep, tint = self._cavity(x, paint, keep, motion, change, target)
+            if motion is not None and motion.lids is not None:
+                paint, keep = self._lashes(x, paint, keep, motion)
             paint = torch.cat([paint, keep] + ([] if tint is None else [tint]), 1).permute(0, 2, 3, 1).float()
         else:
             paint = color.add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
@@ -330,7 +345,8 @@ class EditModel:
             wide = (motion.wide.float() * to_px).permute(0, 2, 3, 1).contiguous().cpu().numpy()
         return FaceEdits(paint=paint.contiguous().cpu().numpy(),
                          attention=attention[:, 0].float().cpu().numpy(),
-                         wide_flow=wide, luma=self.generator.luma)
+                         wide_flow=wide, luma=self.generator.luma,
+                         lids=None if motion is None else motion.lids)
 
     @staticmethod
     def _luma_paint(x, color, attention):
@@ -375,6 +391,33 @@ class EditModel:
         now = luma + paint                                           # the luma after G's paint
         paint = paint + w * (CAVITY_LUMA * dark - now).clamp(max=0)
         return paint, keep * (1 - 0.5 * w), tint
+
+    def _lashes(self, x, paint, keep, motion):
+        """The lash line of closing eyes (``motion.lash_mask``): its luma towards LASH_LUMA x
+        the darkest tenth of the eye's own pixels in the unwarped crop (lashes, pupil) and
+        its chroma halved, so a shut eye reads as a dark line, not a fold of skin."""
+        import cv2
+        import torch
+
+        from ..colour import to_ycbcr
+        from ..motion import LASH_LUMA, lash_mask
+
+        lm0, upper, lower = motion.lids
+        mask = lash_mask(lm0, upper, lower, self.size)
+        if not mask.any():
+            return paint, keep
+        w = torch.from_numpy(mask).to(x.device)[:, None]
+        eyes = np.zeros(mask.shape, np.float32)
+        for b in range(len(lm0)):
+            for eye in (slice(36, 42), slice(42, 48)):
+                pts = np.round(lm0[b, eye] * self.size * 16).astype(np.int32)
+                cv2.fillPoly(eyes[b], [pts], 1.0, cv2.LINE_8, shift=4)
+        own = (to_ycbcr(motion.crops)[0] + 1) * 127.5                   # the eyes before they close
+        luma = (to_ycbcr(x)[0] + 1) * 127.5
+        dark = self._darkest_tenth(own, torch.from_numpy(eyes).to(x.device)[:, None])
+        now = luma + paint
+        paint = paint + w * (LASH_LUMA * dark - now).clamp(max=0)
+        return paint, keep * (1 - 0.5 * w)
 
     def _opening(self, change, target, own):
         """(jaw, lips, smile), each (B,) 0..1: how far the jaw drops (AU26 rising, its

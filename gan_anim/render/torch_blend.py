@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from .blend import (CHROMA, LUMA, RELAX_EYE, RELAX_RIDGE, RELAX_SIGMAS, RELAX_TEXTURE, TINT,
-                    FaceBlender, border_feather, fill_kernel)
+                    FaceBlender, border_feather, fill_kernel, union_box)
 
 CUBIC_A = -0.75  # cv2's bicubic
 _STEPS: dict = {}   # (interpolation, channels, dtype) -> cv2.remap's sub-pixel steps
@@ -266,33 +266,35 @@ class TorchBlender:
         ``FaceBlender.blend``. None where the region is empty."""
         if self.empty:
             return None
-        base = self._moved(source, edit.wide_flow)
+        base = self._moved(source, edit.wide_flow, getattr(edit, "lids", None))
         if getattr(edit, "relax", None) is not None:
             base = self._relaxed(base, edit.relax)
         return self._paint_luma(base, edit) if edit.luma else self._paint_rgb(base, edit)
 
-    def _moved(self, source: torch.Tensor, wide_flow) -> torch.Tensor:
+    def _moved(self, source: torch.Tensor, wide_flow, lids=None) -> torch.Tensor:
         """``FaceBlender._moved``."""
         if wide_flow is None:
             return source[self.slices]
-        return self._warped(source, self._wide_to_grid(wide_flow))
+        return self._warped(source, self._wide_to_grid(wide_flow), lids)
 
-    def _warped(self, source: torch.Tensor, d_grid: torch.Tensor) -> torch.Tensor:
-        """``FaceBlender._warped``."""
+    def _warped(self, source: torch.Tensor, d_grid: torch.Tensor, lids=None) -> torch.Tensor:
+        """``FaceBlender._warped`` (the lid shift is computed by numpy, on its small box)."""
         lin = self._lin
         gx = d_grid[..., 0] * float(lin[0, 0]) + d_grid[..., 1] * float(lin[0, 1])
         gy = d_grid[..., 0] * float(lin[1, 0]) + d_grid[..., 1] * float(lin[1, 1])
         moving = torch.maximum(gx.abs(), gy.abs()) >= 0.05
         base = source[self.slices].clone()
-        box = self._box(moving)
+        box = union_box(self._box(moving), self.geo._lid_region(lids))
         if box is None:
             return base
         y0, y1, x0, x1 = box
         xs, ys = self._coords()
+        lid = ([_t(a, self.device) for a in self.geo._lid_shift(lids, box)] if lids is not None
+               else (0.0, 0.0))
         maps = []
-        for g, grid in ((gx, xs), (gy, ys)):
+        for g, grid, shift in ((gx, xs, lid[0]), (gy, ys, lid[1])):
             d = self._full(g)[y0:y1, x0:x1]
-            maps.append(d * (d.abs() > 0.05) + grid[y0:y1, x0:x1])
+            maps.append(d * (d.abs() > 0.05) + grid[y0:y1, x0:x1] + shift)
         base[y0:y1, x0:x1] = remap_cubic_u8(source, maps[0], maps[1])
         return base
 
