@@ -32,7 +32,8 @@ class FaceEdits:
 
     ``paint``: RGB mode (B,S,S,3) uint8 colour C; luma mode (B,S,S,2) float32, the luma
     change (1 - A)(L - Y) in 0..255 units and the chroma scale A + (1 - A)s, or (B,S,S,4)
-    where a smile's teeth are painted: also the chroma added (Cb, Cr, 0..255 units).
+    where a smile's teeth or a raised brow's band are painted: also the chroma added (Cb,
+    Cr, 0..255 units).
     ``attention`` (B,S,S) float32; ``wide_flow`` (B,E,E,2) float32 crop pixels, the landmark
     motion on the grid of ``motion.EXTENT`` around the crop (motion models), or None;
     ``relax`` (B,S,S) float32 0..1: how much of the crease texture to take away where an AU
@@ -318,7 +319,8 @@ class EditModel:
         """G's output on the (warped) crops x (B,3,S,S) as a numpy ``FaceEdits``: RGB paint as
         uint8, or the luma change and chroma scale, gated by ``change`` (B,P) to the painted
         AUs' regions, with the mouth's cavity where ``target`` (B,17, 0..1) opens it
-        (``_cavity``); the motion in crop pixels."""
+        (``_cavity``) and the band under raised brows as lid skin (``_brow_band``); the
+        motion in crop pixels."""
         import torch
 
         if self.generator.luma:
