@@ -578,12 +578,13 @@ class LandmarkMotion(torch.nn.Module):
 # BAND_SHADE from the brow's hair down to the lid (the median profile of the same band over
 # the forehead on 29 held-out cfee people's surprised photos: lit under the brow, the crease
 # and the lashes darker). The band's top fades over BAND_SOFT eye distances, its ends over
-# 2 x BAND_SOFT up to BAND_SOFT past the brow's ends. A band that grows 40-100 % is a frown
-# taken to `surprise` (35 held-out angry cfee faces: 75-157 %, 10th-90th percentile);
-# `surprise` from other faces grows it 29-120 % (UTKFace), `neutral` from a frown 23-73 %.
+# 2 x BAND_SOFT up to BAND_SOFT past the brow's ends. A frown taken to `surprise` grows the
+# band 75-157 % (35 held-out angry cfee faces, 10th-90th percentile); `surprise` from other
+# faces 29-120 % (UTKFace), `neutral` from a frown 23-73 %: gated from 15 %, the UTKFace
+# edits' largest identity distance passed 0.6 (benchmarks/quality.py --table --quick).
 BROW_HAIR = 0.15
 LID_EDGE = 0.025
-STRETCH = (0.4, 1.0)
+STRETCH = (0.25, 0.8)
 BAND_SOFT = 0.05
 BAND_SHADE = (0.87, 0.86, 0.73, 0.715, 0.67)
 FOREHEAD_STRIP = (0.12, 0.3)

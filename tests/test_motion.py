@@ -717,7 +717,7 @@ def test_raised_brows_do_not_smear_over_the_lids(shipped, shared_data):
     smear), but the band between the re-detected brows' hair and upper lids is painted as
     lid skin (``EditModel._brow_band``): the share of it 40 grey levels darker than the
     start's forehead stays under 0.5 on each face and 0.4 on average (here 0.42, 0.08, 0.43;
-    unpainted 0.59, 0.24, 0.60; on the 35 held-out angry faces: mean 0.41 against 0.57)."""
+    unpainted 0.59, 0.24, 0.60; on the 35 held-out angry faces: mean 0.40 against 0.57)."""
     from gan_anim.faces.detect import detect_faces
     from gan_anim.media.images import read_image
 
