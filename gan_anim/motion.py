@@ -683,3 +683,68 @@ class LandmarkMotion(torch.nn.Module):
         aligned landmarks are ``landmarks``."""
         moved = landmarks.float() + self.displacement(target_aus - source_aus)
         return ThinPlate(landmarks, moved, fixed=head_anchors(landmarks.float())), moved
+
+
+# Raised brows over a frown: the spline stretches what lay between the lowered brow and the
+# upper lid (the brow's lower hair, the shadowed fold) over the new, taller band, a dark
+# vertical smear. In a real raised brow the hair keeps its height and the band shows lid
+# skin. So below the moved brow's hair (BROW_HAIR eye distances under its landmarks) down to
+# LID_EDGE above the moved upper lid, where the band grew by more than STRETCH[0] of its
+# height (fully at STRETCH[1]), the band is painted as skin (``EditModel._brow_band``): the
+# luma of the forehead strip FOREHEAD_STRIP eye distances above the moved brow, times
+# BAND_SHADE from the brow's hair down to the lid (the median profile of the same band over
+# the forehead on 29 held-out cfee people's surprised photos: lit under the brow, the crease
+# and the lashes darker). The band's top fades over BAND_SOFT eye distances, its ends over
+# 2 x BAND_SOFT up to BAND_SOFT past the brow's ends. A frown taken to `surprise` grows the
+# band 75-157 % (35 held-out angry cfee faces, 10th-90th percentile); `surprise` from other
+# faces 29-120 % (UTKFace), `neutral` from a frown 23-73 %: gated from 15 %, the UTKFace
+# edits' largest identity distance passed 0.6 (benchmarks/quality.py --table --quick).
+BROW_HAIR = 0.15
+LID_EDGE = 0.025
+STRETCH = (0.25, 0.8)
+BAND_SOFT = 0.05
+BAND_SHADE = (0.87, 0.86, 0.73, 0.715, 0.67)
+FOREHEAD_STRIP = (0.12, 0.3)
+_BROW_LIDS = ((list(range(17, 22)), _EYE_UPPER[0]), (list(range(22, 27)), _EYE_UPPER[1]))
+
+
+def brow_band_mask(src: np.ndarray, dst: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(weight (B,2,S,S), shade (B,S,S), above (B,2,S,S)) float32 on the crop (side S =
+    ``size``), for faces whose landmarks move from ``src`` to ``dst`` (B,68,2 crop units),
+    per brow (the face's left, its right): how much of each pixel is the stretched band
+    between a raised brow's hair and its upper lid (0..1: the band's depth, times how much it
+    grew, per column), the lid skin's shade there (BAND_SHADE; 1 elsewhere), and the
+    forehead strip above the moved brow (FOREHEAD_STRIP eye distances above its landmarks),
+    whose skin the band takes. Weight zero where the band did not grow by STRETCH[0]."""
+    import cv2
+
+    c = (np.arange(size) + 0.5) / size
+    weight = np.zeros((len(src), 2, size, size), np.float32)
+    above = np.zeros((len(src), 2, size, size), np.float32)
+    shade = np.ones((len(src), size, size), np.float32)
+    y = c[:, None]
+    for k in range(len(src)):
+        eye = float(np.linalg.norm(src[k, 42:48].mean(0) - src[k, 36:42].mean(0)))
+        soft = BAND_SOFT * eye
+        for side, (brow, lid) in enumerate(_BROW_LIDS):
+            lo, hi = dst[k, brow, 0].min() - soft, dst[k, brow, 0].max() + soft
+            cols = np.nonzero((c > lo) & (c < hi))[0]
+            if len(cols) == 0:
+                continue
+            x = c[cols]
+            b0, b1 = (_lip_line(lm, brow, x) for lm in (src[k], dst[k]))
+            l0, l1 = (_lip_line(lm, lid, x) for lm in (src[k], dst[k]))
+            grew = (l1 - b1) / np.maximum(l0 - b0, 0.02 * eye) - 1
+            gate = _smooth((grew - STRETCH[0]) / (STRETCH[1] - STRETCH[0]))
+            ends = _smooth(np.minimum(x - lo, hi - x) / (2 * soft))
+            top, bot = b1 + BROW_HAIR * eye, l1 - LID_EDGE * eye
+            inside = _smooth((y - top) / soft) * _smooth((bot - y) / (LID_EDGE * eye)) * (bot > top + soft)
+            weight[k, side][:, cols] = inside * (gate * ends)[None]
+            t = (y - top) / np.maximum(bot - top, 1e-6)
+            profile = np.interp(t, np.linspace(0.1, 0.9, len(BAND_SHADE)), BAND_SHADE)
+            shade[k][:, cols] = np.where(inside > 0, profile, shade[k][:, cols])
+            strip = (y > b1 - FOREHEAD_STRIP[1] * eye) & (y < b1 - FOREHEAD_STRIP[0] * eye)
+            above[k, side][:, cols] = strip * (ends > 0.5)[None]
+            if weight[k, side].any():
+                weight[k, side] = cv2.GaussianBlur(weight[k, side], (0, 0), max(0.5, 0.01 * size))
+    return weight, shade, above

@@ -32,7 +32,8 @@ class FaceEdits:
 
     ``paint``: RGB mode (B,S,S,3) uint8 colour C; luma mode (B,S,S,2) float32, the luma
     change (1 - A)(L - Y) in 0..255 units and the chroma scale A + (1 - A)s, or (B,S,S,4)
-    where a smile's teeth are painted: also the chroma added (Cb, Cr, 0..255 units).
+    where a smile's teeth or a raised brow's band are painted: also the chroma added (Cb,
+    Cr, 0..255 units).
     ``attention`` (B,S,S) float32; ``wide_flow`` (B,E,E,2) float32 crop pixels, the landmark
     motion on the grid of ``motion.EXTENT`` around the crop (motion models), or None;
     ``relax`` (B,S,S) float32 0..1: how much of the crease texture to take away where an AU
@@ -91,6 +92,14 @@ SHADOW_FLOOR = 0.45
 # target's AU25 and AU12, fully from these up; 0..1) turns what is left of the opening into
 # the smile's teeth.
 SMILE_AU25, SMILE_AU12, SMILE_RISE = 0.1, 0.4, 0.4
+# Raised brows' stretched band (``EditModel._brow_band``) takes the luma of the forehead
+# above the brow times this (lid skin, under the brow ridge, is a little darker).
+LID_OF_FOREHEAD = 1.0
+# ... the forehead's luma no brighter than LID_OF_FACE x the median of the crop's middle half
+# (a bright fringe); the chroma there becomes the face's median, in proportion to how far the
+# luma is lifted, fully at LIFT_FULL grey levels (a band as bright as skin keeps its colour).
+LID_OF_FACE = 1.1
+LIFT_FULL = 30.0
 
 
 class Motion(NamedTuple):
@@ -323,7 +332,8 @@ class EditModel:
         """G's output on the (warped) crops x (B,3,S,S) as a numpy ``FaceEdits``: RGB paint as
         uint8, or the luma change and chroma scale, gated by ``change`` (B,P) to the painted
         AUs' regions, with the mouth's cavity where ``target`` (B,17, 0..1) opens it
-        (``_cavity``); the motion in crop pixels."""
+        (``_cavity``) and the band under raised brows as lid skin (``_brow_band``); the
+        motion in crop pixels."""
         import torch
 
         if self.generator.luma:
@@ -333,6 +343,8 @@ class EditModel:
             tint = None
             if motion is not None and change is not None and target is not None:
                 paint, keep, tint = self._cavity(x, paint, keep, motion, change, target)
+            if motion is not None:
+                paint, keep, tint = self._brow_band(x, paint, keep, tint, motion)
             if motion is not None and motion.lids is not None:
                 paint, keep = self._lashes(x, paint, keep, motion)
             paint = torch.cat([paint, keep] + ([] if tint is None else [tint]), 1).permute(0, 2, 3, 1).float()
@@ -418,6 +430,45 @@ class EditModel:
         now = luma + paint
         paint = paint + w * (LASH_LUMA * dark - now).clamp(max=0)
         return paint, keep * (1 - 0.5 * w)
+
+    def _brow_band(self, x, paint, keep, tint, motion):
+        """Raised brows that stretch the band between the brow and the upper lid
+        (``motion.brow_band_mask``): there the luma is brought up to LID_OF_FOREHEAD x the
+        median of the forehead just above that brow (never down: a band already as bright
+        as skin stays as it is) times the crease's shade, and the chroma becomes the
+        forehead's, so the brow's stretched hair and shadow read as lid skin. Returns
+        (paint, keep, tint) with the chroma added (B,2,S,S), or ``tint`` as it was."""
+        import torch
+
+        from ..colour import to_ycbcr
+        from ..motion import brow_band_mask
+
+        weight, shade, above = brow_band_mask(motion.landmarks.cpu().numpy(), motion.moved.cpu().numpy(),
+                                              self.size)
+        if not weight.any():
+            return paint, keep, tint
+        ycc = torch.cat(to_ycbcr(x), 1) * 127.5
+        ycc[:, 0] += 127.5                                            # Y 0..255, Cb and Cr around 0
+        w = torch.from_numpy(weight).to(x.device)                     # (B,2,S,S)
+        shade = torch.from_numpy(shade).to(x.device)[:, None]
+        now = ycc[:, :1] + paint
+        add = torch.zeros_like(ycc[:, 1:])
+        q = self.size // 4                                            # the crop's middle: the face
+        face = ycc[:, :, q:-q, q:-q].flatten(2).median(2).values      # (B,3)
+        for b, side in zip(*np.nonzero(weight.reshape(len(weight), 2, -1).max(-1) > 0)):
+            strip = torch.from_numpy(above[b, side] > 0).to(x.device)
+            if int(strip.sum()) < 8:
+                continue
+            # the forehead's luma (its side's light), no brighter than the face's (a fringe)
+            ref = torch.minimum(ycc[b, 0][strip].median(), LID_OF_FACE * face[b, 0])
+            lift = (LID_OF_FOREHEAD * ref * shade[b] - now[b]).clamp(min=0)
+            wb = w[b, side][None]
+            wc = wb * (lift / LIFT_FULL).clamp(max=1)                 # dark hair, shadow: the skin's chroma
+            paint[b] = paint[b] + wb * lift
+            keep[b] = keep[b] * (1 - wc)
+            add[b] = add[b] + wc * face[b, 1:, None, None]
+        tint = add if tint is None else tint + add
+        return paint, keep, tint
 
     def _opening(self, change, target, own):
         """(jaw, lips, smile), each (B,) 0..1: how far the jaw drops (AU26 rising, its
