@@ -160,6 +160,8 @@ class FaceBlender:
         base = self._moved(source, edit.wide_flow)
         if getattr(edit, "relax", None) is not None:
             base = self._relaxed(base, edit.relax)
+        if getattr(edit, "seam", None) is not None:
+            base = self._sealed(base, edit.seam, edit.seam_luma)
         if edit.luma:
             self._paint_luma(out, base, edit)
         else:
@@ -221,6 +223,25 @@ class FaceBlender:
         out = base.copy()
         patch = out[y0:y1, x0:x1]
         new = cv2.add(patch.astype(np.float32), cv2.merge([delta, delta, delta]), dtype=cv2.CV_8U)
+        cv2.copyTo(new, (weight > 1e-3).astype(np.uint8), patch)
+        return out
+
+    def _sealed(self, base: np.ndarray, seam: np.ndarray, level: float) -> np.ndarray:
+        """``base`` (h,w,3 uint8) with its luma brought down towards at most ``level`` where
+        ``seam`` (S,S crop mask, 0..1) asks, by the same amount on R, G and B: the line
+        where sealed lips meet, at full resolution, so the teeth that the warp's jump
+        between the lips sweeps through at any scale are darkened too."""
+        w_grid = self._to_grid(np.ascontiguousarray(seam, np.float32), border=0.0)
+        box = self._box((w_grid > 1e-3).astype(np.uint8))
+        if box is None:
+            return base
+        y0, y1, x0, x1 = box
+        weight = self._full(w_grid)[y0:y1, x0:x1]
+        out = base.copy()
+        patch = out[y0:y1, x0:x1]
+        f = patch.astype(np.float32)
+        delta = -weight * np.maximum(cv2.transform(f, LUMA) - np.float32(level), 0)
+        new = cv2.add(f, cv2.merge([delta, delta, delta]), dtype=cv2.CV_8U)
         cv2.copyTo(new, (weight > 1e-3).astype(np.uint8), patch)
         return out
 

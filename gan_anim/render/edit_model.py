@@ -35,7 +35,9 @@ class FaceEdits:
     ``attention`` (B,S,S) float32; ``wide_flow`` (B,E,E,2) float32 crop pixels, the landmark
     motion on the grid of ``motion.EXTENT`` around the crop (motion models), or None;
     ``relax`` (B,S,S) float32 0..1: how much of the crease texture to take away where an AU
-    falls (``motion.relax_mask``), or None.
+    falls (``motion.relax_mask``), or None. ``seam`` (B,S,S) float32 0..1 and ``seam_luma``
+    (B,) 0..255: where sealed lips meet (``lips.seam_mask``), whose luma is brought down to
+    at most ``seam_luma`` at full resolution, or None.
     """
 
     paint: np.ndarray
@@ -43,11 +45,15 @@ class FaceEdits:
     wide_flow: np.ndarray | None = None
     luma: bool = False
     relax: np.ndarray | None = None
+    seam: np.ndarray | None = None
+    seam_luma: np.ndarray | None = None
 
     def __getitem__(self, n: int) -> "FaceEdits":
         wide = None if self.wide_flow is None else self.wide_flow[n]
         relax = None if self.relax is None or not self.relax[n].any() else self.relax[n]
-        return FaceEdits(self.paint[n], self.attention[n], wide, self.luma, relax)
+        sealed = self.seam is not None and self.seam[n].any()
+        return FaceEdits(self.paint[n], self.attention[n], wide, self.luma, relax,
+                         self.seam[n] if sealed else None, self.seam_luma[n] if sealed else None)
 
 
 # An AU falling this much (0..1; 2 on the 0..5 scale) takes its creases away fully.
@@ -70,6 +76,7 @@ class Motion(NamedTuple):
     moved: "torch.Tensor"   # (B,68,2) crop-side units: the landmarks after the motion
     wide: "torch.Tensor"    # (B,2,E,E) grid units: the motion on the grid of motion.EXTENT
     landmarks: "torch.Tensor"  # (B,68,2) crop-side units: the landmarks before the motion
+    seal: np.ndarray | None = None  # (B,) 0..1: how far the lips seal (``lips.seal_strength``)
 
 
 class EditModel:
@@ -180,6 +187,7 @@ class EditModel:
             color, attention = self.run(motion.face, y, None if change is None else (change > 0).any(1))
             edits = self.parse_output(motion.face, color, attention, motion, change, target)
             edits.relax = relax
+            edits.seam, edits.seam_luma = self.seam(motion)
             return edits
 
     def prepare(self, crops: np.ndarray, aus: np.ndarray) -> tuple["torch.Tensor", "torch.Tensor"]:
@@ -200,6 +208,7 @@ class EditModel:
         ``landmarks`` (B,68,2, crop-side units), and the crops ``x`` (B,3,S,S) warped by it."""
         import torch
 
+        from ..lips import seal_flow
         from ..motion import AU45, EXTENT, lid_flow, lid_motion, still_mask
         from ..motion import warp as warp_image
 
@@ -208,7 +217,7 @@ class EditModel:
         blink = (y - y0)[:, AU45].cpu().numpy()
         y_spline = y.clone()
         y_spline[:, AU45] = y0[:, AU45]  # the eyes close by lid_flow, not by the spline
-        spline, moved = self.generator.motion.spline(src, y0, y_spline)
+        spline, moved, seal = self._spline(src, y0, y_spline)
         lm0 = src.cpu().numpy()
         lm1 = moved.cpu().numpy() + lid_motion(lm0, blink)
         moved = torch.from_numpy(lm1).to(self.device)
@@ -219,12 +228,32 @@ class EditModel:
             # motion fades out beyond the face's contour, so hair and background stay put
             f = spline.flow(n, extent, resolution=max(32, n // 4))
             f = f * torch.from_numpy(still_mask(lm0, lm1, n, extent)).to(self.device)[:, None]
+            if seal.any():
+                f = torch.from_numpy(seal_flow(f.cpu().numpy(), lm0, lm1, seal, extent)).to(self.device)
             if (blink > 0).any():
                 f = f + torch.from_numpy(lid_flow(lm0, blink, n, extent)).to(self.device)
             return f
         face = warp_image(x, flow(self.size))
         wide = flow(round(self.size * (EXTENT[1] - EXTENT[0])), EXTENT)
-        return Motion(face, y0, moved, wide, src)
+        return Motion(face, y0, moved, wide, src, seal)
+
+    def _spline(self, src: "torch.Tensor", y0: "torch.Tensor", y: "torch.Tensor"):
+        """(the warp's spline, moved landmarks (B,68,2), seal (B,)) of the AU change from ``y0``
+        to ``y`` (B,17, 0..1) of faces with landmarks ``src``: the fitted motion, and where the
+        goal closes the lips (``lips.seal_strength``), the lips sealed (``lips.seal_motion``)."""
+        import torch
+
+        from ..lips import seal_motion, seal_sources, seal_strength
+        from ..motion import ThinPlate, head_anchors
+
+        motion = self.generator.motion
+        seal = seal_strength(y0.cpu().numpy(), y.cpu().numpy())
+        if not seal.any():
+            return (*motion.spline(src, y0, y), seal)
+        moved = src.float() + motion.displacement(y - y0)
+        moved = moved + torch.from_numpy(seal_motion(moved.cpu().numpy(), seal)).to(moved)
+        spline_src = torch.from_numpy(seal_sources(src.cpu().numpy(), seal)).to(moved)
+        return ThinPlate(spline_src, moved, fixed=head_anchors(src.float())), moved, seal
 
     def relax(self, y: "torch.Tensor", motion: Motion) -> np.ndarray | None:
         """(B,S,S) how much crease texture to take away (``motion.relax_mask``): each AU of
@@ -336,6 +365,28 @@ class EditModel:
         now = luma + paint                                           # the luma after G's paint
         paint = paint + w * (CAVITY_LUMA * dark - now).clamp(max=0)
         return paint, keep * (1 - 0.5 * w)
+
+    def seam(self, motion: Motion):
+        """(mask (B,S,S), luma (B,)) of the line where sealed lips meet (``motion.seal``,
+        ``lips.seam_mask``), or (None, None): the blend brings the luma there down to at most
+        SEAM_LUMA x the median luma of the lips (the outer lips' hull of the moved landmarks
+        on the warped crop), so what the warp squeezes into the seam at full resolution reads
+        as the line between the lips, not a pale streak."""
+        import cv2
+
+        from ..colour import to_ycbcr
+        from ..lips import SEAM_LUMA, seam_mask
+
+        if motion.seal is None or not motion.seal.any():
+            return None, None
+        dst = motion.moved.cpu().numpy()
+        luma = ((to_ycbcr(motion.face)[0] + 1) * 127.5)[:, 0].float().cpu().numpy()
+        level = np.zeros(len(dst), np.float32)
+        for b in range(len(dst)):
+            m = np.zeros((self.size, self.size), np.uint8)
+            cv2.fillConvexPoly(m, cv2.convexHull(np.round(dst[b, 48:60] * self.size).astype(np.int32)), 1)
+            level[b] = SEAM_LUMA * float(np.median(luma[b][m > 0])) if m.any() else 0.0
+        return seam_mask(motion.landmarks.cpu().numpy(), dst, motion.seal, self.size), level
 
     def _opening(self, change, target, own):
         """(jaw, lips), each (B,): how far the jaw drops (AU26 rising, its paint's fade-in)

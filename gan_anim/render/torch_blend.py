@@ -259,6 +259,8 @@ class TorchBlender:
         base = self._moved(source, edit.wide_flow)
         if getattr(edit, "relax", None) is not None:
             base = self._relaxed(base, edit.relax)
+        if getattr(edit, "seam", None) is not None:
+            base = self._sealed(base, edit.seam, edit.seam_luma)
         return self._paint_luma(base, edit) if edit.luma else self._paint_rgb(base, edit)
 
     def _moved(self, source: torch.Tensor, wide_flow) -> torch.Tensor:
@@ -307,6 +309,21 @@ class TorchBlender:
         new = to_u8(patch.float() - (weight * band)[..., None])
         out = base.clone()
         out[y0:y1, x0:x1] = torch.where((weight > 1e-3)[..., None], new, patch)
+        return out
+
+    def _sealed(self, base: torch.Tensor, seam: np.ndarray, level: float) -> torch.Tensor:
+        """``FaceBlender._sealed``."""
+        w_grid = self._to_grid(seam)
+        box = self._box(w_grid > 1e-3)
+        if box is None:
+            return base
+        y0, y1, x0, x1 = box
+        weight = self._full(w_grid)[y0:y1, x0:x1]
+        patch = base[y0:y1, x0:x1]
+        f = patch.float()
+        delta = -weight * (colour_transform(f, LUMA)[..., 0] - float(level)).clamp(min=0)
+        out = base.clone()
+        out[y0:y1, x0:x1] = torch.where((weight > 1e-3)[..., None], to_u8(f + delta[..., None]), patch)
         return out
 
     def _paint_rgb(self, base: torch.Tensor, edit) -> torch.Tensor:
