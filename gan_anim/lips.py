@@ -22,10 +22,12 @@ import numpy as np
 from .aus import AU_INDEX
 
 # The goal's lips are together below SEAL_CLOSED (AU25 and AU26, 0..1 scale: 0.5 on 0..5),
-# fully at 0; the seal grows with the largest fall of SEAL_AUS, fully at SEAL_RAMP (1 on 0..5).
+# fully at 0, and neither rises by SEAL_RISE (0.1 on 0..5); the seal grows with the largest
+# fall of SEAL_AUS, fully at SEAL_RAMP (1 on 0..5).
 SEAL_AUS = ("AU10", "AU12", "AU25", "AU26")
 SEAL_CLOSED = 0.1
 SEAL_RAMP = 0.2
+SEAL_RISE = 0.02
 # Share of the gap the upper lip comes down (a grin's raised upper lip relaxes; the jaw
 # closes the rest); how far the chin follows the lower lip's rise.
 SEAL_UPPER = 0.35
@@ -51,13 +53,15 @@ _PAIRS = ((61, 67), (62, 66), (63, 65))
 
 def seal_strength(own: np.ndarray, goal: np.ndarray) -> np.ndarray:
     """(B,) 0..1: how far the lips of faces with AUs ``own`` going to ``goal`` ((B,17), 0..1)
-    seal. Zero when the goal parts them (AU25 or AU26 at SEAL_CLOSED or more) or no AU that
-    parts them falls (an edit to the face's own AUs changes nothing)."""
+    seal. Zero when the goal parts them (AU25 or AU26 at SEAL_CLOSED or more, or rising by
+    SEAL_RISE) or no AU that parts them falls (an edit to the face's own AUs changes nothing)."""
     idx = [AU_INDEX[n] for n in SEAL_AUS]
     fall = np.clip((own - goal)[:, idx].max(1) / SEAL_RAMP, 0, 1)
-    opened = np.maximum(goal[:, AU_INDEX["AU25"]], goal[:, AU_INDEX["AU26"]])
-    closed = np.clip(1 - opened / SEAL_CLOSED, 0, 1)
-    return (fall * closed).astype(np.float32)
+    lips = [AU_INDEX["AU25"], AU_INDEX["AU26"]]
+    closed = np.clip(1 - goal[:, lips].max(1) / SEAL_CLOSED, 0, 1)
+    # the first frames of an edit that opens the mouth (surprise from a grin) do not seal
+    still = np.clip(1 - (goal - own)[:, lips].max(1) / SEAL_RISE, 0, 1)
+    return (fall * closed * still).astype(np.float32)
 
 
 def _curve(lm: np.ndarray, idx: list[int], x: np.ndarray) -> np.ndarray:
