@@ -208,7 +208,6 @@ class EditModel:
         ``landmarks`` (B,68,2, crop-side units), and the crops ``x`` (B,3,S,S) warped by it."""
         import torch
 
-        from ..cheeks import cheek_drop, cheek_flow, cheek_motion
         from ..lips import seal_flow
         from ..motion import AU45, EXTENT, lid_flow, lid_motion, still_mask
         from ..motion import warp as warp_image
@@ -220,8 +219,7 @@ class EditModel:
         y_spline[:, AU45] = y0[:, AU45]  # the eyes close by lid_flow, not by the spline
         spline, moved, seal = self._spline(src, y0, y_spline)
         lm0 = src.cpu().numpy()
-        drop = cheek_drop(y0.cpu().numpy(), y_spline.cpu().numpy())
-        lm1 = moved.cpu().numpy() + lid_motion(lm0, blink) + cheek_motion(lm0, drop)
+        lm1 = moved.cpu().numpy() + lid_motion(lm0, blink)
         moved = torch.from_numpy(lm1).to(self.device)
 
         def flow(n, extent=(0.0, 1.0)):
@@ -232,8 +230,6 @@ class EditModel:
             f = f * torch.from_numpy(still_mask(lm0, lm1, n, extent)).to(self.device)[:, None]
             if seal.any():
                 f = torch.from_numpy(seal_flow(f.cpu().numpy(), lm0, lm1, seal, extent)).to(self.device)
-            if drop.any():
-                f = f + torch.from_numpy(cheek_flow(lm0, drop, n, extent)).to(self.device)
             if (blink > 0).any():
                 f = f + torch.from_numpy(lid_flow(lm0, blink, n, extent)).to(self.device)
             return f
