@@ -28,6 +28,9 @@ SEAL_AUS = ("AU10", "AU12", "AU25", "AU26")
 SEAL_CLOSED = 0.1
 SEAL_RAMP = 0.2
 SEAL_RISE = 0.02
+# Mouths already closed (inner-lip gap under SEAL_OPEN[0] eye distances) are not sealed;
+# fully from SEAL_OPEN[1].
+SEAL_OPEN = (0.01, 0.04)
 # Share of the gap the upper lip comes down (a grin's raised upper lip relaxes; the jaw
 # closes the rest); how far the chin follows the lower lip's rise.
 SEAL_UPPER = 0.35
@@ -51,17 +54,29 @@ _INNER_LOW = [48, 67, 66, 65, 54]
 _PAIRS = ((61, 67), (62, 66), (63, 65))
 
 
-def seal_strength(own: np.ndarray, goal: np.ndarray) -> np.ndarray:
+def seal_strength(own: np.ndarray, goal: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
     """(B,) 0..1: how far the lips of faces with AUs ``own`` going to ``goal`` ((B,17), 0..1)
     seal. Zero when the goal parts them (AU25 or AU26 at SEAL_CLOSED or more, or rising by
-    SEAL_RISE) or no AU that parts them falls (an edit to the face's own AUs changes nothing)."""
+    SEAL_RISE) or no AU that parts them falls (an edit to the face's own AUs changes nothing);
+    with the faces' ``landmarks`` (B,68,2), also where the lips already meet (``_opened``)."""
     idx = [AU_INDEX[n] for n in SEAL_AUS]
     fall = np.clip((own - goal)[:, idx].max(1) / SEAL_RAMP, 0, 1)
     lips = [AU_INDEX["AU25"], AU_INDEX["AU26"]]
     closed = np.clip(1 - goal[:, lips].max(1) / SEAL_CLOSED, 0, 1)
     # the first frames of an edit that opens the mouth (surprise from a grin) do not seal
     still = np.clip(1 - (goal - own)[:, lips].max(1) / SEAL_RISE, 0, 1)
-    return (fall * closed * still).astype(np.float32)
+    opened = 1.0 if landmarks is None else _opened(landmarks)
+    return (fall * closed * still * opened).astype(np.float32)
+
+
+def _opened(landmarks: np.ndarray) -> np.ndarray:
+    """(B,) 0..1: how open the mouths of faces with ``landmarks`` (B,68,2) are: 0 where the
+    largest inner-lip gap (61-67, 62-66, 63-65) is under SEAL_OPEN[0] eye distances, 1 over
+    SEAL_OPEN[1]: closed or pressed lips are left as they are."""
+    lm = np.asarray(landmarks, np.float32)
+    eye = np.linalg.norm(lm[:, 42:48].mean(1) - lm[:, 36:42].mean(1), axis=-1)
+    gap = np.max([lm[:, d, 1] - lm[:, u, 1] for u, d in _PAIRS], 0) / np.maximum(eye, 1e-6)
+    return _smooth((gap - SEAL_OPEN[0]) / (SEAL_OPEN[1] - SEAL_OPEN[0]))
 
 
 def _curve(lm: np.ndarray, idx: list[int], x: np.ndarray) -> np.ndarray:

@@ -34,6 +34,10 @@ def test_seal_strength_closes_only_towards_closed_lips():
     # the first frame of a ramp from a grin to surprise (AU25, AU26 start rising) does not seal
     first = grin + (_preset("surprise") - grin) / 29
     assert seal_strength(grin, first)[0] == 0.0
+    # lips that already meet (pressed, closed) are left as they are
+    neutral = _preset("neutral")
+    assert seal_strength(grin, neutral, _mouth(0.0))[0] == 0.0
+    assert seal_strength(grin, neutral, _mouth(0.06))[0] == 1.0
 
 
 def _mouth(gap: float) -> np.ndarray:

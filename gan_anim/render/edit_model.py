@@ -247,7 +247,7 @@ class EditModel:
         from ..motion import ThinPlate, head_anchors
 
         motion = self.generator.motion
-        seal = seal_strength(y0.cpu().numpy(), y.cpu().numpy())
+        seal = seal_strength(y0.cpu().numpy(), y.cpu().numpy(), src.cpu().numpy())
         if not seal.any():
             return (*motion.spline(src, y0, y), seal)
         moved = src.float() + motion.displacement(y - y0)
