@@ -35,9 +35,9 @@ class FaceEdits:
     ``attention`` (B,S,S) float32; ``wide_flow`` (B,E,E,2) float32 crop pixels, the landmark
     motion on the grid of ``motion.EXTENT`` around the crop (motion models), or None;
     ``relax`` (B,S,S) float32 0..1: how much of the crease texture to take away where an AU
-    falls (``motion.relax_mask``), or None. ``seam`` (B,S,S) float32 0..1 and ``seam_luma``
-    (B,) 0..255: where sealed lips meet (``lips.seam_mask``), whose luma is brought down to
-    at most ``seam_luma`` at full resolution, or None.
+    falls (``motion.relax_mask``), or None. ``seam`` (B,S,S) float32 0..1 and ``seam_colour``
+    (B,3) RGB 0..255: where sealed lips meet (``lips.seam_mask``) and the colour of the line
+    drawn there at full resolution, or None.
     """
 
     paint: np.ndarray
@@ -46,14 +46,14 @@ class FaceEdits:
     luma: bool = False
     relax: np.ndarray | None = None
     seam: np.ndarray | None = None
-    seam_luma: np.ndarray | None = None
+    seam_colour: np.ndarray | None = None
 
     def __getitem__(self, n: int) -> "FaceEdits":
         wide = None if self.wide_flow is None else self.wide_flow[n]
         relax = None if self.relax is None or not self.relax[n].any() else self.relax[n]
         sealed = self.seam is not None and self.seam[n].any()
         return FaceEdits(self.paint[n], self.attention[n], wide, self.luma, relax,
-                         self.seam[n] if sealed else None, self.seam_luma[n] if sealed else None)
+                         self.seam[n] if sealed else None, self.seam_colour[n] if sealed else None)
 
 
 # An AU falling this much (0..1; 2 on the 0..5 scale) takes its creases away fully.
@@ -187,7 +187,7 @@ class EditModel:
             color, attention = self.run(motion.face, y, None if change is None else (change > 0).any(1))
             edits = self.parse_output(motion.face, color, attention, motion, change, target)
             edits.relax = relax
-            edits.seam, edits.seam_luma = self.seam(motion)
+            edits.seam, edits.seam_colour = self.seam(motion)
             return edits
 
     def prepare(self, crops: np.ndarray, aus: np.ndarray) -> tuple["torch.Tensor", "torch.Tensor"]:
@@ -367,26 +367,26 @@ class EditModel:
         return paint, keep * (1 - 0.5 * w)
 
     def seam(self, motion: Motion):
-        """(mask (B,S,S), luma (B,)) of the line where sealed lips meet (``motion.seal``,
-        ``lips.seam_mask``), or (None, None): the blend brings the luma there down to at most
-        SEAM_LUMA x the median luma of the lips (the outer lips' hull of the moved landmarks
-        on the warped crop), so what the warp squeezes into the seam at full resolution reads
-        as the line between the lips, not a pale streak."""
+        """(mask (B,S,S), colour (B,3)) of the line where sealed lips meet (``motion.seal``,
+        ``lips.seam_mask``), or (None, None): the blend draws it at full resolution in
+        SEAM_LUMA x the lips' median colour (the outer lips' hull of the moved landmarks on
+        the warped crop), so what the warp squeezes into the seam reads as the line between
+        the lips, not a pale or grey streak."""
         import cv2
 
-        from ..colour import to_ycbcr
         from ..lips import SEAM_LUMA, seam_mask
 
         if motion.seal is None or not motion.seal.any():
             return None, None
         dst = motion.moved.cpu().numpy()
-        luma = ((to_ycbcr(motion.face)[0] + 1) * 127.5)[:, 0].float().cpu().numpy()
-        level = np.zeros(len(dst), np.float32)
+        rgb = ((motion.face.float() + 1) * 127.5).permute(0, 2, 3, 1).cpu().numpy()
+        colour = np.zeros((len(dst), 3), np.float32)
         for b in range(len(dst)):
             m = np.zeros((self.size, self.size), np.uint8)
             cv2.fillConvexPoly(m, cv2.convexHull(np.round(dst[b, 48:60] * self.size).astype(np.int32)), 1)
-            level[b] = SEAM_LUMA * float(np.median(luma[b][m > 0])) if m.any() else 0.0
-        return seam_mask(motion.landmarks.cpu().numpy(), dst, motion.seal, self.size), level
+            if m.any():
+                colour[b] = SEAM_LUMA * np.median(rgb[b][m > 0], 0)
+        return seam_mask(motion.landmarks.cpu().numpy(), dst, motion.seal, self.size), colour
 
     def _opening(self, change, target, own):
         """(jaw, lips), each (B,): how far the jaw drops (AU26 rising, its paint's fade-in)
