@@ -248,6 +248,8 @@ class EditModel:
 
         motion = self.generator.motion
         seal = seal_strength(y0.cpu().numpy(), y.cpu().numpy(), src.cpu().numpy())
+        if not bool(motion.basis.any()):  # no fitted motion: no geometry, the lips included
+            seal = np.zeros_like(seal)
         if not seal.any():
             return (*motion.spline(src, y0, y), seal)
         moved = src.float() + motion.displacement(y - y0)
