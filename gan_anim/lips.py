@@ -41,7 +41,7 @@ SEAL_FADE = 0.06
 SEAL_MARGIN = 0.02
 # The lip line: its half-width (eye distances), its luma against the lips' median, and the
 # opening (eye distances) of the source mouth over which it grows to full strength.
-SEAM_WIDTH = 0.025
+SEAM_WIDTH = 0.02
 SEAM_LUMA = 0.6
 SEAM_OPEN = 0.05
 
@@ -208,7 +208,7 @@ def seal_flow(flow: np.ndarray, lm0: np.ndarray, lm1: np.ndarray, strength: np.n
 def seam_mask(lm0: np.ndarray, lm1: np.ndarray, strength: np.ndarray, size: int) -> np.ndarray:
     """(B,size,size) float32 0..1 on the crop: the line where sealed lips meet (the middle
     of the opening of ``lm1``, (B,68,2) crop units, corner to corner): 1 within SEAM_WIDTH
-    eye distances (at least one crop pixel) of it, 0 beyond twice that, fading out at the
+    eye distances (at least one crop pixel) of it, 0 beyond 1.5 times that, fading out at the
     corners, weighted by ``strength`` and by the opening that closed there (fully where the
     source ``lm0`` was SEAM_OPEN eye distances open): lips that were closed keep their line."""
     out = np.zeros((len(lm1), size, size), np.float32)
@@ -225,7 +225,7 @@ def seam_mask(lm0: np.ndarray, lm1: np.ndarray, strength: np.ndarray, size: int)
         half = max(SEAM_WIDTH * eye, 1.0 / size)
         # flat within ``half`` of the seam: the jump between two rows of the warp's grid,
         # wherever it falls between them, is covered fully
-        line = _smooth((2 * half - np.abs(c[:, None] - seam[None])) / half)
+        line = _smooth((1.5 * half - np.abs(c[:, None] - seam[None])) / (0.5 * half))
         t = (x - m[48, 0]) / (m[54, 0] - m[48, 0])          # the same place along the source mouth
         opened = _smooth(_gap(a, a[48, 0] + t * (a[54, 0] - a[48, 0])) / (SEAM_OPEN * eye))
         ends = _smooth(np.minimum(t, 1 - t) / 0.1)
