@@ -11,7 +11,8 @@ the lips falls (``seal_strength``):
 - **warp** (``seal_flow``): per column of the mouth, the red of each lip maps onto its own
   new span, so the lips meet along a seam and what lay between them (teeth, the cavity) is
   not drawn; the spline alone would squeeze the teeth into a grey streak there;
-- **paint** (``seam_mask``): the seam is darkened into the lip line (``render.edit_model``).
+- **lip line** (``seam_mask``): where the opening closed, the seam is drawn at full
+  resolution in the lips' own colour, darkened (``render.blend.FaceBlender._sealed``).
 
 All in crop-side units on the aligned crop, numpy.
 """
@@ -39,7 +40,7 @@ SEAL_CHIN = {6: 0.3, 7: 0.6, 8: 0.6, 9: 0.6, 10: 0.3}
 # eye distances of each lip next to the opening that the sealed lips leave out.
 SEAL_FADE = 0.06
 SEAL_MARGIN = 0.02
-# The lip line: its half-width (eye distances), its luma against the lips' median, and the
+# The lip line: its half-width (eye distances), its colour against the lips' median, and the
 # opening (eye distances) of the source mouth over which it grows to full strength.
 SEAM_WIDTH = 0.02
 SEAM_LUMA = 0.6
