@@ -132,15 +132,19 @@ _NASOLABIAL = [(31, 0.0, 0.05), (48, -0.08, 0.22), (48, -0.45, 0.1), (41, -0.25,
 # The forehead's horizontal lines above the brows (AU01, AU02), short of the hairline.
 _FOREHEAD = [(17, 0.05, -0.12), (19, 0.0, -0.15), (24, 0.0, -0.15), (26, -0.05, -0.12),
              (24, 0.0, -0.5), (19, 0.0, -0.5)]
+# Under each eye, between the lower lid and the cheek's top: the lines and bags a smile's
+# raised cheeks push up (AU06, AU12), short of the lid's edge.
+_MALAR = [(39, 0.0, 0.12), (40, 0.0, 0.1), (41, 0.0, 0.1), (36, -0.1, 0.08), (36, -0.2, 0.35),
+          (41, 0.0, 0.5), (39, 0.05, 0.45)]
 RELAX_REGIONS = {
     "AU04": [[(21, 0.0, -0.15), (22, 0.0, -0.15), (22, -0.05, -0.7), (21, 0.05, -0.7),
               (27, -0.15, 0.0), (27, 0.15, 0.0)],
              # the lines above the inner brow heads (the brows' hair is cut out: RELAX_BROW)
              [(21, -0.2, -0.1), (22, 0.2, -0.1), (22, 0.15, -0.65), (21, -0.15, -0.65)]],
     "AU09": [[(27, 0.0, -0.05), (39, 0.15, 0.0), (31, 0.0, -0.12), (35, 0.0, -0.12), (42, -0.15, 0.0)]],
-    "AU06": [_NASOLABIAL, "mirror"],
+    "AU06": [_NASOLABIAL, "mirror", _MALAR, "mirror"],
     "AU10": [_NASOLABIAL, "mirror"],
-    "AU12": [_NASOLABIAL, "mirror"],
+    "AU12": [_NASOLABIAL, "mirror", _MALAR, "mirror"],
     "AU01": [_FOREHEAD],
     "AU02": [_FOREHEAD],
 }

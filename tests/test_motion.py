@@ -821,3 +821,26 @@ def test_brow_band_is_zero_where_the_band_does_not_grow(shipped):
         up = lm.copy()
         up[0, 17:27, 1] -= rise
         assert brow_band_mask(lm, up, size)[0].any() == painted, rise
+
+
+def test_a_falling_smile_relaxes_the_lines_under_the_eyes_not_the_lids():
+    """AU06 or AU12 falling relaxes the cheek under each eye (``motion._MALAR``) as well as
+    the nasolabial folds; the lower lid's edge (under 0.1) and the eye itself stay out of it."""
+    from gan_anim.faces.align import align, normalised_landmarks
+    from gan_anim.faces.detect import detect_faces
+    from gan_anim.media.images import read_image
+    from gan_anim.motion import RELAX_REGIONS, relax_mask
+
+    image = read_image(EXAMPLE)
+    lm = detect_faces(image)[0].landmarks
+    size = 128
+    pts = normalised_landmarks(lm, align(lm, size), size)[None]
+    eye = np.linalg.norm(pts[0, 42:48].mean(0) - pts[0, 36:42].mean(0))
+    falls = np.zeros((1, len(RELAX_REGIONS)), np.float32)
+    falls[0, list(RELAX_REGIONS).index("AU12")] = 1.0
+    m = relax_mask(pts, falls, size)[0]
+    at = lambda p: m[int(p[1] * size), int(p[0] * size)]  # noqa: E731
+    for lid in (40, 41, 46, 47):
+        assert at(pts[0, lid] + (0, 0.28 * eye)) > 0.5      # the cheek under the lid
+        assert at(pts[0, lid]) < 0.1                        # the lid's edge: nearly untouched
+    assert at(pts[0, 36:42].mean(0)) == 0 and at(pts[0, 42:48].mean(0)) == 0

@@ -76,6 +76,16 @@ def test_torch_composite_matches_numpy_on_a_frown(shipped, shared_data):
     _check(read_image(_heldout_cfee(shared_data, "Angry", n=1)[0]), shipped, "neutral")
 
 
+def test_torch_composite_matches_numpy_where_lips_seal(shipped, shared_data):
+    """``neutral`` from a held-out cfee person's grin: the lips seal and their seam is capped
+    into the lip line at full resolution (``_sealed``)."""
+    image = read_image(shared_data / "cfee" / "images" / "0113.jpg")
+    job = shipped["numpy"].face_jobs(image, detect_faces(image)[:1], "neutral", None)[0]
+    edits = shipped["numpy"].model.generate(job.crop[None], job.goal[None], job.landmarks[None], job.start[None])
+    assert edits[0].seam is not None
+    _check(image, shipped, "neutral")
+
+
 def test_torch_composite_matches_numpy_with_overlapping_faces(shipped, shared_data):
     """Two faces side by side whose regions overlap: each face's region is written in turn."""
     src = shared_data / "facial_expressions" / "images"

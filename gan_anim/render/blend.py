@@ -181,6 +181,8 @@ class FaceBlender:
         base = self._moved(source, edit.wide_flow, getattr(edit, "lids", None))
         if getattr(edit, "relax", None) is not None:
             base = self._relaxed(base, edit.relax)
+        if getattr(edit, "seam", None) is not None:
+            base = self._sealed(base, edit.seam, edit.seam_colour)
         if edit.luma:
             self._paint_luma(out, base, edit)
         else:
@@ -287,6 +289,29 @@ class FaceBlender:
         out = base.copy()
         patch = out[y0:y1, x0:x1]
         new = cv2.add(patch.astype(np.float32), cv2.merge([delta, delta, delta]), dtype=cv2.CV_8U)
+        cv2.copyTo(new, (weight > 1e-3).astype(np.uint8), patch)
+        return out
+
+    def _sealed(self, base: np.ndarray, seam: np.ndarray, colour: np.ndarray) -> np.ndarray:
+        """``base`` (h,w,3 uint8) with the line where sealed lips meet drawn at full
+        resolution: where ``seam`` (S,S crop mask, 0..1) asks, pixels brighter than the line's
+        ``colour`` (RGB, the lips' own, darkened) take it on, fully from 1.25 x its luma, so
+        the teeth that the warp's jump between the lips sweeps through at any scale become
+        the lip line, not a grey streak; darker pixels stay."""
+        w_grid = self._to_grid(np.ascontiguousarray(seam, np.float32), border=0.0)
+        box = self._box((w_grid > 1e-3).astype(np.uint8))
+        if box is None:
+            return base
+        y0, y1, x0, x1 = box
+        weight = self._full(w_grid)[y0:y1, x0:x1]
+        out = base.copy()
+        patch = out[y0:y1, x0:x1]
+        f = patch.astype(np.float32)
+        colour = np.asarray(colour, np.float32)
+        level = float(LUMA[0] @ colour)
+        t = np.clip((cv2.transform(f, LUMA) - level) / (0.25 * level + 1.0), 0, 1)
+        k = weight * t * t * (3 - 2 * t)
+        new = cv2.add(f, cv2.merge([k * (c - f[..., n]) for n, c in enumerate(colour)]), dtype=cv2.CV_8U)
         cv2.copyTo(new, (weight > 1e-3).astype(np.uint8), patch)
         return out
 

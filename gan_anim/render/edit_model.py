@@ -40,7 +40,9 @@ class FaceEdits:
     falls (``motion.relax_mask``), or None. ``lids``: the lid shift (landmarks (B,68,2) crop
     units, upper (B,2), lower (B,2), ``motion.lid_shift``), which the blend evaluates per
     full-resolution pixel (``wide_flow`` leaves it out: interpolated, the closed lids' seam
-    showed the eyeball), or None.
+    showed the eyeball), or None. ``seam`` (B,S,S) float32 0..1 and ``seam_colour``
+    (B,3) RGB 0..255: where sealed lips meet (``lips.seam_mask``) and the colour of the line
+    drawn there at full resolution, or None.
     """
 
     paint: np.ndarray
@@ -49,6 +51,8 @@ class FaceEdits:
     luma: bool = False
     relax: np.ndarray | None = None
     lids: tuple | None = None
+    seam: np.ndarray | None = None
+    seam_colour: np.ndarray | None = None
 
     def __getitem__(self, n: int) -> "FaceEdits":
         wide = None if self.wide_flow is None else self.wide_flow[n]
@@ -56,7 +60,9 @@ class FaceEdits:
         lids = None
         if self.lids is not None and ((self.lids[1][n] > 0).any() or (self.lids[2][n] > 0).any()):
             lids = tuple(a[n] for a in self.lids)
-        return FaceEdits(self.paint[n], self.attention[n], wide, self.luma, relax, lids)
+        sealed = self.seam is not None and self.seam[n].any()
+        return FaceEdits(self.paint[n], self.attention[n], wide, self.luma, relax, lids,
+                         self.seam[n] if sealed else None, self.seam_colour[n] if sealed else None)
 
 
 # The landmark motion of these AUs' falls, times this: AU04's fall moves the brows by its
@@ -112,6 +118,7 @@ class Motion(NamedTuple):
     landmarks: "torch.Tensor"  # (B,68,2) crop-side units: the landmarks before the motion
     lids: tuple | None = None  # the lid shift, left out of ``wide`` (``FaceEdits.lids``)
     crops: "torch.Tensor | None" = None  # (B,3,S,S) the crops before the motion
+    seal: np.ndarray | None = None  # (B,) 0..1: how far the lips seal (``lips.seal_strength``)
 
 
 class EditModel:
@@ -222,6 +229,7 @@ class EditModel:
             color, attention = self.run(motion.face, y, None if change is None else (change > 0).any(1))
             edits = self.parse_output(motion.face, color, attention, motion, change, target)
             edits.relax = relax
+            edits.seam, edits.seam_colour = self.seam(motion)
             return edits
 
     def prepare(self, crops: np.ndarray, aus: np.ndarray) -> tuple["torch.Tensor", "torch.Tensor"]:
@@ -242,6 +250,7 @@ class EditModel:
         ``landmarks`` (B,68,2, crop-side units), and the crops ``x`` (B,3,S,S) warped by it."""
         import torch
 
+        from ..lips import seal_flow
         from ..motion import AU05, AU45, EXTENT, lid_flow, lid_motion, lid_shift, still_mask
         from ..motion import warp as warp_image
 
@@ -258,7 +267,7 @@ class EditModel:
             k = au.AU_INDEX[name]
             fall = (y - y0)[:, k].clamp(max=0)
             y_spline[:, k] = y_spline[:, k] + (gain - 1) * fall
-        spline, moved = self.generator.motion.spline(src, y0, y_spline)
+        spline, moved, seal = self._spline(src, y0, y_spline)
         lm1 = moved.cpu().numpy() + lid_motion(lm0, upper, lower)
         moved = torch.from_numpy(lm1).to(self.device)
         lids = bool((upper > 0).any() or (lower > 0).any())
@@ -269,12 +278,34 @@ class EditModel:
             # motion fades out beyond the face's contour, so hair and background stay put
             f = spline.flow(n, extent, resolution=max(32, n // 4))
             f = f * torch.from_numpy(still_mask(lm0, lm1, n, extent)).to(self.device)[:, None]
+            if seal.any():
+                f = torch.from_numpy(seal_flow(f.cpu().numpy(), lm0, lm1, seal, extent)).to(self.device)
             if lids and with_lids:
                 f = f + torch.from_numpy(lid_flow(lm0, upper, lower, n, extent)).to(self.device)
             return f
         face = warp_image(x, flow(self.size))
         wide = flow(round(self.size * (EXTENT[1] - EXTENT[0])), EXTENT, with_lids=False)
-        return Motion(face, y0, moved, wide, src, (lm0, upper, lower) if lids else None, x)
+        return Motion(face, y0, moved, wide, src, (lm0, upper, lower) if lids else None, x, seal)
+
+    def _spline(self, src: "torch.Tensor", y0: "torch.Tensor", y: "torch.Tensor"):
+        """(the warp's spline, moved landmarks (B,68,2), seal (B,)) of the AU change from ``y0``
+        to ``y`` (B,17, 0..1) of faces with landmarks ``src``: the fitted motion, and where the
+        goal closes the lips (``lips.seal_strength``), the lips sealed (``lips.seal_motion``)."""
+        import torch
+
+        from ..lips import seal_motion, seal_sources, seal_strength
+        from ..motion import ThinPlate, head_anchors
+
+        motion = self.generator.motion
+        seal = seal_strength(y0.cpu().numpy(), y.cpu().numpy(), src.cpu().numpy())
+        if not bool(motion.basis.any()):  # no fitted motion: no geometry, the lips included
+            seal = np.zeros_like(seal)
+        if not seal.any():
+            return (*motion.spline(src, y0, y), seal)
+        moved = src.float() + motion.displacement(y - y0)
+        moved = moved + torch.from_numpy(seal_motion(moved.cpu().numpy(), seal)).to(moved)
+        spline_src = torch.from_numpy(seal_sources(src.cpu().numpy(), seal)).to(moved)
+        return ThinPlate(spline_src, moved, fixed=head_anchors(src.float())), moved, seal
 
     def relax(self, y: "torch.Tensor", motion: Motion) -> np.ndarray | None:
         """(B,S,S) how much crease texture to take away (``motion.relax_mask``): each AU of
@@ -469,6 +500,28 @@ class EditModel:
             add[b] = add[b] + wc * face[b, 1:, None, None]
         tint = add if tint is None else tint + add
         return paint, keep, tint
+
+    def seam(self, motion: Motion):
+        """(mask (B,S,S), colour (B,3)) of the line where sealed lips meet (``motion.seal``,
+        ``lips.seam_mask``), or (None, None): the blend draws it at full resolution in
+        SEAM_LUMA x the lips' median colour (the outer lips' hull of the moved landmarks on
+        the warped crop), so what the warp squeezes into the seam reads as the line between
+        the lips, not a pale or grey streak."""
+        import cv2
+
+        from ..lips import SEAM_LUMA, seam_mask
+
+        if motion.seal is None or not motion.seal.any():
+            return None, None
+        dst = motion.moved.cpu().numpy()
+        rgb = ((motion.face.float() + 1) * 127.5).permute(0, 2, 3, 1).cpu().numpy()
+        colour = np.zeros((len(dst), 3), np.float32)
+        for b in range(len(dst)):
+            m = np.zeros((self.size, self.size), np.uint8)
+            cv2.fillConvexPoly(m, cv2.convexHull(np.round(dst[b, 48:60] * self.size).astype(np.int32)), 1)
+            if m.any():
+                colour[b] = SEAM_LUMA * np.median(rgb[b][m > 0], 0)
+        return seam_mask(motion.landmarks.cpu().numpy(), dst, motion.seal, self.size), colour
 
     def _opening(self, change, target, own):
         """(jaw, lips, smile), each (B,) 0..1: how far the jaw drops (AU26 rising, its

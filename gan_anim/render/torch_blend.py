@@ -269,6 +269,8 @@ class TorchBlender:
         base = self._moved(source, edit.wide_flow, getattr(edit, "lids", None))
         if getattr(edit, "relax", None) is not None:
             base = self._relaxed(base, edit.relax)
+        if getattr(edit, "seam", None) is not None:
+            base = self._sealed(base, edit.seam, edit.seam_colour)
         return self._paint_luma(base, edit) if edit.luma else self._paint_rgb(base, edit)
 
     def _moved(self, source: torch.Tensor, wide_flow, lids=None) -> torch.Tensor:
@@ -321,6 +323,25 @@ class TorchBlender:
         weight = self._full(w_grid)[y0:y1, x0:x1]
         patch = base[y0:y1, x0:x1]
         new = to_u8(patch.float() - (weight * band)[..., None])
+        out = base.clone()
+        out[y0:y1, x0:x1] = torch.where((weight > 1e-3)[..., None], new, patch)
+        return out
+
+    def _sealed(self, base: torch.Tensor, seam: np.ndarray, colour: np.ndarray) -> torch.Tensor:
+        """``FaceBlender._sealed``."""
+        w_grid = self._to_grid(seam)
+        box = self._box(w_grid > 1e-3)
+        if box is None:
+            return base
+        y0, y1, x0, x1 = box
+        weight = self._full(w_grid)[y0:y1, x0:x1]
+        patch = base[y0:y1, x0:x1]
+        f = patch.float()
+        colour = np.asarray(colour, np.float32)
+        level = float(LUMA[0] @ colour)
+        t = ((colour_transform(f, LUMA)[..., 0] - level) / (0.25 * level + 1.0)).clamp(0, 1)
+        k = (weight * t * t * (3 - 2 * t))[..., None]
+        new = to_u8(f + k * (torch.from_numpy(colour).to(f.device) - f))
         out = base.clone()
         out[y0:y1, x0:x1] = torch.where((weight > 1e-3)[..., None], new, patch)
         return out
