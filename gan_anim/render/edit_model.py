@@ -121,6 +121,11 @@ class Motion(NamedTuple):
     seal: np.ndarray | None = None  # (B,) 0..1: how far the lips seal (``lips.seal_strength``)
 
 
+def _overlap(a: list, b: list) -> bool:
+    """Whether two ``motion.RELAX_REGIONS`` entries share a polygon."""
+    return any(p != "mirror" and p in b for p in a)
+
+
 class EditModel:
     """A loaded generator: its device, precision and painted AUs, and ``generate``.
 
@@ -311,8 +316,8 @@ class EditModel:
         """(B,S,S) how much crease texture to take away (``motion.relax_mask``): each AU of
         ``motion.RELAX_REGIONS`` that falls from the face's own level towards ``y`` (B,17,
         0..1) relaxes its region in proportion, fully at a fall of ``RELAX_FULL``, less the
-        largest rise among the AUs that share the region (a smile asked for keeps its folds
-        when the raised upper lip of disgust falls); None when none falls."""
+        largest rise among the AUs whose regions share a polygon with it (a smile asked for
+        keeps its folds when the raised upper lip of disgust falls); None when none falls."""
         import torch
 
         from ..motion import RELAX_REGIONS, relax_mask
@@ -322,7 +327,7 @@ class EditModel:
         names = list(RELAX_REGIONS)
         change = (y - motion.own)[:, [au.AU_INDEX[n] for n in names]]
         rises = change.clamp(min=0)
-        shared = torch.tensor([[RELAX_REGIONS[a] == RELAX_REGIONS[b] for b in names] for a in names],
+        shared = torch.tensor([[_overlap(RELAX_REGIONS[a], RELAX_REGIONS[b]) for b in names] for a in names],
                               device=change.device)
         rival = (rises[:, None, :] * shared).amax(-1)      # (B, R): the largest rise sharing each region
         falls = ((-change - rival) / RELAX_FULL).clamp(0, 1).cpu().numpy()
