@@ -334,6 +334,13 @@ LID_CURVE, LASH, RIM = 1.0, 0.02, 0.08
 # to their pupils (drowsy) on held-out cfee surprised and fearful starts taken to neutral,
 # so the lid comes down 0.6 of it: to the top of the iris, the white above it covered.
 AU05_OPEN, AU05_MAX = 0.015, 0.4
+# An AU06 rise (cheek raiser: a real smile's narrowed eyes) of one unit raises the lower
+# lid by AU06_LOW eye distances, at most AU06_MAX of the eye's opening. On cfee's training
+# people the coded AU06 raises the lower lids (relative to the eye corners, against each
+# one's neutral photo) by 0.0081 eye distances per unit; the fitted basis's AU06 row moves
+# them 0.0015 of it, the lid shift the rest.
+AU06 = 4
+AU06_LOW, AU06_MAX = 0.0065, 0.25
 _EYE_UPPER = ([36, 37, 38, 39], [42, 43, 44, 45])   # corner, upper lid, corner
 _EYE_LOWER = ([36, 41, 40, 39], [42, 47, 46, 45])
 _BROW_OF = (range(17, 22), range(22, 27))
@@ -346,8 +353,8 @@ def _eye_distance(lm: np.ndarray) -> float:
 def lid_shift(landmarks: np.ndarray, delta_aus: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(upper, lower), each (B, 2 eyes): the fraction of each eye's opening that its upper
     lid comes down and its lower lid comes up for an AU change ``delta_aus`` (B, 17, 0..1
-    scale) of faces with ``landmarks`` (B, 68, 2): an AU45 rise (a blink) and an AU05 fall
-    (wide eyes at rest). Rises of AU05 and falls of AU45 move nothing (a warp cannot show
+    scale) of faces with ``landmarks`` (B, 68, 2): an AU45 rise (a blink), an AU05 fall
+    (wide eyes at rest) and an AU06 rise (the lower lids, ``_cheek_lift``). Rises of AU05 and falls of AU45 move nothing (a warp cannot show
     more of an eyeball than the photo has)."""
     d = np.asarray(delta_aus, np.float32)
     blink = np.clip(d[:, AU45], 0, 1)[:, None]
@@ -361,7 +368,22 @@ def lid_shift(landmarks: np.ndarray, delta_aus: np.ndarray) -> tuple[np.ndarray,
             gap = float(np.mean(lm[low[1:3], 1] - lm[up[1:3], 1])) / max(_eye_distance(lm), 1e-6)
             share = min(fall[b] / max(gap, 1e-6), AU05_MAX)
             upper[b, e] = min(upper[b, e] + share * (1 - upper[b, e] - lower[b, e]), LID_UP)
+    _cheek_lift(np.asarray(landmarks, np.float32), d, upper, lower)
     return upper.astype(np.float32), lower.astype(np.float32)
+
+
+def _cheek_lift(landmarks: np.ndarray, d: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> None:
+    """Raise the lower lids (``lower``, in place) for the AU06 rise of ``d`` (B, 17, 0..1):
+    AU06_LOW eye distances per unit, at most AU06_MAX of each eye's opening (its share of
+    what the upper lid leaves open)."""
+    rise = np.clip(d[:, AU06], 0, 1) * 5 * AU06_LOW                          # eye distances
+    for b, lm in enumerate(landmarks):
+        if rise[b] <= 0:
+            continue
+        for e, (up, low) in enumerate(zip(_EYE_UPPER, _EYE_LOWER)):
+            gap = float(np.mean(lm[low[1:3], 1] - lm[up[1:3], 1])) / max(_eye_distance(lm), 1e-6)
+            share = min(rise[b] / max(gap, 1e-6), AU06_MAX)
+            lower[b, e] = lower[b, e] + share * max(1 - upper[b, e] - lower[b, e], 0)
 
 
 def lid_motion(landmarks: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> np.ndarray:

@@ -752,6 +752,48 @@ def test_neutral_lowers_the_wide_lids_of_a_surprised_face(shipped, shared_data):
     assert np.mean(ratios) < 0.84
 
 
+def test_happy_narrows_wide_eyes_from_below(shipped, shared_data):
+    """--to happy from real surprised and fearful held-out faces: the AU06 rise raises the
+    lower lids (``motion._cheek_lift``), so the re-detected eye aspect ratio falls to 0.75 of
+    the start's on mean (0.81 when only the AU05 fall lowered the upper lids), 3-11 % below
+    the same edit without the lift on each face."""
+    from gan_anim import motion
+    from gan_anim.faces.detect import detect_faces
+    from gan_anim.media.images import read_image
+
+    ratios = {}
+    for path in [shared_data / n for n in SURPRISED_FACES] + _heldout_cfee(shared_data, "Fearful", 2):
+        image = read_image(path)
+        face = detect_faces(image)[0]
+        for low in (0.0, motion.AU06_LOW):
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(motion, "AU06_LOW", low)
+                out = _edit(shipped, image, face, "happy")
+            ratios.setdefault(low, []).append(
+                _eye_aspect(detect_faces(out)[0].landmarks) / _eye_aspect(face.landmarks))
+    lifted, flat = np.array(ratios[motion.AU06_LOW]), np.array(ratios[0.0])
+    assert lifted.mean() < 0.78
+    assert (lifted / flat < 0.98).all()
+
+
+def test_lid_shift_raises_the_lower_lids_on_an_au06_rise():
+    """An AU06 rise raises only the lower lids, more for a larger rise, at most AU06_MAX
+    of the opening; an AU06 fall moves nothing."""
+    from gan_anim.faces.align import align, normalised_landmarks
+    from gan_anim.faces.detect import detect_faces
+    from gan_anim.media.images import read_image
+    from gan_anim.motion import AU06_MAX, lid_shift
+
+    face = detect_faces(read_image(EXAMPLE))[0]
+    lm = normalised_landmarks(face.landmarks, align(face.landmarks, 128), 128)[None]
+    d = np.zeros((4, 17), np.float32)
+    d[0, _au("AU06")], d[1, _au("AU06")], d[2, _au("AU06")], d[3, _au("AU06")] = 0.2, 0.6, 1.0, -0.6
+    up, low = lid_shift(np.repeat(lm, 4, 0), d)
+    assert not up.any() and not low[3].any()
+    assert (0 < low[0]).all() and (low[0] < low[1]).all() and (low[1] <= low[2]).all()
+    assert (low <= AU06_MAX + 1e-6).all()
+
+
 def _brow_band_dark_share(image, lm, eye, ref):
     """The share of the band between the brows (0.12 eye distances under landmarks 17-26)
     and the upper lids (0.05 above 36-39, 42-45), brow by brow across its width, darker

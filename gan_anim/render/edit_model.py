@@ -256,7 +256,7 @@ class EditModel:
         import torch
 
         from ..lips import seal_flow
-        from ..motion import AU05, AU45, EXTENT, lid_flow, lid_motion, lid_shift, still_mask
+        from ..motion import AU05, AU06, AU45, EXTENT, lid_flow, lid_motion, lid_shift, still_mask
         from ..motion import warp as warp_image
 
         src = torch.from_numpy(np.asarray(landmarks, np.float32)).to(self.device)
@@ -264,7 +264,7 @@ class EditModel:
         lm0 = src.cpu().numpy()
         delta = (y - y0).cpu().numpy()
         if not bool(self.generator.motion.basis.any()):  # no fitted motion: only a blink moves the lids
-            delta[:, AU05] = 0
+            delta[:, [AU05, AU06]] = 0
         upper, lower = lid_shift(lm0, delta)
         y_spline = y.clone()
         y_spline[:, AU45] = y0[:, AU45]  # the eyes close by lid_flow, not by the spline
