@@ -755,7 +755,7 @@ def test_neutral_lowers_the_wide_lids_of_a_surprised_face(shipped, shared_data):
 def test_happy_narrows_wide_eyes_from_below(shipped, shared_data):
     """--to happy from real surprised and fearful held-out faces: the AU06 rise raises the
     lower lids (``motion._cheek_lift``), so the re-detected eye aspect ratio falls to 0.75 of
-    the start's on mean (0.81 when only the AU05 fall lowered the upper lids), 3-11 % below
+    the start's on mean (0.81 when only the AU05 fall lowered the upper lids), 7-9 % below
     the same edit without the lift on each face."""
     from gan_anim import motion
     from gan_anim.faces.detect import detect_faces
@@ -773,16 +773,17 @@ def test_happy_narrows_wide_eyes_from_below(shipped, shared_data):
                 _eye_aspect(detect_faces(out)[0].landmarks) / _eye_aspect(face.landmarks))
     lifted, flat = np.array(ratios[motion.AU06_LOW]), np.array(ratios[0.0])
     assert lifted.mean() < 0.78
-    assert (lifted / flat < 0.98).all()
+    assert (lifted / flat < 0.96).all()
 
 
 def test_lid_shift_raises_the_lower_lids_on_an_au06_rise():
     """An AU06 rise raises only the lower lids, more for a larger rise, at most AU06_MAX
-    of the opening; an AU06 fall moves nothing."""
+    of the opening and never closer than AU06_FLOOR to the upper lid (a squinting eye
+    keeps its opening); an AU06 fall moves nothing."""
     from gan_anim.faces.align import align, normalised_landmarks
     from gan_anim.faces.detect import detect_faces
     from gan_anim.media.images import read_image
-    from gan_anim.motion import AU06_MAX, lid_shift
+    from gan_anim.motion import AU06_FLOOR, AU06_MAX, lid_shift
 
     face = detect_faces(read_image(EXAMPLE))[0]
     lm = normalised_landmarks(face.landmarks, align(face.landmarks, 128), 128)[None]
@@ -792,6 +793,13 @@ def test_lid_shift_raises_the_lower_lids_on_an_au06_rise():
     assert not up.any() and not low[3].any()
     assert (0 < low[0]).all() and (low[0] < low[1]).all() and (low[1] <= low[2]).all()
     assert (low <= AU06_MAX + 1e-6).all()
+    eye = np.linalg.norm(lm[0, 42:48].mean(0) - lm[0, 36:42].mean(0))
+    squint = lm.copy()                     # lower lids 0.01 eye distances above the floor
+    for u, lo in (([37, 38], [41, 40]), ([43, 44], [47, 46])):
+        squint[0, lo, 1] = squint[0, u, 1] + (AU06_FLOOR + 0.01) * eye
+    low = lid_shift(squint, d[2:3])[1][0]
+    gap = (AU06_FLOOR + 0.01)
+    np.testing.assert_allclose(low * gap, 0.01, atol=1e-4)
 
 
 def _brow_band_dark_share(image, lm, eye, ref):
