@@ -311,7 +311,7 @@ class ThinPlate:
 # The lids (a blink, AU45, a fall of the upper lid raiser, AU05, and an AU06 rise's lower
 # lids) move by their own warp of each eye, not by the spline: the fitted motion barely
 # moves the lids (the training labels hardly have closed eyes, the AU05 row moves only the
-# lower lids and the AU06 row a fifth of what cfee's coded smiles show), and a spline
+# upper lids and the AU06 row a fifth of what cfee's coded smiles show), and a spline
 # that pulls the lids together drags the brows down with them. Each upper lid comes down a
 # fraction of the eye's own opening, each lower lid up a fraction (``lid_shift``); per
 # column of the eye, the lid skin above (LID_SKIN eye distances) stretches down to the
