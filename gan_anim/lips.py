@@ -24,10 +24,12 @@ from .aus import AU_INDEX
 
 # The goal's lips are together below SEAL_CLOSED (AU25 and AU26, 0..1 scale: 0.5 on 0..5),
 # fully at 0, and neither rises by SEAL_RISE (0.1 on 0..5); the seal grows with the largest
-# fall of SEAL_AUS, fully at SEAL_RAMP (1 on 0..5).
+# fall of SEAL_AUS from the face's own level down to SEAL_CLOSED (or the goal, if higher),
+# fully at SEAL_RAMP (0.5 on 0..5; an AU at 1 seals fully): lips parted at rest (AU25 under
+# 0.5, a trace of AU12) are the person's own mouth, not an expression's opening, and stay.
 SEAL_AUS = ("AU10", "AU12", "AU25", "AU26")
 SEAL_CLOSED = 0.1
-SEAL_RAMP = 0.2
+SEAL_RAMP = 0.1
 SEAL_RISE = 0.02
 # Mouths already closed (inner-lip gap under SEAL_OPEN[0] eye distances) are not sealed;
 # fully from SEAL_OPEN[1].
@@ -58,10 +60,11 @@ _PAIRS = ((61, 67), (62, 66), (63, 65))
 def seal_strength(own: np.ndarray, goal: np.ndarray, landmarks: np.ndarray | None = None) -> np.ndarray:
     """(B,) 0..1: how far the lips of faces with AUs ``own`` going to ``goal`` ((B,17), 0..1)
     seal. Zero when the goal parts them (AU25 or AU26 at SEAL_CLOSED or more, or rising by
-    SEAL_RISE) or no AU that parts them falls (an edit to the face's own AUs changes nothing);
+    SEAL_RISE) or no AU that parts them falls from above SEAL_CLOSED (an edit to the face's
+    own AUs changes nothing, nor one from lips parted at rest);
     with the faces' ``landmarks`` (B,68,2), also where the lips already meet (``_opened``)."""
     idx = [AU_INDEX[n] for n in SEAL_AUS]
-    fall = np.clip((own - goal)[:, idx].max(1) / SEAL_RAMP, 0, 1)
+    fall = np.clip((own[:, idx] - np.maximum(goal[:, idx], SEAL_CLOSED)).max(1) / SEAL_RAMP, 0, 1)
     lips = [AU_INDEX["AU25"], AU_INDEX["AU26"]]
     closed = np.clip(1 - goal[:, lips].max(1) / SEAL_CLOSED, 0, 1)
     # the first frames of an edit that opens the mouth (surprise from a grin) do not seal
@@ -181,7 +184,7 @@ def seal_flow(flow: np.ndarray, lm0: np.ndarray, lm1: np.ndarray, strength: np.n
     own per-column map: between the outer lips of ``lm1`` (the moved landmarks, (B,68,2)),
     each lip's span samples that lip's span in ``lm0`` (the source landmarks), so lips that
     meet show no teeth between them; faded into ``flow`` over SEAL_FADE eye distances
-    beyond the outer lips. Other faces are unchanged."""
+    beyond the outer lips, and weighted by ``strength``. Other faces are unchanged."""
     lo, hi = extent
     size = flow.shape[-1]
     c = (lo + (hi - lo) * (np.arange(size) + 0.5) / size).astype(np.float32)
@@ -202,6 +205,9 @@ def seal_flow(flow: np.ndarray, lm0: np.ndarray, lm1: np.ndarray, strength: np.n
         fade = SEAL_FADE * eye
         w = _smooth((y - (top - fade)) / fade) * _smooth(((bottom + fade) - y) / fade)
         spline_rows = y + flow[b, 1][:, cols] / 2
+        # in proportion to the seal: a faint one (a ramp's first frames, lips barely parted)
+        # changes the lips faintly, not by the whole map and its margins at once
+        w = w * min(float(strength[b]), 1.0)
         out[b, 1][:, cols] = flow[b, 1][:, cols] + w * 2 * (rows - spline_rows)
     return out
 

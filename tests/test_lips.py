@@ -31,6 +31,10 @@ def test_seal_strength_closes_only_towards_closed_lips():
     for name in ("happy", "surprise", "fear"):          # goals that part the lips
         assert seal_strength(grin, _preset(name))[0] == 0.0, name
     assert seal_strength(grin, grin)[0] == 0.0            # the face's own AUs: no change
+    # lips parted at rest (AU25 under 0.5 on 0..5, a trace of AU12) are not an expression's opening
+    rest = _aus(AU12=0.3, AU25=0.45)
+    assert seal_strength(rest, _preset("anger"))[0] == 0.0
+    assert seal_strength(_aus(AU25=1.5, AU26=1.5), _preset("neutral"))[0] == 1.0   # a dropped jaw
     # the first frame of a ramp from a grin to surprise (AU25, AU26 start rising) does not seal
     first = grin + (_preset("surprise") - grin) / 29
     assert seal_strength(grin, first)[0] == 0.0
