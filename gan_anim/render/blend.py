@@ -129,17 +129,22 @@ class FaceBlender:
         return cv2.remap(crop_array, self.map_u, self.map_v, cv2.INTER_LINEAR,
                          borderMode=mode, borderValue=0 if border is None else border)
 
+    def wide_maps(self, e: int):
+        """(map u, map v, edge fade), each float32 on the region grid, that sample an array of
+        side ``e`` laid on the extended grid (``motion.EXTENT``: the crop and its margin)."""
+        lo, hi = -self.margin, 1 + self.margin
+        scale = e / (hi - lo)
+        mu = (((self.map_u + 0.5) / self.size - lo) * scale - 0.5).astype(np.float32)
+        mv = (((self.map_v + 0.5) / self.size - lo) * scale - 0.5).astype(np.float32)
+        fade = cv2.remap(border_feather(e, 0.1), mu, mv, cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
+        return mu, mv, fade
+
     def _wide_to_grid(self, wide: np.ndarray) -> np.ndarray:
         """Like ``_to_grid`` for an array sampled on the extended grid, faded at its edge."""
         e = wide.shape[0]
         if self._wide is None or self._wide[0] != e:
-            lo, hi = -self.margin, 1 + self.margin
-            scale = e / (hi - lo)
-            mu = (((self.map_u + 0.5) / self.size - lo) * scale - 0.5).astype(np.float32)
-            mv = (((self.map_v + 0.5) / self.size - lo) * scale - 0.5).astype(np.float32)
-            fade = cv2.remap(border_feather(e, 0.1), mu, mv, cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
-            self._wide = (e, mu, mv, fade)
+            self._wide = (e, *self.wide_maps(e))
         _, mu, mv, fade = self._wide
         out = cv2.remap(np.ascontiguousarray(wide, np.float32), mu, mv, cv2.INTER_LINEAR,
                         borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from .blend import (CHROMA, LUMA, RELAX_EYE, RELAX_RIDGE, RELAX_SIGMAS, RELAX_TEXTURE, TINT,
-                    FaceBlender, border_feather, fill_kernel, union_box)
+                    FaceBlender, fill_kernel, union_box)
 
 CUBIC_A = -0.75  # cv2's bicubic
 _STEPS: dict = {}   # (interpolation, channels, dtype) -> cv2.remap's sub-pixel steps
@@ -228,18 +228,9 @@ class TorchBlender:
 
     def _wide_to_grid(self, wide: np.ndarray) -> torch.Tensor:
         """``FaceBlender._wide_to_grid``."""
-        import cv2
-
         e = wide.shape[0]
         if self._wide is None or self._wide[0] != e:
-            g = self.geo
-            lo, hi = -g.margin, 1 + g.margin
-            scale = e / (hi - lo)
-            mu = (((g.map_u + 0.5) / g.size - lo) * scale - 0.5).astype(np.float32)
-            mv = (((g.map_v + 0.5) / g.size - lo) * scale - 0.5).astype(np.float32)
-            fade = cv2.remap(border_feather(e, 0.1), mu, mv, cv2.INTER_LINEAR,
-                             borderMode=cv2.BORDER_CONSTANT, borderValue=0.0)
-            self._wide = (e, _t(mu, self.device), _t(mv, self.device), _t(fade, self.device))
+            self._wide = (e, *(_t(m, self.device) for m in self.geo.wide_maps(e)))
         _, mu, mv, fade = self._wide
         return remap_linear(_t(wide, self.device), mu, mv, False) * fade[..., None]
 
