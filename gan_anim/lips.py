@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from .aus import AU_INDEX
+from .motion import polyline_at, smoothstep
 
 # The goal's lips are together below SEAL_CLOSED (AU25 and AU26, 0..1 scale: 0.5 on 0..5),
 # fully at 0, and neither rises by SEAL_RISE (0.1 on 0..5); the seal grows with the largest
@@ -80,7 +81,7 @@ def _opened(landmarks: np.ndarray) -> np.ndarray:
     lm = np.asarray(landmarks, np.float32)
     eye = np.linalg.norm(lm[:, 42:48].mean(1) - lm[:, 36:42].mean(1), axis=-1)
     gap = np.max([lm[:, d, 1] - lm[:, u, 1] for u, d in _PAIRS], 0) / np.maximum(eye, 1e-6)
-    return _smooth((gap - SEAL_OPEN[0]) / (SEAL_OPEN[1] - SEAL_OPEN[0]))
+    return smoothstep((gap - SEAL_OPEN[0]) / (SEAL_OPEN[1] - SEAL_OPEN[0]))
 
 
 def _curve(lm: np.ndarray, idx: list[int], x: np.ndarray) -> np.ndarray:
@@ -91,7 +92,7 @@ def _curve(lm: np.ndarray, idx: list[int], x: np.ndarray) -> np.ndarray:
     pts = lm[idx]
     order = np.argsort(pts[:, 0], kind="stable")
     xs, ys = pts[order, 0], pts[order, 1]
-    y = np.interp(x, xs, ys)
+    y = polyline_at(lm, idx, x)
     if idx in (_INNER_UP, _INNER_LOW):
         for c, k in ((0, 1), (-1, -2)):
             t = np.clip((x - xs[k]) / (xs[c] - xs[k]) if xs[c] != xs[k] else 1.0, 0, 1)
@@ -142,11 +143,6 @@ def seal_sources(src: np.ndarray, strength: np.ndarray) -> np.ndarray:
     for inner, outer in ((60, 48), (64, 54)):  # a grin's inner corners lie on its dark corners
         out[:, inner] = src[:, inner] + k * (src[:, outer] - src[:, inner])
     return out
-
-
-def _smooth(t: np.ndarray) -> np.ndarray:
-    t = np.clip(t, 0, 1)
-    return t * t * (3 - 2 * t)
 
 
 def _contours(lm: np.ndarray, x: np.ndarray):
@@ -203,7 +199,7 @@ def seal_flow(flow: np.ndarray, lm0: np.ndarray, lm1: np.ndarray, strength: np.n
         x0 = x1[None] + flow[b, 0][:, cols] / 2          # the spline's source columns
         rows, top, bottom = _source_rows(y, a, m, x0, x1, SEAL_MARGIN * eye)
         fade = SEAL_FADE * eye
-        w = _smooth((y - (top - fade)) / fade) * _smooth(((bottom + fade) - y) / fade)
+        w = smoothstep((y - (top - fade)) / fade) * smoothstep(((bottom + fade) - y) / fade)
         spline_rows = y + flow[b, 1][:, cols] / 2
         # in proportion to the seal: a faint one (a ramp's first frames, lips barely parted)
         # changes the lips faintly, not by the whole map and its margins at once
@@ -232,9 +228,9 @@ def seam_mask(lm0: np.ndarray, lm1: np.ndarray, strength: np.ndarray, size: int)
         half = max(SEAM_WIDTH * eye, 1.0 / size)
         # flat within ``half`` of the seam: the jump between two rows of the warp's grid,
         # wherever it falls between them, is covered fully
-        line = _smooth((1.5 * half - np.abs(c[:, None] - seam[None])) / (0.5 * half))
+        line = smoothstep((1.5 * half - np.abs(c[:, None] - seam[None])) / (0.5 * half))
         t = (x - m[48, 0]) / (m[54, 0] - m[48, 0])          # the same place along the source mouth
-        opened = _smooth(_gap(a, a[48, 0] + t * (a[54, 0] - a[48, 0])) / (SEAM_OPEN * eye))
-        ends = _smooth(np.minimum(t, 1 - t) / 0.1)
+        opened = smoothstep(_gap(a, a[48, 0] + t * (a[54, 0] - a[48, 0])) / (SEAM_OPEN * eye))
+        ends = smoothstep(np.minimum(t, 1 - t) / 0.1)
         out[b][:, cols] = line * (ends * opened)[None] * s
     return out

@@ -522,7 +522,8 @@ def lash_mask(landmarks: np.ndarray, upper: np.ndarray, lower: np.ndarray, size:
 _INNER_UP, _INNER_LOW = [60, 61, 62, 63, 64], [60, 67, 66, 65, 64]
 
 
-def _lip_line(lm: np.ndarray, idx: list[int], x: np.ndarray) -> np.ndarray:
+def polyline_at(lm: np.ndarray, idx: list[int], x: np.ndarray) -> np.ndarray:
+    """The polyline through ``lm[idx]`` (sorted by x) read at ``x``, flat beyond its ends."""
     order = np.argsort(lm[idx, 0], kind="stable")
     return np.interp(x, lm[idx, 0][order], lm[idx, 1][order])
 
@@ -554,12 +555,13 @@ def _openings(src: np.ndarray, dst: np.ndarray, size: int, whole: np.ndarray | N
         poly = dst[k, _INNER_UP + _INNER_LOW[::-1]] * size - 0.5
         inside = np.zeros((size, size), np.uint8)
         cv2.fillPoly(inside, [np.round(poly * 16).astype(np.int32)], 255, cv2.LINE_AA, shift=4)
-        up, low = _lip_line(dst[k], _INNER_UP, c), _lip_line(dst[k], _INNER_LOW, c)
+        up, low = polyline_at(dst[k], _INNER_UP, c), polyline_at(dst[k], _INNER_LOW, c)
         tau = (c[:, None] - up[None]) / np.maximum(low - up, 1e-6)[None]     # (rows, cols)
         yield strength, inside.astype(np.float32) / 255, tau
 
 
-def _smooth(t: np.ndarray) -> np.ndarray:
+def smoothstep(t: np.ndarray) -> np.ndarray:
+    """0 below 0, 1 above 1, a smooth cubic between."""
     t = np.clip(t, 0, 1)
     return t * t * (3 - 2 * t)
 
@@ -573,7 +575,7 @@ def cavity_mask(src: np.ndarray, dst: np.ndarray, size: int) -> np.ndarray:
     out = np.zeros((len(src), size, size), np.float32)
     for k, (strength, inside, tau) in enumerate(_openings(src, dst, size)):
         if strength > 0:
-            m = inside * _smooth((tau - CAVITY_TEETH) / 0.15)
+            m = inside * smoothstep((tau - CAVITY_TEETH) / 0.15)
             out[k] = cv2.GaussianBlur(m, (0, 0), max(0.5, 0.01 * size)) * strength
     return out
 
@@ -601,13 +603,13 @@ def _teeth_layout(lm: np.ndarray, eye: float, size: int):
     ``lm`` (68,2 crop units): where the upper and the lower teeth lie (0..1, not yet limited
     to the opening nor faded at the corners) and the teeth's luma factor (1 in the middle)."""
     c = (np.arange(size) + 0.5) / size
-    up, low = _lip_line(lm, _INNER_UP, c), _lip_line(lm, _INNER_LOW, c)
+    up, low = polyline_at(lm, _INNER_UP, c), polyline_at(lm, _INNER_LOW, c)
     depth = (c[:, None] - up[None]) / eye                               # eye distances below the upper lip
     height = np.maximum(low - up, 0)[None] / eye
     edge = np.minimum(SMILE_TEETH * height, UPPER_TEETH)
     soft = 0.03
-    upper = _smooth((edge - depth) / soft + 0.5)
-    lower = _smooth((depth - edge - TEETH_GAP) / soft) * _smooth((height - UPPER_TEETH - TEETH_GAP) / soft)
+    upper = smoothstep((edge - depth) / soft + 0.5)
+    lower = smoothstep((depth - edge - TEETH_GAP) / soft) * smoothstep((height - UPPER_TEETH - TEETH_GAP) / soft)
     left, right = lm[60, 0], lm[64, 0]
     half = max((right - left) / 2, 1e-6)
     u = np.clip(np.abs(c - (left + right) / 2) / half, 0, 1)           # 0 in the middle, 1 at a corner
@@ -640,7 +642,7 @@ def smile_teeth_mask(src: np.ndarray, dst: np.ndarray, size: int,
         c = (np.arange(size) + 0.5) / size
         left, right = dst[k, 60, 0], dst[k, 64, 0]
         across = np.minimum(c - left, right - c) / max(right - left, 1e-6)  # 0 at a corner, 0.5 mid
-        band = np.clip(upper + lower, 0, 1) * _smooth(across / SMILE_CORNERS)[None]
+        band = np.clip(upper + lower, 0, 1) * smoothstep(across / SMILE_CORNERS)[None]
         blur = max(0.5, 0.004 * size)  # anti-aliasing only: more spreads the teeth onto the lips
         teeth[k] = cv2.GaussianBlur(inside * band, (0, 0), blur) * strength
         shadow[k] = cv2.GaussianBlur(inside * (1 - band), (0, 0), blur) * strength
@@ -762,13 +764,13 @@ def brow_band_mask(src: np.ndarray, dst: np.ndarray, size: int) -> tuple[np.ndar
             if len(cols) == 0:
                 continue
             x = c[cols]
-            b0, b1 = (_lip_line(lm, brow, x) for lm in (src[k], dst[k]))
-            l0, l1 = (_lip_line(lm, lid, x) for lm in (src[k], dst[k]))
+            b0, b1 = (polyline_at(lm, brow, x) for lm in (src[k], dst[k]))
+            l0, l1 = (polyline_at(lm, lid, x) for lm in (src[k], dst[k]))
             grew = (l1 - b1) / np.maximum(l0 - b0, 0.02 * eye) - 1
-            gate = _smooth((grew - STRETCH[0]) / (STRETCH[1] - STRETCH[0]))
-            ends = _smooth(np.minimum(x - lo, hi - x) / (2 * soft))
+            gate = smoothstep((grew - STRETCH[0]) / (STRETCH[1] - STRETCH[0]))
+            ends = smoothstep(np.minimum(x - lo, hi - x) / (2 * soft))
             top, bot = b1 + BROW_HAIR * eye, l1 - LID_EDGE * eye
-            inside = _smooth((y - top) / soft) * _smooth((bot - y) / (LID_EDGE * eye)) * (bot > top + soft)
+            inside = smoothstep((y - top) / soft) * smoothstep((bot - y) / (LID_EDGE * eye)) * (bot > top + soft)
             weight[k, side][:, cols] = inside * (gate * ends)[None]
             t = (y - top) / np.maximum(bot - top, 1e-6)
             profile = np.interp(t, np.linspace(0.1, 0.9, len(BAND_SHADE)), BAND_SHADE)
