@@ -471,8 +471,9 @@ class EditModel:
         """Raised brows that stretch the band between the brow and the upper lid
         (``motion.brow_band_mask``): there the luma is brought up to LID_OF_FOREHEAD x the
         median of the forehead just above that brow (never down: a band already as bright
-        as skin stays as it is) times the crease's shade, and the chroma becomes the
-        forehead's, so the brow's stretched hair and shadow read as lid skin. Returns
+        as skin stays as it is) times the crease's shade, and where it is lifted the chroma
+        goes to the face's median (fully at a lift of 30), so the brow's stretched hair and
+        shadow read as lid skin. Returns
         (paint, keep, tint) with the chroma added (B,2,S,S), or ``tint`` as it was."""
         import torch
 
