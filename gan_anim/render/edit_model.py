@@ -71,6 +71,9 @@ class FaceEdits:
 # half as far as their own neutral photos (+0.053 / +0.031 eye distance against +0.097 /
 # +0.068, median of 40); 1.8 x meets them (docs/benchmarks.md). Calibrated on the shipped rows.
 FALL_GAIN = {"AU04": 1.8}
+# An AU12 rise that leaves the mouth corners short of the model's face asked for the goal
+# moves its row further, by at most SMILE_REACH x the rise (``EditModel._smile_reach``).
+SMILE_REACH = 1.0
 # An AU falling this much (0..1; 2 on the 0..5 scale) takes its creases away fully.
 RELAX_FULL = 0.4
 # A smile's teeth (``EditModel._smile_teeth``): their luma against the whites of the eyes
@@ -256,7 +259,8 @@ class EditModel:
         import torch
 
         from ..lips import seal_flow
-        from ..motion import AU05, AU06, AU45, EXTENT, lid_flow, lid_motion, lid_shift, still_mask
+        from ..motion import AU05, AU06, AU45, EXTENT, lid_flow, lid_motion, lid_shift, smile_brows
+        from ..motion import still_mask
         from ..motion import warp as warp_image
 
         src = torch.from_numpy(np.asarray(landmarks, np.float32)).to(self.device)
@@ -272,7 +276,10 @@ class EditModel:
             k = au.AU_INDEX[name]
             fall = (y - y0)[:, k].clamp(max=0)
             y_spline[:, k] = y_spline[:, k] + (gain - 1) * fall
-        spline, moved, seal = self._spline(src, y0, y_spline)
+        extra = torch.from_numpy(smile_brows(lm0, delta)).to(self.device)
+        if bool(self.generator.motion.basis.any()):  # a smile that reaches its corners
+            extra = extra + self._smile_reach(src, y0, y, y_spline)
+        spline, moved, seal = self._spline(src, y0, y_spline, extra)
         lm1 = moved.cpu().numpy() + lid_motion(lm0, upper, lower)
         moved = torch.from_numpy(lm1).to(self.device)
         lids = bool((upper > 0).any() or (lower > 0).any())
@@ -292,9 +299,36 @@ class EditModel:
         wide = flow(round(self.size * (EXTENT[1] - EXTENT[0])), EXTENT, with_lids=False)
         return Motion(face, y0, moved, wide, src, (lm0, upper, lower) if lids else None, x, seal)
 
-    def _spline(self, src: "torch.Tensor", y0: "torch.Tensor", y: "torch.Tensor"):
+    def _smile_reach(self, src: "torch.Tensor", y0: "torch.Tensor", y: "torch.Tensor",
+                     y_spline: "torch.Tensor") -> "torch.Tensor":
+        """(B,68,2) crop units: the further motion along the smile's row (AU12's rise row) of
+        faces with landmarks ``src`` whose AU12 rises from ``y0`` to ``y`` (``y_spline``: the
+        change the spline makes so far), so that their mouth corners reach those of the
+        model's face asked for ``y`` (``motion.smile_shortfall``), at most SMILE_REACH x the
+        rise. A start narrower or lower at the corners than its reading says (a dropped jaw,
+        pressed or down-turned lips, read at 0 where the geometry clips) otherwise smiled short
+        of a real smile."""
+        import torch
+
+        from ..motion import smile_shortfall
+
+        k = au.AU_INDEX["AU12"]
+        rise = (y - y0)[:, k].clamp(min=0)
+        motion = self.generator.motion
+        if not bool((rise > 0).any()):
+            return torch.zeros_like(src)
+        moved = src.float() + motion.displacement(y_spline - y0)
+        goal = motion.mean[None] + motion.displacement(y)
+        row = (motion.basis if motion.rise is None else motion.rise)[k]
+        short = torch.from_numpy(smile_shortfall(moved.cpu().numpy(), goal.cpu().numpy(), row.cpu().numpy()))
+        reach = torch.minimum(short.to(rise).clamp(min=0), SMILE_REACH * rise)
+        return reach[:, None, None] * row[None].to(src)
+
+    def _spline(self, src: "torch.Tensor", y0: "torch.Tensor", y: "torch.Tensor", extra: "torch.Tensor"):
         """(the warp's spline, moved landmarks (B,68,2), seal (B,)) of the AU change from ``y0``
-        to ``y`` (B,17, 0..1) of faces with landmarks ``src``: the fitted motion, and where the
+        to ``y`` (B,17, 0..1) of faces with landmarks ``src``: the fitted motion plus ``extra``
+        (B,68,2, crop units: the brows a smile lowers, ``motion.smile_brows``, and the smile's
+        reach, ``_smile_reach``), and where the
         goal closes the lips (``lips.seal_strength``), the lips sealed (``lips.seal_motion``)."""
         import torch
 
@@ -305,9 +339,9 @@ class EditModel:
         seal = seal_strength(y0.cpu().numpy(), y.cpu().numpy(), src.cpu().numpy())
         if not bool(motion.basis.any()):  # no fitted motion: no geometry, the lips included
             seal = np.zeros_like(seal)
+        moved = src.float() + motion.displacement(y - y0) + extra
         if not seal.any():
-            return (*motion.spline(src, y0, y), seal)
-        moved = src.float() + motion.displacement(y - y0)
+            return ThinPlate(src, moved, fixed=head_anchors(src.float())), moved, seal
         moved = moved + torch.from_numpy(seal_motion(moved.cpu().numpy(), seal)).to(moved)
         spline_src = torch.from_numpy(seal_sources(src.cpu().numpy(), seal)).to(moved)
         return ThinPlate(spline_src, moved, fixed=head_anchors(src.float())), moved, seal
