@@ -318,7 +318,10 @@ class ThinPlate:
 # lid's new line, the skin below stretches up, and what shows between the lids is squeezed
 # between them.
 AU05, AU45 = 3, 16
-LID_UP, LID_LOW = 0.88, 0.12   # an AU45 rise c: upper lid down LID_UP * c, lower up LID_LOW * c
+# An AU45 rise c: upper lid down LID_UP * c, lower up LID_LOW * c. The lids meet a fifth of
+# the opening above the lower lid: dlib then reads the lower lid on the seam, where with the
+# seam nearer the lower lid's line it read the skin under it as a still open eye.
+LID_UP, LID_LOW = 0.8, 0.2
 # eye distances: skin stretched above the upper lid and below the lower lid, and the
 # brow's own margin (the stretch stops that far under the brow's landmarks)
 LID_SKIN = (0.35, 0.2, 0.12)
@@ -326,8 +329,9 @@ LID_SKIN = (0.35, 0.2, 0.12)
 # (``_lid_stretch``), down to LASH eye distances above the upper
 # lid's landmarks (the lashes; dlib's lid points often sit on the white of the eye), and the
 # skin under the line starts RIM eye distances under the lower lid's landmarks (past its
-# wet rim), so no white of the eye, iris or lid fold is left to read as an open eye.
-LID_CURVE, LASH, RIM = 1.0, 0.02, 0.08
+# wet rim and the lower lashes' shadow), so no white of the eye, iris, lid fold or second
+# lid line is left to read as an open eye.
+LID_CURVE, LASH, RIM = 1.0, 0.02, 0.12
 # An AU05 fall of one unit (0..5) lowers the upper lid by AU05_OPEN eye distances, at most
 # AU05_MAX of the eye's opening. The landmark geometry's AU05 is the lid gap over the
 # population's neutral gap in units of 0.0256 eye distances (spread / gain in
@@ -490,32 +494,44 @@ def lid_flow(landmarks: np.ndarray, upper: np.ndarray, lower: np.ndarray, size: 
     return out
 
 
-# A closing eye's lash line (``lash_mask``): a dark line along the upper lid's new edge,
+# A closing eye's lash line (``lash_weight``): a dark line along the upper lid's new edge,
 # LASH_WIDTH eye distances (Gaussian sigma) thick, as dark as it is shut (``closure``) and
-# thinning towards the corners; ``EditModel._lashes`` brings its luma towards LASH_LUMA x
-# the darkest tenth of the eye's own pixels (lashes, pupil).
-LASH_WIDTH, LASH_LUMA = 0.02, 0.7
+# thinning towards the corners. The blend draws it per full-resolution pixel
+# (``FaceBlender._lashed``), its luma towards LASH_LUMA x the darkest tenth of the eye's own
+# pixels (lashes, pupil; ``EditModel.lash_level``): drawn on the crop's grid and upsampled,
+# the line was as wide as a crop pixel or more, and dlib read its blurred edges as lids
+# still apart.
+LASH_WIDTH, LASH_LUMA = 0.016, 0.7
+
+
+def lash_weight(lm: np.ndarray, upper: np.ndarray, lower: np.ndarray, x: np.ndarray,
+                y: np.ndarray) -> np.ndarray:
+    """0..1 float32 at points ``x``, ``y`` (crop units, arrays that broadcast): the lash line
+    of the eyes of one face with landmarks ``lm`` (68, 2) closing by the lid shift ``upper``,
+    ``lower`` (2 eyes, ``lid_shift``)."""
+    x, y = np.asarray(x, np.float32), np.asarray(y, np.float32)
+    out = np.zeros(np.broadcast_shapes(x.shape, y.shape), np.float32)
+    eye = _eye_distance(lm)
+    for e, (up, low) in enumerate(zip(_EYE_UPPER, _EYE_LOWER)):
+        shut = closure(float(upper[e]), float(lower[e]))
+        if shut <= 0:
+            continue
+        u = np.interp(x, lm[up, 0], lm[up, 1])
+        gap = np.maximum(np.interp(x, lm[low, 0], lm[low, 1]) - u, 0)
+        edge = u + float(upper[e]) * gap
+        widest = max(float((lm[low[1:3], 1] - lm[up[1:3], 1]).max()), 1e-6)
+        along = np.clip(2 * gap / widest, 0, 1) * ((x > lm[up[0], 0]) & (x < lm[up[-1], 0]))
+        line = np.exp(-0.5 * ((y - edge) / (LASH_WIDTH * eye)) ** 2)
+        out = np.maximum(out, shut * along * line)
+    return out.astype(np.float32)
 
 
 def lash_mask(landmarks: np.ndarray, upper: np.ndarray, lower: np.ndarray, size: int) -> np.ndarray:
-    """(B,S,S) float32 0..1 on the crop grid: the lash line of eyes closing by the lid shift
-    ``upper``, ``lower`` (B, 2, ``lid_shift``) of faces with ``landmarks`` (B,68,2 crop units)."""
+    """(B,S,S) float32 0..1 on the crop grid: ``lash_weight`` of faces with ``landmarks``
+    (B,68,2 crop units) and lid shifts ``upper``, ``lower`` (B, 2)."""
     c = ((np.arange(size) + 0.5) / size).astype(np.float32)
-    out = np.zeros((len(landmarks), size, size), np.float32)
-    for b, lm in enumerate(landmarks):
-        eye = _eye_distance(lm)
-        for e, (up, low) in enumerate(zip(_EYE_UPPER, _EYE_LOWER)):
-            shut = closure(float(upper[b, e]), float(lower[b, e]))
-            if shut <= 0:
-                continue
-            u = np.interp(c, lm[up, 0], lm[up, 1])
-            gap = np.maximum(np.interp(c, lm[low, 0], lm[low, 1]) - u, 0)
-            edge = u + float(upper[b, e]) * gap                                   # (S,) per column
-            widest = max(float((lm[low[1:3], 1] - lm[up[1:3], 1]).max()), 1e-6)
-            along = np.clip(2 * gap / widest, 0, 1) * ((c > lm[up[0], 0]) & (c < lm[up[-1], 0]))
-            line = np.exp(-0.5 * ((c[:, None] - edge[None]) / (LASH_WIDTH * eye)) ** 2)
-            out[b] = np.maximum(out[b], shut * along[None] * line)
-    return out
+    return np.stack([lash_weight(lm, upper[b], lower[b], c[None], c[:, None])
+                     for b, lm in enumerate(landmarks)]).astype(np.float32)
 
 
 # The mouth's inner contour, corner to corner along the upper and the lower lip.
