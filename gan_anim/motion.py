@@ -332,6 +332,11 @@ LID_SKIN = (0.35, 0.2, 0.12)
 # wet rim and the lower lashes' shadow), so no white of the eye, iris, lid fold or second
 # lid line is left to read as an open eye.
 LID_CURVE, LASH, RIM = 1.0, 0.02, 0.12
+# A shut eye's lids meet on the chord between its corners (as far as the upper lid still
+# comes down half its way), as a real closed eye's lash line runs: following the lower
+# lid's curve, the seam dipped in the middle and rose to both corners, a smile-shaped line
+# under a pale lid that read as the lower lid of an open eye.
+SEAM_FLAT = 1.0
 # An AU05 fall of one unit (0..5) lowers the upper lid by AU05_OPEN eye distances, at most
 # AU05_MAX of the eye's opening. The landmark geometry's AU05 is the lid gap over the
 # population's neutral gap in units of 0.0256 eye distances (spread / gain in
@@ -396,13 +401,30 @@ def _cheek_lift(landmarks: np.ndarray, d: np.ndarray, upper: np.ndarray, lower: 
 
 def lid_motion(landmarks: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
     """(B,68,2) landmark displacement (crop units) of the lid shift ``upper``, ``lower``
-    (B, 2 eyes, ``lid_shift``)."""
+    (B, 2 eyes, ``lid_shift``): each lid point to its lid's new line (``_lid_lines``)."""
     out = np.zeros_like(landmarks, dtype=np.float32)
-    for e, (up, low) in enumerate(zip(_EYE_UPPER, _EYE_LOWER)):
-        gap = landmarks[:, low[1:3]] - landmarks[:, up[1:3]]
-        out[:, up[1:3]] = upper[:, e, None, None] * gap
-        out[:, low[1:3]] = -lower[:, e, None, None] * gap
+    for b, lm in enumerate(np.asarray(landmarks, np.float32)):
+        for e, (up, low) in enumerate(zip(_EYE_UPPER, _EYE_LOWER)):
+            for idx, new in ((up[1:3], 3), (low[1:3], 4)):
+                lines = _lid_lines(lm, e, float(upper[b, e]), float(lower[b, e]), lm[idx, 0])
+                out[b, idx, 1] = lines[new] - lines[0 if new == 3 else 1]
     return out
+
+
+def _lid_lines(lm: np.ndarray, e: int, ku: float, kl: float, x: np.ndarray):
+    """(upper lid, lower lid, gap, new upper lid, new lower lid) at columns ``x`` (crop units)
+    of eye ``e`` of landmarks ``lm`` (68, 2) under the lid shift ``ku``, ``kl``. As the eye
+    shuts (``closure``) the line where the lids meet is pulled SEAM_FLAT of the way towards
+    the chord between the eye's corners (the upper lid still coming down at least half its
+    shift, the lower lid never below its own line)."""
+    up, low = _EYE_UPPER[e], _EYE_LOWER[e]
+    u = np.interp(x, lm[up, 0], lm[up, 1])
+    lw = np.interp(x, lm[low, 0], lm[low, 1])
+    gap = np.maximum(lw - u, 0)
+    seam = u + ku * gap
+    chord = np.interp(x, lm[[up[0], up[-1]], 0], lm[[up[0], up[-1]], 1])
+    off = np.clip(closure(ku, kl) * SEAM_FLAT * (chord - seam), -0.5 * ku * gap, kl * gap)
+    return u, lw, gap, seam + off, lw - kl * gap + off
 
 
 def closure(upper: float, lower: float) -> float:
@@ -441,10 +463,7 @@ def lid_source(lm: np.ndarray, upper: np.ndarray, lower: np.ndarray, x: np.ndarr
         if ku <= 0 and kl <= 0:
             continue
         shut = closure(ku, kl)
-        u = np.interp(x, lm[up, 0], lm[up, 1])
-        lw = np.interp(x, lm[low, 0], lm[low, 1])
-        gap = np.maximum(lw - u, 0)
-        u2, l2 = u + ku * gap, lw - kl * gap
+        u, lw, gap, u2, l2 = _lid_lines(lm, e, ku, kl, x)
         under_brow = np.interp(x, lm[list(brow), 0], lm[list(brow), 1]) + LID_SKIN[2] * eye
         top = np.minimum(np.maximum(u - LID_SKIN[0] * eye, under_brow), u - 0.05 * eye)
         bot = lw + LID_SKIN[1] * eye
@@ -516,9 +535,7 @@ def lash_weight(lm: np.ndarray, upper: np.ndarray, lower: np.ndarray, x: np.ndar
         shut = closure(float(upper[e]), float(lower[e]))
         if shut <= 0:
             continue
-        u = np.interp(x, lm[up, 0], lm[up, 1])
-        gap = np.maximum(np.interp(x, lm[low, 0], lm[low, 1]) - u, 0)
-        edge = u + float(upper[e]) * gap
+        _, _, gap, edge, _ = _lid_lines(lm, e, float(upper[e]), float(lower[e]), x)
         widest = max(float((lm[low[1:3], 1] - lm[up[1:3], 1]).max()), 1e-6)
         along = np.clip(2 * gap / widest, 0, 1) * ((x > lm[up[0], 0]) & (x < lm[up[-1], 0]))
         line = np.exp(-0.5 * ((y - edge) / (LASH_WIDTH * eye)) ** 2)
