@@ -405,9 +405,10 @@ def lid_motion(landmarks: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> n
     out = np.zeros_like(landmarks, dtype=np.float32)
     for b, lm in enumerate(np.asarray(landmarks, np.float32)):
         for e, (up, low) in enumerate(zip(_EYE_UPPER, _EYE_LOWER)):
-            for idx, new in ((up[1:3], 3), (low[1:3], 4)):
-                lines = _lid_lines(lm, e, float(upper[b, e]), float(lower[b, e]), lm[idx, 0])
-                out[b, idx, 1] = lines[new] - lines[0 if new == 3 else 1]
+            ku, kl = float(upper[b, e]), float(lower[b, e])
+            u, _, _, u2, _ = _lid_lines(lm, e, ku, kl, lm[up[1:3], 0])
+            _, lw, _, _, l2 = _lid_lines(lm, e, ku, kl, lm[low[1:3], 0])
+            out[b, up[1:3], 1], out[b, low[1:3], 1] = u2 - u, l2 - lw
     return out
 
 
@@ -541,14 +542,6 @@ def lash_weight(lm: np.ndarray, upper: np.ndarray, lower: np.ndarray, x: np.ndar
         line = np.exp(-0.5 * ((y - edge) / (LASH_WIDTH * eye)) ** 2)
         out = np.maximum(out, shut * along * line)
     return out.astype(np.float32)
-
-
-def lash_mask(landmarks: np.ndarray, upper: np.ndarray, lower: np.ndarray, size: int) -> np.ndarray:
-    """(B,S,S) float32 0..1 on the crop grid: ``lash_weight`` of faces with ``landmarks``
-    (B,68,2 crop units) and lid shifts ``upper``, ``lower`` (B, 2)."""
-    c = ((np.arange(size) + 0.5) / size).astype(np.float32)
-    return np.stack([lash_weight(lm, upper[b], lower[b], c[None], c[:, None])
-                     for b, lm in enumerate(landmarks)]).astype(np.float32)
 
 
 # The mouth's inner contour, corner to corner along the upper and the lower lip.

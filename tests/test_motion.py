@@ -697,7 +697,7 @@ def test_lid_shift_closes_on_a_blink_and_lowers_wide_lids_on_an_au05_fall():
     from gan_anim.faces.align import align, normalised_landmarks
     from gan_anim.faces.detect import detect_faces
     from gan_anim.media.images import read_image
-    from gan_anim.motion import lash_mask, lid_flow, lid_shift
+    from gan_anim.motion import lash_weight, lid_flow, lid_shift
 
     face = detect_faces(read_image(EXAMPLE))[0]
     lm = normalised_landmarks(face.landmarks, align(face.landmarks, 128), 128)[None]
@@ -714,8 +714,9 @@ def test_lid_shift_closes_on_a_blink_and_lowers_wide_lids_on_an_au05_fall():
     assert not flow[0].any()
     for x, y in np.round(lm[0, 17:27] * 128 - 0.5).astype(int):  # each brow point and above it
         assert not flow[1, :y + 1, x].any()
-    lash = lash_mask(np.repeat(lm, 2, 0), up[:2], low[:2], 128)   # a blink draws a lash line,
-    assert lash[0].max() > 0.9 and not lash[1].any()                # a lowered lid does not
+    c = (np.arange(128) + 0.5) / 128
+    lash = [lash_weight(lm[0], up[k], low[k], c[None], c[:, None]) for k in range(2)]
+    assert lash[0].max() > 0.9 and not lash[1].any()     # a blink draws a lash line, a lowered lid does not
     corners = np.round(lm[0, [36, 39, 42, 45], 0] * 128 - 0.5).astype(int)
     assert not lash[0][:, :corners[0]].any() and not lash[0][:, corners[3] + 1:].any()
 
