@@ -318,7 +318,10 @@ class ThinPlate:
 # lid's new line, the skin below stretches up, and what shows between the lids is squeezed
 # between them.
 AU05, AU45 = 3, 16
-LID_UP, LID_LOW = 0.88, 0.12   # an AU45 rise c: upper lid down LID_UP * c, lower up LID_LOW * c
+# An AU45 rise c: upper lid down LID_UP * c, lower up LID_LOW * c. The lids meet a fifth of
+# the opening above the lower lid: dlib then reads the lower lid on the seam, where with the
+# seam nearer the lower lid's line it read the skin under it as a still open eye.
+LID_UP, LID_LOW = 0.8, 0.2
 # eye distances: skin stretched above the upper lid and below the lower lid, and the
 # brow's own margin (the stretch stops that far under the brow's landmarks)
 LID_SKIN = (0.35, 0.2, 0.12)
@@ -326,8 +329,14 @@ LID_SKIN = (0.35, 0.2, 0.12)
 # (``_lid_stretch``), down to LASH eye distances above the upper
 # lid's landmarks (the lashes; dlib's lid points often sit on the white of the eye), and the
 # skin under the line starts RIM eye distances under the lower lid's landmarks (past its
-# wet rim), so no white of the eye, iris or lid fold is left to read as an open eye.
-LID_CURVE, LASH, RIM = 1.0, 0.02, 0.08
+# wet rim and the lower lashes' shadow), so no white of the eye, iris, lid fold or second
+# lid line is left to read as an open eye.
+LID_CURVE, LASH, RIM = 1.0, 0.02, 0.12
+# A shut eye's lids meet on the chord between its corners (as far as the upper lid still
+# comes down half its way), as a real closed eye's lash line runs: following the lower
+# lid's curve, the seam dipped in the middle and rose to both corners, a smile-shaped line
+# under a pale lid that read as the lower lid of an open eye.
+SEAM_FLAT = 1.0
 # An AU05 fall of one unit (0..5) lowers the upper lid by AU05_OPEN eye distances, at most
 # AU05_MAX of the eye's opening. The landmark geometry's AU05 is the lid gap over the
 # population's neutral gap in units of 0.0256 eye distances (spread / gain in
@@ -420,13 +429,31 @@ def smile_brows(landmarks: np.ndarray, delta_aus: np.ndarray) -> np.ndarray:
 
 def lid_motion(landmarks: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
     """(B,68,2) landmark displacement (crop units) of the lid shift ``upper``, ``lower``
-    (B, 2 eyes, ``lid_shift``)."""
+    (B, 2 eyes, ``lid_shift``): each lid point to its lid's new line (``_lid_lines``)."""
     out = np.zeros_like(landmarks, dtype=np.float32)
-    for e, (up, low) in enumerate(zip(_EYE_UPPER, _EYE_LOWER)):
-        gap = landmarks[:, low[1:3]] - landmarks[:, up[1:3]]
-        out[:, up[1:3]] = upper[:, e, None, None] * gap
-        out[:, low[1:3]] = -lower[:, e, None, None] * gap
+    for b, lm in enumerate(np.asarray(landmarks, np.float32)):
+        for e, (up, low) in enumerate(zip(_EYE_UPPER, _EYE_LOWER)):
+            ku, kl = float(upper[b, e]), float(lower[b, e])
+            u, _, _, u2, _ = _lid_lines(lm, e, ku, kl, lm[up[1:3], 0])
+            _, lw, _, _, l2 = _lid_lines(lm, e, ku, kl, lm[low[1:3], 0])
+            out[b, up[1:3], 1], out[b, low[1:3], 1] = u2 - u, l2 - lw
     return out
+
+
+def _lid_lines(lm: np.ndarray, e: int, ku: float, kl: float, x: np.ndarray):
+    """(upper lid, lower lid, gap, new upper lid, new lower lid) at columns ``x`` (crop units)
+    of eye ``e`` of landmarks ``lm`` (68, 2) under the lid shift ``ku``, ``kl``. As the eye
+    shuts (``closure``) the line where the lids meet is pulled SEAM_FLAT of the way towards
+    the chord between the eye's corners (the upper lid still coming down at least half its
+    shift, the lower lid never below its own line)."""
+    up, low = _EYE_UPPER[e], _EYE_LOWER[e]
+    u = np.interp(x, lm[up, 0], lm[up, 1])
+    lw = np.interp(x, lm[low, 0], lm[low, 1])
+    gap = np.maximum(lw - u, 0)
+    seam = u + ku * gap
+    chord = np.interp(x, lm[[up[0], up[-1]], 0], lm[[up[0], up[-1]], 1])
+    off = np.clip(closure(ku, kl) * SEAM_FLAT * (chord - seam), -0.5 * ku * gap, kl * gap)
+    return u, lw, gap, seam + off, lw - kl * gap + off
 
 
 def closure(upper: float, lower: float) -> float:
@@ -465,10 +492,7 @@ def lid_source(lm: np.ndarray, upper: np.ndarray, lower: np.ndarray, x: np.ndarr
         if ku <= 0 and kl <= 0:
             continue
         shut = closure(ku, kl)
-        u = np.interp(x, lm[up, 0], lm[up, 1])
-        lw = np.interp(x, lm[low, 0], lm[low, 1])
-        gap = np.maximum(lw - u, 0)
-        u2, l2 = u + ku * gap, lw - kl * gap
+        u, lw, gap, u2, l2 = _lid_lines(lm, e, ku, kl, x)
         under_brow = np.interp(x, lm[list(brow), 0], lm[list(brow), 1]) + LID_SKIN[2] * eye
         top = np.minimum(np.maximum(u - LID_SKIN[0] * eye, under_brow), u - 0.05 * eye)
         bot = lw + LID_SKIN[1] * eye
@@ -518,32 +542,34 @@ def lid_flow(landmarks: np.ndarray, upper: np.ndarray, lower: np.ndarray, size: 
     return out
 
 
-# A closing eye's lash line (``lash_mask``): a dark line along the upper lid's new edge,
+# A closing eye's lash line (``lash_weight``): a dark line along the upper lid's new edge,
 # LASH_WIDTH eye distances (Gaussian sigma) thick, as dark as it is shut (``closure``) and
-# thinning towards the corners; ``EditModel._lashes`` brings its luma towards LASH_LUMA x
-# the darkest tenth of the eye's own pixels (lashes, pupil).
-LASH_WIDTH, LASH_LUMA = 0.02, 0.7
+# thinning towards the corners. The blend draws it per full-resolution pixel
+# (``FaceBlender._lashed``), its luma towards LASH_LUMA x the darkest tenth of the eye's own
+# pixels (lashes, pupil; ``EditModel.lash_level``): drawn on the crop's grid and upsampled,
+# the line was as wide as a crop pixel or more, and dlib read its blurred edges as lids
+# still apart.
+LASH_WIDTH, LASH_LUMA = 0.016, 0.7
 
 
-def lash_mask(landmarks: np.ndarray, upper: np.ndarray, lower: np.ndarray, size: int) -> np.ndarray:
-    """(B,S,S) float32 0..1 on the crop grid: the lash line of eyes closing by the lid shift
-    ``upper``, ``lower`` (B, 2, ``lid_shift``) of faces with ``landmarks`` (B,68,2 crop units)."""
-    c = ((np.arange(size) + 0.5) / size).astype(np.float32)
-    out = np.zeros((len(landmarks), size, size), np.float32)
-    for b, lm in enumerate(landmarks):
-        eye = _eye_distance(lm)
-        for e, (up, low) in enumerate(zip(_EYE_UPPER, _EYE_LOWER)):
-            shut = closure(float(upper[b, e]), float(lower[b, e]))
-            if shut <= 0:
-                continue
-            u = np.interp(c, lm[up, 0], lm[up, 1])
-            gap = np.maximum(np.interp(c, lm[low, 0], lm[low, 1]) - u, 0)
-            edge = u + float(upper[b, e]) * gap                                   # (S,) per column
-            widest = max(float((lm[low[1:3], 1] - lm[up[1:3], 1]).max()), 1e-6)
-            along = np.clip(2 * gap / widest, 0, 1) * ((c > lm[up[0], 0]) & (c < lm[up[-1], 0]))
-            line = np.exp(-0.5 * ((c[:, None] - edge[None]) / (LASH_WIDTH * eye)) ** 2)
-            out[b] = np.maximum(out[b], shut * along[None] * line)
-    return out
+def lash_weight(lm: np.ndarray, upper: np.ndarray, lower: np.ndarray, x: np.ndarray,
+                y: np.ndarray) -> np.ndarray:
+    """0..1 float32 at points ``x``, ``y`` (crop units, arrays that broadcast): the lash line
+    of the eyes of one face with landmarks ``lm`` (68, 2) closing by the lid shift ``upper``,
+    ``lower`` (2 eyes, ``lid_shift``)."""
+    x, y = np.asarray(x, np.float32), np.asarray(y, np.float32)
+    out = np.zeros(np.broadcast_shapes(x.shape, y.shape), np.float32)
+    eye = _eye_distance(lm)
+    for e, (up, low) in enumerate(zip(_EYE_UPPER, _EYE_LOWER)):
+        shut = closure(float(upper[e]), float(lower[e]))
+        if shut <= 0:
+            continue
+        _, _, gap, edge, _ = _lid_lines(lm, e, float(upper[e]), float(lower[e]), x)
+        widest = max(float((lm[low[1:3], 1] - lm[up[1:3], 1]).max()), 1e-6)
+        along = np.clip(2 * gap / widest, 0, 1) * ((x > lm[up[0], 0]) & (x < lm[up[-1], 0]))
+        line = np.exp(-0.5 * ((y - edge) / (LASH_WIDTH * eye)) ** 2)
+        out = np.maximum(out, shut * along * line)
+    return out.astype(np.float32)
 
 
 # The mouth's inner contour, corner to corner along the upper and the lower lip.

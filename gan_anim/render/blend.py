@@ -192,6 +192,8 @@ class FaceBlender:
             self._paint_luma(out, base, edit)
         else:
             self._paint_rgb(out, base, edit)
+        if getattr(edit, "lash", None) is not None:
+            self._lashed(out[self.slices], edit.lids, edit.lash)
 
     def _moved(self, source: np.ndarray, wide_flow: np.ndarray | None, lids=None) -> np.ndarray:
         """The region of ``source`` (h,w,3 uint8) moved by the landmark motion ``wide_flow``
@@ -231,6 +233,38 @@ class FaceBlender:
         v = (m[1, 0] * xs + m[1, 1] * ys + m[1, 2] + 0.5) / self.size
         dv = (lid_source(*lids, u.astype(np.float32), v.astype(np.float32)) - v) * self.size
         return (self._lin[0, 1] * dv).astype(np.float32), (self._lin[1, 1] * dv).astype(np.float32)
+
+    def _lash_weight(self, lids):
+        """(box, weight): the lash line of closing eyes (``motion.lash_weight``) per
+        full-resolution pixel of the lid shift's region (``_lid_region``), or (None, None)."""
+        from ..motion import lash_weight
+
+        box = self._lid_region(lids)
+        if box is None:
+            return None, None
+        y0, y1, x0, x1 = box
+        xs, ys = (c[y0:y1, x0:x1].astype(np.float64) for c in self._coords())
+        m = self.m
+        u = (m[0, 0] * xs + m[0, 1] * ys + m[0, 2] + 0.5) / self.size   # crop units
+        v = (m[1, 0] * xs + m[1, 1] * ys + m[1, 2] + 0.5) / self.size
+        return box, lash_weight(*lids, u.astype(np.float32), v.astype(np.float32))
+
+    def _lashed(self, region: np.ndarray, lids, level: float) -> None:
+        """Draw the lash line of closing eyes into ``region`` (the face's region of the
+        output, h,w,3 uint8, in place) at full resolution: where its weight w asks, pixels
+        brighter than ``level`` (luma 0..255) go towards it and their chroma shrinks by w / 2."""
+        box, w = self._lash_weight(lids)
+        if box is None or not (w > 1e-3).any():
+            return
+        y0, y1, x0, x1 = box
+        patch = region[y0:y1, x0:x1]
+        f = patch.astype(np.float32)
+        luma = cv2.transform(f, LUMA)
+        luma = luma + w * np.minimum(float(level) - luma, 0)
+        keep = 1.0 - 0.5 * w
+        new = cv2.add(cv2.multiply(cv2.transform(f, CHROMA), cv2.merge([keep, keep, keep])),
+                      cv2.merge([luma, luma, luma]), dtype=cv2.CV_8U)
+        cv2.copyTo(new, (w > 1e-3).astype(np.uint8), patch)
 
     def _warped(self, source: np.ndarray, d_grid: np.ndarray, lids=None) -> np.ndarray:
         """The region of ``source`` backward-warped by a grid displacement (crop pixels)

@@ -42,7 +42,9 @@ class FaceEdits:
     full-resolution pixel (``wide_flow`` leaves it out: interpolated, the closed lids' seam
     showed the eyeball), or None. ``seam`` (B,S,S) float32 0..1 and ``seam_colour``
     (B,3) RGB 0..255: where sealed lips meet (``lips.seam_mask``) and the colour of the line
-    drawn there at full resolution, or None.
+    drawn there at full resolution, or None. ``lash`` (B,) float32 0..255: the luma of the
+    closing eyes' lash line (``motion.lash_weight``), drawn by the blend per full-resolution
+    pixel (``EditModel.lash_level``), or None.
     """
 
     paint: np.ndarray
@@ -53,6 +55,7 @@ class FaceEdits:
     lids: tuple | None = None
     seam: np.ndarray | None = None
     seam_colour: np.ndarray | None = None
+    lash: np.ndarray | None = None
 
     def __getitem__(self, n: int) -> "FaceEdits":
         wide = None if self.wide_flow is None else self.wide_flow[n]
@@ -61,8 +64,9 @@ class FaceEdits:
         if self.lids is not None and ((self.lids[1][n] > 0).any() or (self.lids[2][n] > 0).any()):
             lids = tuple(a[n] for a in self.lids)
         sealed = self.seam is not None and self.seam[n].any()
+        lash = None if lids is None or self.lash is None else self.lash[n]
         return FaceEdits(self.paint[n], self.attention[n], wide, self.luma, relax, lids,
-                         self.seam[n] if sealed else None, self.seam_colour[n] if sealed else None)
+                         self.seam[n] if sealed else None, self.seam_colour[n] if sealed else None, lash)
 
 
 # The landmark motion of these AUs' falls, times this: AU04's fall moves the brows by its
@@ -415,8 +419,6 @@ class EditModel:
                 paint, keep, tint = self._cavity(x, paint, keep, motion, change, target)
             if motion is not None:
                 paint, keep, tint = self._brow_band(x, paint, keep, tint, motion)
-            if motion is not None and motion.lids is not None:
-                paint, keep = self._lashes(x, paint, keep, motion)
             paint = torch.cat([paint, keep] + ([] if tint is None else [tint]), 1).permute(0, 2, 3, 1).float()
         else:
             paint = color.add(1.0).mul_(127.5).round_().clamp_(0, 255).to(torch.uint8)
@@ -428,7 +430,8 @@ class EditModel:
         return FaceEdits(paint=paint.contiguous().cpu().numpy(),
                          attention=attention[:, 0].float().cpu().numpy(),
                          wide_flow=wide, luma=self.generator.luma,
-                         lids=None if motion is None else motion.lids)
+                         lids=None if motion is None else motion.lids,
+                         lash=None if motion is None or motion.lids is None else self.lash_level(motion))
 
     @staticmethod
     def _luma_paint(x, color, attention):
@@ -474,32 +477,25 @@ class EditModel:
         paint = paint + w * (CAVITY_LUMA * dark - now).clamp(max=0)
         return paint, keep * (1 - 0.5 * w), tint
 
-    def _lashes(self, x, paint, keep, motion):
-        """The lash line of closing eyes (``motion.lash_mask``): its luma towards LASH_LUMA x
-        the darkest tenth of the eye's own pixels in the unwarped crop (lashes, pupil) and
-        its chroma halved, so a shut eye reads as a dark line, not a fold of skin."""
+    def lash_level(self, motion) -> np.ndarray:
+        """(B,) float32 0..255: the luma the lash line of closing eyes goes towards, LASH_LUMA
+        x the darkest tenth of the eyes' own pixels in the unwarped crops (lashes, pupil), so a
+        shut eye reads as a dark line, not a fold of skin (``FaceBlender._lashed``)."""
         import cv2
         import torch
 
         from ..colour import to_ycbcr
-        from ..motion import LASH_LUMA, lash_mask
+        from ..motion import LASH_LUMA
 
-        lm0, upper, lower = motion.lids
-        mask = lash_mask(lm0, upper, lower, self.size)
-        if not mask.any():
-            return paint, keep
-        w = torch.from_numpy(mask).to(x.device)[:, None]
-        eyes = np.zeros(mask.shape, np.float32)
+        lm0 = motion.lids[0]
+        eyes = np.zeros((len(lm0), self.size, self.size), np.float32)
         for b in range(len(lm0)):
             for eye in (slice(36, 42), slice(42, 48)):
                 pts = np.round(lm0[b, eye] * self.size * 16).astype(np.int32)
                 cv2.fillPoly(eyes[b], [pts], 1.0, cv2.LINE_8, shift=4)
         own = (to_ycbcr(motion.crops)[0] + 1) * 127.5                   # the eyes before they close
-        luma = (to_ycbcr(x)[0] + 1) * 127.5
-        dark = self._darkest_tenth(own, torch.from_numpy(eyes).to(x.device)[:, None])
-        now = luma + paint
-        paint = paint + w * (LASH_LUMA * dark - now).clamp(max=0)
-        return paint, keep * (1 - 0.5 * w)
+        dark = self._darkest_tenth(own, torch.from_numpy(eyes).to(own.device)[:, None])
+        return (LASH_LUMA * dark).reshape(-1).float().cpu().numpy()
 
     def _brow_band(self, x, paint, keep, tint, motion):
         """Raised brows that stretch the band between the brow and the upper lid

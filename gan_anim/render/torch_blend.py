@@ -262,7 +262,26 @@ class TorchBlender:
             base = self._relaxed(base, edit.relax)
         if getattr(edit, "seam", None) is not None:
             base = self._sealed(base, edit.seam, edit.seam_colour)
-        return self._paint_luma(base, edit) if edit.luma else self._paint_rgb(base, edit)
+        out = self._paint_luma(base, edit) if edit.luma else self._paint_rgb(base, edit)
+        if getattr(edit, "lash", None) is not None:
+            out = self._lashed(out, edit.lids, edit.lash)
+        return out
+
+    def _lashed(self, region: torch.Tensor, lids, level: float) -> torch.Tensor:
+        """``FaceBlender._lashed`` (the line's weight is computed by numpy, on its small box)."""
+        box, w = self.geo._lash_weight(lids)
+        if box is None or not (w > 1e-3).any():
+            return region
+        y0, y1, x0, x1 = box
+        w = _t(w, self.device)
+        patch = region[y0:y1, x0:x1]
+        f = patch.float()
+        luma = colour_transform(f, LUMA)
+        luma = luma + w[..., None] * (float(level) - luma).clamp(max=0)
+        new = to_u8(colour_transform(f, CHROMA) * (1.0 - 0.5 * w)[..., None] + luma)
+        out = region.clone()
+        out[y0:y1, x0:x1] = torch.where((w > 1e-3)[..., None], new, patch)
+        return out
 
     def _moved(self, source: torch.Tensor, wide_flow, lids=None) -> torch.Tensor:
         """``FaceBlender._moved``."""
