@@ -358,7 +358,7 @@ def lid_shift(landmarks: np.ndarray, delta_aus: np.ndarray) -> tuple[np.ndarray,
     lid comes down and its lower lid comes up for an AU change ``delta_aus`` (B, 17, 0..1
     scale) of faces with ``landmarks`` (B, 68, 2): an AU45 rise (a blink), an AU05 fall
     (wide eyes at rest) and an AU06 rise (the lower lids, ``_cheek_lift``). Rises of AU05
-    and falls of AU45 move nothing (a warp cannot show more of an eyeball than the photo has)."""
+    and falls of AU45 move nothing here (an AU05 rise parts the lids by ``lid_open``)."""
     d = np.asarray(delta_aus, np.float32)
     blink = np.clip(d[:, AU45], 0, 1)[:, None]
     upper = np.repeat(LID_UP * blink, 2, 1)
