@@ -367,7 +367,7 @@ def lid_shift(landmarks: np.ndarray, delta_aus: np.ndarray) -> tuple[np.ndarray,
     lid comes down and its lower lid comes up for an AU change ``delta_aus`` (B, 17, 0..1
     scale) of faces with ``landmarks`` (B, 68, 2): an AU45 rise (a blink), an AU05 fall
     (wide eyes at rest) and an AU06 rise (the lower lids, ``_cheek_lift``). Rises of AU05
-    and falls of AU45 move nothing (a warp cannot show more of an eyeball than the photo has)."""
+    and falls of AU45 move nothing here (an AU05 rise parts the lids by ``lid_open``)."""
     d = np.asarray(delta_aus, np.float32)
     blink = np.clip(d[:, AU45], 0, 1)[:, None]
     upper = np.repeat(LID_UP * blink, 2, 1)
@@ -425,6 +425,44 @@ def smile_brows(landmarks: np.ndarray, delta_aus: np.ndarray) -> np.ndarray:
         down = np.array([-axis[1], axis[0]], np.float32) / max(eye, 1e-6)
         out[b, 17:27] = (rise[b] * eye * per)[:, None] * down[None]
     return out
+
+
+# Eyes widening (an AU05 rise): the lids part towards the lid gap of a face at the goal's
+# AU05, OPEN_REST + OPEN_PER_AU05 per unit (0..5) eye distances (cfee's training people's
+# surprised photos: 0.143 uncoded, 0.164 at 2, 0.177 at 3, 0.198 at 4), measured after the
+# spline's own motion, by at most OPEN_MAX of the eye's own opening (their surprised eyes
+# open 1.5 x an angry start's gap, 1.9 x a disgusted one's, median: a squint's lids part,
+# and the eye's own white and iris are stretched over the new gap, so no more than that).
+# The upper lid takes OPEN_UPPER of it (0.62, 0.53 and 0.46 of the opening from angry,
+# disgusted and happy photos to the same people's surprised ones), the lower lid the rest;
+# it fades in over the first OPEN_FADE (0..1) of the rise, so a ramp starts from the photo.
+OPEN_REST, OPEN_PER_AU05 = 0.143, 0.012
+OPEN_MAX, OPEN_UPPER, OPEN_FADE = 0.6, 0.55, 0.2
+
+
+def lid_open(landmarks: np.ndarray, moved: np.ndarray, delta_aus: np.ndarray,
+             goal_aus: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(upper, lower), each (B, 2 eyes), 0 or negative: the share of each eye's opening (of
+    ``landmarks``, (B,68,2)) that its upper lid goes up and its lower lid down when the goal
+    ``goal_aus`` (B,17, 0..1) raises AU05 by ``delta_aus`` (B,17): towards OPEN_REST +
+    OPEN_PER_AU05 x the goal's AU05 from the gap of ``moved`` (the landmarks after the
+    spline), at most OPEN_MAX of the eye's gap, fading in over the first OPEN_FADE of the rise."""
+    d, goal = np.asarray(delta_aus, np.float32), np.asarray(goal_aus, np.float32)
+    upper = np.zeros((len(d), 2), np.float32)
+    lower = np.zeros((len(d), 2), np.float32)
+    fade = np.clip(d[:, AU05] / OPEN_FADE, 0, 1)
+    want = OPEN_REST + OPEN_PER_AU05 * 5 * goal[:, AU05]                          # eye distances
+    for b in np.nonzero(fade > 0)[0]:
+        lm, lm1 = np.asarray(landmarks[b], np.float32), np.asarray(moved[b], np.float32)
+        eye = max(_eye_distance(lm), 1e-6)
+        for e, (up, low) in enumerate(zip(_EYE_UPPER, _EYE_LOWER)):
+            gap = float(np.mean(lm[low[1:3], 1] - lm[up[1:3], 1])) / eye
+            now = float(np.mean(lm1[low[1:3], 1] - lm1[up[1:3], 1])) / max(_eye_distance(lm1), 1e-6)
+            extra = min(max(want[b] - now, 0.0), OPEN_MAX * gap) * fade[b]
+            share = extra / max(gap, 1e-6)
+            upper[b, e] = -OPEN_UPPER * share
+            lower[b, e] = -(1 - OPEN_UPPER) * share
+    return upper, lower
 
 
 def lid_motion(landmarks: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> np.ndarray:
@@ -489,13 +527,15 @@ def lid_source(lm: np.ndarray, upper: np.ndarray, lower: np.ndarray, x: np.ndarr
     eye = _eye_distance(lm)
     for e, (up, low, brow) in enumerate(zip(_EYE_UPPER, _EYE_LOWER, _BROW_OF)):
         ku, kl = float(upper[e]), float(lower[e])
-        if ku <= 0 and kl <= 0:
+        if ku == 0 and kl == 0:
             continue
         shut = closure(ku, kl)
         u, lw, gap, u2, l2 = _lid_lines(lm, e, ku, kl, x)
         under_brow = np.interp(x, lm[list(brow), 0], lm[list(brow), 1]) + LID_SKIN[2] * eye
         top = np.minimum(np.maximum(u - LID_SKIN[0] * eye, under_brow), u - 0.05 * eye)
         bot = lw + LID_SKIN[1] * eye
+        # opening lids (``lid_open``) leave half of the skin above and below them
+        u2, l2 = np.maximum(u2, (top + u) / 2), np.minimum(l2, (lw + bot) / 2)
         # the margins skipped fade towards the corners, where the lids meet anyway
         widest = max(float((lm[low[1:3], 1] - lm[up[1:3], 1]).max()), 1e-6)
         local = shut * np.clip(2 * gap / widest, 0, 1)
@@ -513,7 +553,7 @@ def lid_source(lm: np.ndarray, upper: np.ndarray, lower: np.ndarray, x: np.ndarr
 def lid_box(lm: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> tuple[float, float, float, float] | None:
     """(x0, y0, x1, y1) crop units: a box holding every point that ``lid_source`` moves for
     one face, or None when no lid moves."""
-    eyes = [k for k in range(2) if upper[k] > 0 or lower[k] > 0]
+    eyes = [k for k in range(2) if upper[k] != 0 or lower[k] != 0]
     if not eyes:
         return None
     pts = np.concatenate([lm[36:42] if k == 0 else lm[42:48] for k in eyes])

@@ -106,10 +106,24 @@ def test_brow_lowerer_falls_by_its_coded_motion_and_travels_in_the_weights_file(
     for name in ("gan-anim-medium.pt", "gan-anim-small.pt"):
         gen = load_generator(ROOT / "weights" / name)
         rows = gen.motion.fall_rows()
-        assert set(rows) == {k}
+        assert set(rows) == {AU_NAMES.index(n) for n in ("AU04", "AU07", "AU10")}
         inner = lambda b: (b[21, 1] + b[22, 1]) / 2  # noqa: E731 - inner brows down
         assert inner(rows[k]) > 1.3 * inner(gen.motion.basis[k]) > 0
     _rows_travel(gen, "fall", {"AU04": torch.zeros(68, 3)}, tmp_path)
+
+
+def test_raised_upper_lip_falls_by_its_coded_motion():
+    """AU10 is read by the learned estimator, on cfee's coded scale, so its fall moves the
+    upper lip by the cfee-fitted row (``motion_fall``): the coded raised upper lip lifts the
+    lip's top (51) over 5 x as far as the landmark-label ``basis``, so `surprise` or `neutral`
+    from a disgusted face lowers it."""
+    from gan_anim.aus import AU_NAMES
+
+    k10 = AU_NAMES.index("AU10")
+    for name in ("gan-anim-medium.pt", "gan-anim-small.pt"):
+        gen = load_generator(ROOT / "weights" / name)
+        rows, basis = gen.motion.fall_rows(), gen.motion.basis
+        assert -rows[k10][51, 1] > 5 * -basis[k10, 51, 1] > 0
 
 
 def test_surprise_from_a_frown_raises_the_inner_brows(shared_data):

@@ -19,9 +19,10 @@ mouth as the jaw dropped, where FACS and the coded faces narrow it). ``--rise AU
 the fitted rows of those AUs as the file's ``motion_rise`` (how a rise of the AU moves the
 landmarks; its fall keeps ``motion.basis``, ``motion.LandmarkMotion.set_rise``) and leaves
 the basis alone: the shipped weights' AU12 (the coded smiles lift the corners 2.7x as far as
-the landmark-label fit). ``--fall AU04`` likewise writes ``motion_fall``: the shipped weights'
-AU04, read by the learned estimator on the coded scale, whose coded frowns lower the brows
-1.7x as far as the landmark-label fit. Landmarks come from
+the landmark-label fit). ``--fall AU04 AU07 AU10`` likewise writes ``motion_fall``: the
+shipped weights' AUs read by the learned estimator on the coded scale, whose coded frowns
+lower the brows 1.7x as far as the landmark-label fit and whose coded raised upper lips
+(AU10) lift the lip 7x as far. Landmarks come from
 ``tools/train_aus.py``'s cache, ``data/cfee_landmarks.npz`` (git-ignored).
 """
 from __future__ import annotations

@@ -61,7 +61,7 @@ class FaceEdits:
         wide = None if self.wide_flow is None else self.wide_flow[n]
         relax = None if self.relax is None or not self.relax[n].any() else self.relax[n]
         lids = None
-        if self.lids is not None and ((self.lids[1][n] > 0).any() or (self.lids[2][n] > 0).any()):
+        if self.lids is not None and ((self.lids[1][n] != 0).any() or (self.lids[2][n] != 0).any()):
             lids = tuple(a[n] for a in self.lids)
         sealed = self.seam is not None and self.seam[n].any()
         lash = None if lids is None or self.lash is None else self.lash[n]
@@ -80,6 +80,12 @@ FALL_GAIN = {"AU04": 1.8}
 SMILE_REACH = 1.0
 # An AU falling this much (0..1; 2 on the 0..5 scale) takes its creases away fully.
 RELAX_FULL = 0.4
+# AUs whose fall a rise of another AU keeps (fully from a rise of RELAX_FULL), as ``relax``
+# keeps a region's creases: the kept fall moves the landmarks by the landmark-label
+# ``basis`` instead of its cfee-fitted row (``motion_fall``). AU10's row lowers the upper lip
+# 7 x as far, but a smile asked for (AU12) lifts the lip too, and lowered that far, `happy`
+# from a disgusted face showed less of the smile's teeth.
+FALL_KEPT = {"AU10": "AU12"}
 # A smile's teeth (``EditModel._smile_teeth``): their luma against the whites of the eyes
 # and against the face's median (``_teeth_colour``), at most TEETH_MAX and at least TEETH_MIN
 # (dark skin: teeth are as bright as the light makes them, not as the skin) unless the crop's
@@ -263,8 +269,8 @@ class EditModel:
         import torch
 
         from ..lips import seal_flow
-        from ..motion import AU05, AU06, AU45, EXTENT, lid_flow, lid_motion, lid_shift, smile_brows
-        from ..motion import still_mask
+        from ..motion import AU05, AU06, AU45, EXTENT, lid_flow, lid_motion, lid_open, lid_shift
+        from ..motion import smile_brows, still_mask
         from ..motion import warp as warp_image
 
         src = torch.from_numpy(np.asarray(landmarks, np.float32)).to(self.device)
@@ -280,13 +286,19 @@ class EditModel:
             k = au.AU_INDEX[name]
             fall = (y - y0)[:, k].clamp(max=0)
             y_spline[:, k] = y_spline[:, k] + (gain - 1) * fall
+        kept = self._kept_falls(y0, y, y_spline)
         extra = torch.from_numpy(smile_brows(lm0, delta)).to(self.device)
+        if kept is not None:
+            extra = extra + kept
         if bool(self.generator.motion.basis.any()):  # a smile that reaches its corners
             extra = extra + self._smile_reach(src, y0, y, y_spline)
         spline, moved, seal = self._spline(src, y0, y_spline, extra)
+        if bool(self.generator.motion.basis.any()):  # widening eyes part their lids (after the spline)
+            wide_up, wide_low = lid_open(lm0, moved.cpu().numpy(), delta, y.cpu().numpy())
+            upper, lower = upper + wide_up, lower + wide_low
         lm1 = moved.cpu().numpy() + lid_motion(lm0, upper, lower)
         moved = torch.from_numpy(lm1).to(self.device)
-        lids = bool((upper > 0).any() or (lower > 0).any())
+        lids = bool((upper != 0).any() or (lower != 0).any())
 
         def flow(n, extent=(0.0, 1.0), with_lids=True):
             # the spline on a grid a quarter of the crop's side, upsampled: 10x faster,
@@ -328,12 +340,28 @@ class EditModel:
         reach = torch.minimum(short.to(rise).clamp(min=0), SMILE_REACH * rise)
         return reach[:, None, None] * row[None].to(src)
 
+    def _kept_falls(self, y0: "torch.Tensor", y: "torch.Tensor", y_spline: "torch.Tensor"):
+        """Where a rise keeps a fall of FALL_KEPT's AUs (fully from a rise of RELAX_FULL), take
+        that much of the fall out of ``y_spline`` (B,17, 0..1, in place) and return the
+        landmark motion (B,68,2) the same fall has by ``basis`` (the landmark-label row), which
+        the kept fall moves instead of its cfee row, or None."""
+        basis, extra = self.generator.motion.basis, None
+        for name, rival in FALL_KEPT.items():
+            k, r = au.AU_INDEX[name], au.AU_INDEX[rival]
+            kept = ((y - y0)[:, r] / RELAX_FULL).clamp(0, 1) * (y_spline - y0)[:, k].clamp(max=0)
+            if not bool(kept.any()):
+                continue
+            y_spline[:, k] = y_spline[:, k] - kept
+            step = kept[:, None, None] * basis[k].to(kept)
+            extra = step if extra is None else extra + step
+        return extra
+
     def _spline(self, src: "torch.Tensor", y0: "torch.Tensor", y: "torch.Tensor", extra: "torch.Tensor"):
         """(the warp's spline, moved landmarks (B,68,2), seal (B,)) of the AU change from ``y0``
         to ``y`` (B,17, 0..1) of faces with landmarks ``src``: the fitted motion plus ``extra``
-        (B,68,2, crop units: the brows a smile lowers, ``motion.smile_brows``, and the smile's
-        reach, ``_smile_reach``), and where the
-        goal closes the lips (``lips.seal_strength``), the lips sealed (``lips.seal_motion``)."""
+        (B,68,2, crop units: the brows a smile lowers, ``motion.smile_brows``, the smile's reach,
+        ``_smile_reach``, and the falls a rise keeps, ``_kept_falls``), and where the goal
+        closes the lips (``lips.seal_strength``), the lips sealed (``lips.seal_motion``)."""
         import torch
 
         from ..lips import seal_motion, seal_sources, seal_strength
@@ -344,10 +372,10 @@ class EditModel:
         if not bool(motion.basis.any()):  # no fitted motion: no geometry, the lips included
             seal = np.zeros_like(seal)
         moved = src.float() + motion.displacement(y - y0) + extra
-        if not seal.any():
-            return ThinPlate(src, moved, fixed=head_anchors(src.float())), moved, seal
-        moved = moved + torch.from_numpy(seal_motion(moved.cpu().numpy(), seal)).to(moved)
-        spline_src = torch.from_numpy(seal_sources(src.cpu().numpy(), seal)).to(moved)
+        spline_src = src.float()
+        if seal.any():
+            moved = moved + torch.from_numpy(seal_motion(moved.cpu().numpy(), seal)).to(moved)
+            spline_src = torch.from_numpy(seal_sources(src.cpu().numpy(), seal)).to(moved)
         return ThinPlate(spline_src, moved, fixed=head_anchors(src.float())), moved, seal
 
     def relax(self, y: "torch.Tensor", motion: Motion) -> np.ndarray | None:
