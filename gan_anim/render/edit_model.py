@@ -641,7 +641,8 @@ class EditModel:
 
     def _gate(self, paint, keep, change, moved):
         """Paint only where a painted AU changed, inside its own region (the moved landmarks'
-        hull), so an edit to the face's own AUs is exact and a mouth edit cannot touch the brows."""
+        hull), so an edit to the face's own AUs is exact and a mouth edit cannot touch the brows;
+        a mouth AU's paint darkens only around the lips (``_lips_only``)."""
         import torch
 
         from ..motion import region_masks
@@ -649,6 +650,22 @@ class EditModel:
         names = [n for n, p in zip(au.AU_NAMES, self.painted.tolist()) if p]
         if not names:  # no AU is painted: the warp alone
             return torch.zeros_like(paint), torch.ones_like(keep)
-        masks = torch.from_numpy(region_masks(moved.cpu().numpy(), names, self.size))
-        fade = (masks.to(self.device) * change[:, :, None, None]).amax(1, keepdim=True)
-        return paint * fade, 1 - fade * (1 - keep)
+        masks = torch.from_numpy(region_masks(moved.cpu().numpy(), names, self.size)).to(self.device)
+        fade = (masks * change[:, :, None, None]).amax(1, keepdim=True)
+        dark = (masks * self._lips_only(names, moved) * change[:, :, None, None]).amax(1, keepdim=True)
+        return torch.where(paint < 0, paint * dark, paint * fade), 1 - fade * (1 - keep)
+
+    def _lips_only(self, names, moved):
+        """(B,P,S,S), one per painted AU of ``names``: where its paint may darken. A mouth AU's
+        only around the lips (``lips.lips_hull`` of the ``moved`` landmarks), so G's shading
+        of an opened mouth does not spill past the lip corners as dark strokes; other AUs' as
+        far as their region reaches (1)."""
+        import torch
+
+        from ..lips import lips_hull
+        from ..motion import AU_REGIONS
+
+        mouth = [set(AU_REGIONS[n]) & set(range(48, 68)) != set() for n in names]
+        hull = torch.from_numpy(lips_hull(moved.cpu().numpy(), self.size)).to(self.device)
+        ones = torch.ones_like(hull)
+        return torch.stack([hull if m else ones for m in mouth], 1)
