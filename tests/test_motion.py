@@ -755,8 +755,9 @@ def test_neutral_lowers_the_wide_lids_of_a_surprised_face(shipped, shared_data):
 def test_happy_narrows_wide_eyes_from_below(shipped, shared_data):
     """--to happy from real surprised and fearful held-out faces: the AU06 rise raises the
     lower lids (``motion._cheek_lift``), so the re-detected eye aspect ratio falls to 0.75 of
-    the start's on mean (0.81 when only the AU05 fall lowered the upper lids), 7-9 % below
-    the same edit without the lift on each face."""
+    the start's on mean (0.81 when only the AU05 fall lowered the upper lids), 3-7 % below
+    the same edit without the lift on each face (dlib's eye landmarks move by a few per cent
+    when the mouth's paint changes by under 10 grey levels: 7-9 % before it stayed on the lips)."""
     from gan_anim import motion
     from gan_anim.faces.detect import detect_faces
     from gan_anim.media.images import read_image
@@ -773,7 +774,7 @@ def test_happy_narrows_wide_eyes_from_below(shipped, shared_data):
                 _eye_aspect(detect_faces(out)[0].landmarks) / _eye_aspect(face.landmarks))
     lifted, flat = np.array(ratios[motion.AU06_LOW]), np.array(ratios[0.0])
     assert lifted.mean() < 0.78
-    assert (lifted / flat < 0.96).all()
+    assert (lifted / flat < 0.985).all()
 
 
 def test_lid_shift_raises_the_lower_lids_on_an_au06_rise():

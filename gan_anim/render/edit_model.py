@@ -71,6 +71,13 @@ class FaceEdits:
 # half as far as their own neutral photos (+0.053 / +0.031 eye distance against +0.097 /
 # +0.068, median of 40); 1.8 x meets them (docs/benchmarks.md). Calibrated on the shipped rows.
 FALL_GAIN = {"AU04": 1.8}
+# ... less on a smiling face, fully at an own AU12 of FALL_SMILE (0..1; 2.5 on 0..5): the
+# learned estimator reads some AU04 on grins (the raised cheeks narrow the eyes; UTKFace grins
+# up to 2.1 on 0..5, cfee's held-out smiling photos 1.15 at the 90th percentile), which is no
+# frown, and its 1.8 x fall lifted those brows past the ones of the frowns it was calibrated on.
+FALL_SMILE = 0.5
+# The painted AUs whose paint follows only a rise (``EditModel.paint_change``).
+RISE_ONLY = ("AU45",)
 # An AU falling this much (0..1; 2 on the 0..5 scale) takes its creases away fully.
 RELAX_FULL = 0.4
 # A smile's teeth (``EditModel._smile_teeth``): their luma against the whites of the eyes
@@ -271,7 +278,8 @@ class EditModel:
         for name, gain in FALL_GAIN.items():
             k = au.AU_INDEX[name]
             fall = (y - y0)[:, k].clamp(max=0)
-            y_spline[:, k] = y_spline[:, k] + (gain - 1) * fall
+            smile = (y0[:, au.AU_INDEX["AU12"]] / FALL_SMILE).clamp(0, 1)
+            y_spline[:, k] = y_spline[:, k] + (gain - 1) * fall * (1 - smile)
         spline, moved, seal = self._spline(src, y0, y_spline)
         lm1 = moved.cpu().numpy() + lid_motion(lm0, upper, lower)
         moved = torch.from_numpy(lm1).to(self.device)
@@ -338,8 +346,16 @@ class EditModel:
     def paint_change(self, y: "torch.Tensor", own: "torch.Tensor") -> "torch.Tensor":
         """(B,P) in 0..1, for the P painted AUs: how far each one's paint has faded in. It
         fades in over the first ``paint_ramp`` (0..1 scale) of the AU's change, so a face
-        whose painted AUs do not change is warped only and G is not run for it."""
-        return ((y - own).abs()[:, self.painted] / self.config.paint_ramp).clamp(max=1.0)
+        whose painted AUs do not change is warped only and G is not run for it. An AU of
+        RISE_ONLY paints only where it rises: G cannot open a squint (a fall of AU45), and its
+        paint darkened the lids and the brows' edges."""
+        import torch
+
+        change = (y - own)[:, self.painted]
+        names = [n for n, p in zip(au.AU_NAMES, self.painted.tolist()) if p]
+        only = change.new_tensor([n in RISE_ONLY for n in names], dtype=bool)
+        change = torch.where(only, change.clamp(min=0), change.abs())
+        return (change / self.config.paint_ramp).clamp(max=1.0)
 
     def run(self, x: "torch.Tensor", y: "torch.Tensor", need: "torch.Tensor | None" = None):
         """G on the rows of x (B,3,S,S) and y (B,17) where ``need`` (B,) bool (all when None),
