@@ -391,7 +391,7 @@ class EditModel:
         if self.generator.luma:
             paint, keep = self._luma_paint(x, color, attention)
             if change is not None:
-                paint, keep = self._gate(paint, keep, change, motion.moved)
+                paint, keep = self._gate(paint, keep, change, motion.moved, self._smiling(target, motion))
             tint = None
             if motion is not None and change is not None and target is not None:
                 paint, keep, tint = self._cavity(x, paint, keep, motion, change, target)
@@ -655,10 +655,19 @@ class EditModel:
             cv2.fillPoly(m, [np.round(lm[part] * self.size * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
         return img[:, torch.from_numpy(m > 0).to(img.device)]
 
-    def _gate(self, paint, keep, change, moved):
+    @staticmethod
+    def _smiling(target, motion) -> "torch.Tensor | None":
+        """(B,) bool: the edit forms a smile (AU12 rising towards ``target``), or None."""
+        if target is None:
+            return None
+        k = au.AU_INDEX["AU12"]
+        return (target - motion.own)[:, k] > 0
+
+    def _gate(self, paint, keep, change, moved, smiling=None):
         """Paint only where a painted AU changed, inside its own region (the moved landmarks'
         hull), so an edit to the face's own AUs is exact and a mouth edit cannot touch the brows;
-        a mouth AU's paint darkens only around the lips (``_lips_only``)."""
+        a mouth AU's paint darkens only around the lips (``_lips_only``) unless the edit forms
+        a smile (``smiling`` (B,) bool)."""
         import torch
 
         from ..motion import region_masks
@@ -668,14 +677,15 @@ class EditModel:
             return torch.zeros_like(paint), torch.ones_like(keep)
         masks = torch.from_numpy(region_masks(moved.cpu().numpy(), names, self.size)).to(self.device)
         fade = (masks * change[:, :, None, None]).amax(1, keepdim=True)
-        dark = (masks * self._lips_only(names, moved) * change[:, :, None, None]).amax(1, keepdim=True)
+        dark = (masks * self._lips_only(names, moved, smiling) * change[:, :, None, None]).amax(1, keepdim=True)
         return torch.where(paint < 0, paint * dark, paint * fade), 1 - fade * (1 - keep)
 
-    def _lips_only(self, names, moved):
+    def _lips_only(self, names, moved, smiling=None):
         """(B,P,S,S), one per painted AU of ``names``: where its paint may darken. A mouth AU's
-        only around the lips (``lips.lips_hull`` of the ``moved`` landmarks), so G's shading
-        of an opened mouth does not spill past the lip corners as dark strokes; other AUs' as
-        far as their region reaches (1)."""
+        only around the lips (``lips.lips_hull`` of the ``moved`` landmarks), so G's shading of
+        a mouth that opens or closes does not spill past the lip corners as dark strokes;
+        except on faces that form a smile (``smiling`` (B,) bool), whose corners' shading
+        reaches past the lips; other AUs darken as far as their region reaches (1)."""
         import torch
 
         from ..lips import lips_hull
@@ -684,4 +694,7 @@ class EditModel:
         mouth = [set(AU_REGIONS[n]) & set(range(48, 68)) != set() for n in names]
         hull = torch.from_numpy(lips_hull(moved.cpu().numpy(), self.size)).to(self.device)
         ones = torch.ones_like(hull)
-        return torch.stack([hull if m else ones for m in mouth], 1)
+        out = torch.stack([hull if m else ones for m in mouth], 1)
+        if smiling is None:
+            return out
+        return torch.where(smiling[:, None, None, None], ones[:, None], out)
