@@ -125,3 +125,29 @@ def test_valley_share_takes_the_core_only_inside_a_valley():
     assert np.allclose(torch_share(torch.from_numpy(band), torch.from_numpy(weight)).numpy(), share, atol=1e-5)
     weight[:, 20:] = 0.3                                      # the feathered edge does not set the scale
     assert np.allclose(valley_share(band, weight), np.clip(-band / (np.median(np.abs(band[:, :20])) + 1e-6), 0, 1))
+
+
+def test_mouth_paint_darkens_only_around_the_lips_unless_a_smile_forms(shipped):
+    """``_lips_only``: a mouth AU (AU25, AU26) may darken only near the lips' hull of the
+    moved landmarks, a blink's AU45 anywhere in its region; on a face forming a smile (AU12
+    rising) the mouth's paint may shade the corners past the lips."""
+    import torch
+
+    from conftest import EXAMPLE
+    from gan_anim.faces.detect import detect_faces
+    from gan_anim.media.images import read_image
+
+    image = read_image(EXAMPLE)
+    job = shipped.face_jobs(image, [detect_faces(image)[0]], "surprise", None)[0]
+    model = shipped.model
+    names = [n for n, p in zip(AU_NAMES, model.painted.tolist()) if p]
+    moved = torch.from_numpy(np.repeat(job.landmarks[None], 2, 0))
+    allowed = model._lips_only(names, moved, torch.tensor([False, True])).numpy()
+    s = model.size
+    lm = job.landmarks * s
+    corner = np.round(lm[48] - (0.3 * np.linalg.norm(lm[45] - lm[36]) / 2, 0)).astype(int)   # beside the lips
+    mouth = np.round(lm[60:68].mean(0)).astype(int)
+    k25, k45 = names.index("AU25"), names.index("AU45")
+    assert allowed[0, k25][mouth[1], mouth[0]] == 1.0 and allowed[0, k25][corner[1], corner[0]] == 0.0
+    assert allowed[0, k45].min() == 1.0
+    assert allowed[1].min() == 1.0                         # forming a smile
