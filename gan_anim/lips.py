@@ -234,3 +234,29 @@ def seam_mask(lm0: np.ndarray, lm1: np.ndarray, strength: np.ndarray, size: int)
         ends = smoothstep(np.minimum(t, 1 - t) / 0.1)
         out[b][:, cols] = line * (ends * opened)[None] * s
     return out
+
+
+# A mouth AU's paint may darken only inside the outer lips' hull grown by LIPS_DARK eye
+# distances (and feathered over as much again): G's shading of a newly opened mouth spilled
+# past the lip corners as dark strokes on the skin.
+LIPS_DARK = 0.02
+
+
+def lips_hull(points: np.ndarray, size: int, grow: float = LIPS_DARK) -> np.ndarray:
+    """(B,size,size) float32 0..1: the outer lips' hull (48-59 of ``points``, (B,68,2) crop
+    units) grown by ``grow`` eye distances (at least one crop pixel) and feathered over as
+    much again outside it."""
+    import cv2
+
+    out = np.zeros((len(points), size, size), np.float32)
+    for b, lm in enumerate(np.asarray(points, np.float32)):
+        eye = float(np.linalg.norm(lm[42:48].mean(0) - lm[36:42].mean(0)))
+        r = max(1, round(grow * eye * size))
+        m = np.zeros((size, size), np.uint8)
+        cv2.fillConvexPoly(m, cv2.convexHull(np.round(lm[48:60] * size * 16).astype(np.int32)), 255,
+                           cv2.LINE_AA, shift=4)
+        m = cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+        # feathered outwards only: dilate again by r, then blur by r / 2
+        wide = cv2.dilate(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
+        out[b] = np.maximum(m, cv2.GaussianBlur(wide, (0, 0), r / 2)).astype(np.float32) / 255
+    return out

@@ -45,11 +45,26 @@ RELAX_EYE = 0.31
 RELAX_FILL = 0.2
 RELAX_RIDGE = 0.75    # the share of bright ridges (the bunched skin between the creases) taken away
 RELAX_TEXTURE = 2.5   # fine detail darker than this x its median absolute value is a crease's core
+# ... but only inside a valley of the band (fully where the band is this x its median absolute
+# value below zero, over the relaxed region): elsewhere dark fine detail is the skin's own grain
+# (pores, freckles, fine lines), and taking it away cost sharpness and identity.
+RELAX_VALLEY = 1.0
 
 
 def fill_kernel(eye_px: float) -> int:
     """The half-width in pixels of the square closing that fills RELAX_FILL-wide valleys."""
     return max(1, round(RELAX_FILL * eye_px / 2))
+
+
+def valley_share(band: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """How much of each pixel's dark fine detail is a crease's core (0..1): how deep the
+    relaxation ``band`` lies below zero, fully at RELAX_VALLEY x its median absolute value
+    where ``weight`` > 0.5 (the relaxed region; all of it where none is)."""
+    inside = weight > 0.5
+    if not inside.any():
+        inside = weight > 1e-3
+    mad = float(np.median(np.abs(band[inside]))) if inside.any() else 0.0
+    return np.clip(-band / (RELAX_VALLEY * mad + 1e-6), 0, 1).astype(np.float32)
 
 
 def border_feather(size: int, width: float = 0.08) -> np.ndarray:
@@ -300,7 +315,8 @@ class FaceBlender:
         valleys narrower than RELAX_FILL filled (a grey-level closing) and is smoothed at
         RELAX_SIGMAS[1]; what is darker than that (creases, a furrow's shading) goes fully,
         what is brighter (ridges) by RELAX_RIDGE, and fine detail darker than the skin's own
-        texture (a crease's core) goes too. Broad shading stays. The same change on R, G and
+        texture goes too inside the band's valleys (a crease's core, ``valley_share``);
+        elsewhere the skin keeps its grain. Broad shading stays. The same change on R, G and
         B, so no hue changes. Elsewhere ``base`` is unchanged."""
         w_grid = self._to_grid(np.ascontiguousarray(relax, np.float32), border=0.0)
         box = self._box((w_grid > 1e-3).astype(np.uint8))
@@ -322,8 +338,10 @@ class FaceBlender:
         # own texture (RELAX_TEXTURE x its median absolute detail) goes as well
         detail = luma - fine
         floor = RELAX_TEXTURE * float(np.median(np.abs(detail))) + 0.5
-        band = (band + np.minimum(detail + floor, 0))[y0 - py0:y1 - py0, x0 - px0:x1 - px0]
+        inner = (slice(y0 - py0, y1 - py0), slice(x0 - px0, x1 - px0))
         weight = self._full(w_grid)[y0:y1, x0:x1]
+        band, core = band[inner], np.minimum(detail + floor, 0)[inner]
+        band = band + core * valley_share(band, weight)
         delta = -weight * band
         out = base.copy()
         patch = out[y0:y1, x0:x1]

@@ -78,6 +78,13 @@ FALL_GAIN = {"AU04": 1.8}
 # An AU12 rise that leaves the mouth corners short of the model's face asked for the goal
 # moves its row further, by at most SMILE_REACH x the rise (``EditModel._smile_reach``).
 SMILE_REACH = 1.0
+# ... less on a smiling face, fully at an own AU12 of FALL_SMILE (0..1; 2.5 on 0..5): the
+# learned estimator reads some AU04 on grins (the raised cheeks narrow the eyes; UTKFace grins
+# up to 2.1 on 0..5, cfee's held-out smiling photos 1.15 at the 90th percentile), which is no
+# frown, and its 1.8 x fall lifted those brows past the ones of the frowns it was calibrated on.
+FALL_SMILE = 0.5
+# The painted AUs whose paint follows only a rise (``EditModel.paint_change``).
+RISE_ONLY = ("AU45",)
 # An AU falling this much (0..1; 2 on the 0..5 scale) takes its creases away fully.
 RELAX_FULL = 0.4
 # AUs whose fall a rise of another AU keeps (fully from a rise of RELAX_FULL), as ``relax``
@@ -285,7 +292,8 @@ class EditModel:
         for name, gain in FALL_GAIN.items():
             k = au.AU_INDEX[name]
             fall = (y - y0)[:, k].clamp(max=0)
-            y_spline[:, k] = y_spline[:, k] + (gain - 1) * fall
+            smile = (y0[:, au.AU_INDEX["AU12"]] / FALL_SMILE).clamp(0, 1)
+            y_spline[:, k] = y_spline[:, k] + (gain - 1) * fall * (1 - smile)
         kept = self._kept_falls(y0, y, y_spline)
         extra = torch.from_numpy(smile_brows(lm0, delta)).to(self.device)
         if kept is not None:
@@ -404,8 +412,16 @@ class EditModel:
     def paint_change(self, y: "torch.Tensor", own: "torch.Tensor") -> "torch.Tensor":
         """(B,P) in 0..1, for the P painted AUs: how far each one's paint has faded in. It
         fades in over the first ``paint_ramp`` (0..1 scale) of the AU's change, so a face
-        whose painted AUs do not change is warped only and G is not run for it."""
-        return ((y - own).abs()[:, self.painted] / self.config.paint_ramp).clamp(max=1.0)
+        whose painted AUs do not change is warped only and G is not run for it. An AU of
+        RISE_ONLY paints only where it rises: G cannot open a squint (a fall of AU45), and its
+        paint darkened the lids and the brows' edges."""
+        import torch
+
+        change = (y - own)[:, self.painted]
+        names = [n for n, p in zip(au.AU_NAMES, self.painted.tolist()) if p]
+        only = change.new_tensor([n in RISE_ONLY for n in names], dtype=bool)
+        change = torch.where(only, change.clamp(min=0), change.abs())
+        return (change / self.config.paint_ramp).clamp(max=1.0)
 
     def run(self, x: "torch.Tensor", y: "torch.Tensor", need: "torch.Tensor | None" = None):
         """G on the rows of x (B,3,S,S) and y (B,17) where ``need`` (B,) bool (all when None),
@@ -441,7 +457,7 @@ class EditModel:
         if self.generator.luma:
             paint, keep = self._luma_paint(x, color, attention)
             if change is not None:
-                paint, keep = self._gate(paint, keep, change, motion.moved)
+                paint, keep = self._gate(paint, keep, change, motion.moved, self._smiling(target, motion))
             tint = None
             if motion is not None and change is not None and target is not None:
                 paint, keep, tint = self._cavity(x, paint, keep, motion, change, target)
@@ -697,9 +713,19 @@ class EditModel:
             cv2.fillPoly(m, [np.round(lm[part] * self.size * 16).astype(np.int32)], 1, cv2.LINE_8, shift=4)
         return img[:, torch.from_numpy(m > 0).to(img.device)]
 
-    def _gate(self, paint, keep, change, moved):
+    @staticmethod
+    def _smiling(target, motion) -> "torch.Tensor | None":
+        """(B,) bool: the edit forms a smile (AU12 rising towards ``target``), or None."""
+        if target is None:
+            return None
+        k = au.AU_INDEX["AU12"]
+        return (target - motion.own)[:, k] > 0
+
+    def _gate(self, paint, keep, change, moved, smiling=None):
         """Paint only where a painted AU changed, inside its own region (the moved landmarks'
-        hull), so an edit to the face's own AUs is exact and a mouth edit cannot touch the brows."""
+        hull), so an edit to the face's own AUs is exact and a mouth edit cannot touch the brows;
+        a mouth AU's paint darkens only around the lips (``_lips_only``) unless the edit forms
+        a smile (``smiling`` (B,) bool)."""
         import torch
 
         from ..motion import region_masks
@@ -707,6 +733,26 @@ class EditModel:
         names = [n for n, p in zip(au.AU_NAMES, self.painted.tolist()) if p]
         if not names:  # no AU is painted: the warp alone
             return torch.zeros_like(paint), torch.ones_like(keep)
-        masks = torch.from_numpy(region_masks(moved.cpu().numpy(), names, self.size))
-        fade = (masks.to(self.device) * change[:, :, None, None]).amax(1, keepdim=True)
-        return paint * fade, 1 - fade * (1 - keep)
+        masks = torch.from_numpy(region_masks(moved.cpu().numpy(), names, self.size)).to(self.device)
+        fade = (masks * change[:, :, None, None]).amax(1, keepdim=True)
+        dark = (masks * self._lips_only(names, moved, smiling) * change[:, :, None, None]).amax(1, keepdim=True)
+        return torch.where(paint < 0, paint * dark, paint * fade), 1 - fade * (1 - keep)
+
+    def _lips_only(self, names, moved, smiling=None):
+        """(B,P,S,S), one per painted AU of ``names``: where its paint may darken. A mouth AU's
+        only around the lips (``lips.lips_hull`` of the ``moved`` landmarks), so G's shading of
+        a mouth that opens or closes does not spill past the lip corners as dark strokes;
+        except on faces that form a smile (``smiling`` (B,) bool), whose corners' shading
+        reaches past the lips; other AUs darken as far as their region reaches (1)."""
+        import torch
+
+        from ..lips import lips_hull
+        from ..motion import AU_REGIONS
+
+        mouth = [set(AU_REGIONS[n]) & set(range(48, 68)) != set() for n in names]
+        hull = torch.from_numpy(lips_hull(moved.cpu().numpy(), self.size)).to(self.device)
+        ones = torch.ones_like(hull)
+        out = torch.stack([hull if m else ones for m in mouth], 1)
+        if smiling is None:
+            return out
+        return torch.where(smiling[:, None, None, None], ones[:, None], out)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .blend import (CHROMA, LUMA, RELAX_EYE, RELAX_RIDGE, RELAX_SIGMAS, RELAX_TEXTURE, TINT,
+from .blend import (CHROMA, LUMA, RELAX_EYE, RELAX_RIDGE, RELAX_SIGMAS, RELAX_TEXTURE, RELAX_VALLEY, TINT,
                     FaceBlender, fill_kernel, union_box)
 
 CUBIC_A = -0.75  # cv2's bicubic
@@ -146,6 +146,15 @@ def resize_linear(x: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
     y = (x[..., None] if flat else x).permute(2, 0, 1)[None]
     y = F.interpolate(y, size=tuple(shape), mode="bilinear", align_corners=False)[0].permute(1, 2, 0)
     return y[..., 0] if flat else y
+
+
+def valley_share(band: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``blend.valley_share``."""
+    inside = weight > 0.5
+    if not bool(inside.any()):
+        inside = weight > 1e-3
+    mad = float(band[inside].abs().quantile(0.5)) if bool(inside.any()) else 0.0   # np.median
+    return (-band / (RELAX_VALLEY * mad + 1e-6)).clamp(0, 1)
 
 
 def _reflect101(n: int, r: int, device) -> torch.Tensor:
@@ -329,8 +338,10 @@ class TorchBlender:
         band = torch.where(band < 0, band, RELAX_RIDGE * band)
         detail = luma - fine
         floor = RELAX_TEXTURE * float(detail.abs().median()) + 0.5   # np.median within float noise
-        band = (band + (detail + floor).clamp(max=0))[y0 - py0:y1 - py0, x0 - px0:x1 - px0]
+        inner = (slice(y0 - py0, y1 - py0), slice(x0 - px0, x1 - px0))
         weight = self._full(w_grid)[y0:y1, x0:x1]
+        band, core = band[inner], (detail + floor).clamp(max=0)[inner]
+        band = band + core * valley_share(band, weight)
         patch = base[y0:y1, x0:x1]
         new = to_u8(patch.float() - (weight * band)[..., None])
         out = base.clone()
