@@ -136,12 +136,19 @@ _FOREHEAD = [(17, 0.05, -0.12), (19, 0.0, -0.15), (24, 0.0, -0.15), (26, -0.05, 
 # raised cheeks push up (AU06, AU12), short of the lid's edge.
 _MALAR = [(39, 0.0, 0.12), (40, 0.0, 0.1), (41, 0.0, 0.1), (36, -0.1, 0.08), (36, -0.2, 0.35),
           (41, 0.0, 0.5), (39, 0.05, 0.45)]
+# Between the brows, from the nose's top up: a frown's furrow (AU04) and the lines a wrinkled
+# nose (AU09) pulls down across the nose's root.
+_GLABELLA = [(21, 0.0, -0.15), (22, 0.0, -0.15), (22, -0.05, -0.7), (21, 0.05, -0.7),
+             (27, -0.15, 0.0), (27, 0.15, 0.0)]
 RELAX_REGIONS = {
-    "AU04": [[(21, 0.0, -0.15), (22, 0.0, -0.15), (22, -0.05, -0.7), (21, 0.05, -0.7),
-              (27, -0.15, 0.0), (27, 0.15, 0.0)],
+    "AU04": [_GLABELLA,
              # the lines above the inner brow heads (the brows' hair is cut out: RELAX_BROW)
              [(21, -0.2, -0.1), (22, 0.2, -0.1), (22, 0.15, -0.65), (21, -0.15, -0.65)]],
-    "AU09": [[(27, 0.0, -0.05), (39, 0.15, 0.0), (31, 0.0, -0.12), (35, 0.0, -0.12), (42, -0.15, 0.0)]],
+    # the nose's bridge from between the eyes (the wrinkles across its root) down its sides
+    # under the eyes' inner corners (the bunny lines), above the nostrils' wings
+    "AU09": [[(27, -0.15, -0.22), (27, 0.15, -0.22), (42, -0.08, 0.0), (42, 0.0, 0.14), (35, 0.1, -0.2),
+              (35, 0.0, -0.08), (31, 0.0, -0.08), (31, -0.1, -0.2), (39, 0.0, 0.14), (39, 0.08, 0.0)],
+             _GLABELLA],
     "AU06": [_NASOLABIAL, "mirror", _MALAR, "mirror"],
     "AU10": [_NASOLABIAL, "mirror"],
     "AU12": [_NASOLABIAL, "mirror", _MALAR, "mirror"],
