@@ -734,7 +734,8 @@ def test_happy_closes_the_jaw_of_a_surprised_face_to_a_smile(shipped, shared_dat
         face = detect_faces(image)[0]
         out = max(detect_faces(_edit(shipped, image, face, "happy")), key=lambda f: f.area)
         lm = out.landmarks
-        gaps.append(max(lm[d, 1] - lm[u, 1] for u, d in ((61, 67), (62, 66), (63, 65))) / out.eye_distance)
+        gap = max(lm[d, 1] - lm[u, 1] for u, d in ((61, 67), (62, 66), (63, 65)))
+        gaps.append(gap / out.eye_distance)
     assert np.median(gaps) < 0.25, np.round(gaps, 3)
 
 
@@ -916,7 +917,7 @@ def test_happy_narrows_wide_eyes_from_below(shipped, shared_data):
             lifted.append(ratio(image, face, SMILE_BROWS=(0.0, 0.0)))
             flat.append(ratio(image, face, SMILE_BROWS=(0.0, 0.0), AU06_LOW=0.0))
     assert np.mean(shipped_edit) < 0.78
-    print(np.round(shipped_edit, 3), np.round(np.array(lifted) / np.array(flat), 3)); assert (np.array(lifted) / np.array(flat) < 0.96).all()
+    assert (np.array(lifted) / np.array(flat) < 0.96).all()
 
 
 def test_lid_open_parts_squinted_lids_on_an_au05_rise(shared_data):
