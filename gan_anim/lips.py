@@ -49,6 +49,18 @@ SEAM_WIDTH = 0.02
 SEAM_LUMA = 0.6
 SEAM_OPEN = 0.05
 
+# A jaw that falls (AU26) towards a goal that keeps the lips apart (a smile from a surprised
+# face) closes what the fitted motion leaves of the opening beyond JAW_OF_GOAL x that of the
+# model's face asked for the goal (``jaw_share``), from a fall of JAW_FALL[0] (0..1; 1 on
+# 0..5: a mouth open at rest or a sad one's keeps its own lips) to fully at JAW_FALL[1]. The
+# coded jaw drop of a surprised face opens the mouth further than the fitted row undoes, and
+# a smile's row parts the lips again: `happy` kept the surprised mouth's height. JAW_OF_GOAL:
+# dlib re-detects an edited smile's lips 0.04 eye distance further apart than the moved
+# landmarks (the teeth's shadow); at 0.7 `happy` from cfee *training* people's surprised
+# photos re-detects at 0.21, their real happy photos 0.19 (median of 30; docs/benchmarks.md).
+JAW_FALL = (0.2, 0.4)
+JAW_OF_GOAL = 0.7
+
 _OUTER_UP = [48, 49, 50, 51, 52, 53, 54]
 _OUTER_LOW = [48, 59, 58, 57, 56, 55, 54]
 # The opening as the seal sees it, corner to corner: a grin's dark corners lie beyond dlib's
@@ -82,6 +94,26 @@ def _opened(landmarks: np.ndarray) -> np.ndarray:
     eye = np.linalg.norm(lm[:, 42:48].mean(1) - lm[:, 36:42].mean(1), axis=-1)
     gap = np.max([lm[:, d, 1] - lm[:, u, 1] for u, d in _PAIRS], 0) / np.maximum(eye, 1e-6)
     return smoothstep((gap - SEAL_OPEN[0]) / (SEAL_OPEN[1] - SEAL_OPEN[0]))
+
+
+def jaw_share(moved: np.ndarray, goal: np.ndarray, fall: np.ndarray) -> np.ndarray:
+    """(B,) 0..1: the share of the opening of landmarks ``moved`` (B,68,2, after the fitted
+    motion) that ``seal_motion`` closes so that its inner-lip gap meets that of the model's
+    face asked for the goal ``goal`` (B,68,2), in proportion to the jaw's fall ``fall`` (B,
+    AU26 on 0..1), from JAW_FALL[0] to fully at JAW_FALL[1]; 0 where the mouth is already
+    less open."""
+    now, want = _mean_gap(moved), JAW_OF_GOAL * _mean_gap(goal)
+    share = np.clip((now - want) / np.maximum(now, 1e-6), 0, 1)
+    ramp = (np.asarray(fall, np.float32) - JAW_FALL[0]) / (JAW_FALL[1] - JAW_FALL[0])
+    return (share * np.clip(ramp, 0, 1)).astype(np.float32)
+
+
+def _mean_gap(lm: np.ndarray) -> np.ndarray:
+    """(B,) the mean inner-lip gap (61-67, 62-66, 63-65) of landmarks ``lm`` (B,68,2), in
+    eye distances."""
+    lm = np.asarray(lm, np.float32)
+    eye = np.linalg.norm(lm[:, 42:48].mean(1) - lm[:, 36:42].mean(1), axis=-1)
+    return np.mean([lm[:, d, 1] - lm[:, u, 1] for u, d in _PAIRS], 0) / np.maximum(eye, 1e-6)
 
 
 def _curve(lm: np.ndarray, idx: list[int], x: np.ndarray) -> np.ndarray:

@@ -10,7 +10,8 @@ import pytest
 
 from conftest import ROOT
 from gan_anim.aus import AU_INDEX, AU_SCALE, PRESETS, au_dict_to_vector
-from gan_anim.lips import seal_flow, seal_motion, seal_strength, seam_mask
+from gan_anim.lips import (JAW_FALL, JAW_OF_GOAL, jaw_share, seal_flow, seal_motion, seal_strength,
+                           seam_mask)
 
 
 def _aus(**named) -> np.ndarray:
@@ -78,6 +79,23 @@ def test_sealed_lips_meet_and_sample_no_interior():
     inside = (rows[band] > src[0, 62, 1] + 1e-3) & (rows[band] < src[0, 66, 1] - 1e-3)
     assert band.sum() > 5 and not inside.any()
     assert np.array_equal(seal_flow(flow, src, dst, np.zeros(1, np.float32)), flow)
+
+
+def test_a_falling_jaw_closes_the_lips_to_the_goals_opening():
+    """``jaw_share``: the share of the opening that, closed by ``seal_motion``, leaves
+    JAW_OF_GOAL x the goal face's gap; half of it half way up the fall's ramp; none under
+    JAW_FALL[0] (lips open at rest) nor for a mouth already less open than the goal's."""
+    wide, goal = _mouth(0.09), _mouth(0.06)
+    full = jaw_share(wide, goal, np.array([JAW_FALL[1]], np.float32))
+    closed = wide + seal_motion(wide, full)
+    eye = 0.3
+    gap = np.mean([closed[0, d, 1] - closed[0, u, 1] for u, d in ((61, 67), (62, 66), (63, 65))])
+    gap = gap / eye
+    assert abs(gap - JAW_OF_GOAL * 0.06 / eye) < 1e-3, gap
+    half = jaw_share(wide, goal, np.array([sum(JAW_FALL) / 2], np.float32))
+    np.testing.assert_allclose(half, full / 2, rtol=1e-5)
+    assert jaw_share(wide, goal, np.array([0.9 * JAW_FALL[0]], np.float32))[0] == 0
+    assert jaw_share(_mouth(0.03), goal, np.array([1.0], np.float32))[0] == 0
 
 
 def test_the_lip_line_is_drawn_only_where_the_mouth_was_open():

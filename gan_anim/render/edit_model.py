@@ -300,6 +300,7 @@ class EditModel:
             extra = extra + kept
         if bool(self.generator.motion.basis.any()):  # a smile that reaches its corners
             extra = extra + self._smile_reach(src, y0, y, y_spline)
+            extra = extra + self._jaw_close(src, y0, y, y_spline, extra)
         spline, moved, seal = self._spline(src, y0, y_spline, extra)
         if bool(self.generator.motion.basis.any()):  # widening eyes part their lids (after the spline)
             wide_up, wide_low = lid_open(lm0, moved.cpu().numpy(), delta, y.cpu().numpy())
@@ -348,6 +349,25 @@ class EditModel:
         reach = torch.minimum(short.to(rise).clamp(min=0), SMILE_REACH * rise)
         return reach[:, None, None] * row[None].to(src)
 
+    def _jaw_close(self, src: "torch.Tensor", y0: "torch.Tensor", y: "torch.Tensor",
+                   y_spline: "torch.Tensor", extra: "torch.Tensor") -> "torch.Tensor":
+        """(B,68,2) crop units: the lips of faces with landmarks ``src`` whose jaw (AU26) falls
+        from ``y0`` to ``y`` brought together (``lips.seal_motion``) by the share of their
+        opening, after the fitted motion from ``y_spline`` and ``extra``, that lies beyond the
+        model's face asked for ``y`` (``lips.jaw_share``)."""
+        import torch
+
+        from ..lips import jaw_share, seal_motion
+
+        fall = (y0 - y)[:, au.AU_INDEX["AU26"]].clamp(min=0)
+        if not bool((fall > 0).any()):
+            return torch.zeros_like(src)
+        motion = self.generator.motion
+        moved = (src.float() + motion.displacement(y_spline - y0) + extra).cpu().numpy()
+        goal = (motion.mean[None] + motion.displacement(y)).cpu().numpy()
+        share = jaw_share(moved, goal, fall.cpu().numpy())
+        return torch.from_numpy(seal_motion(moved, share)).to(src)
+
     def _kept_falls(self, y0: "torch.Tensor", y: "torch.Tensor", y_spline: "torch.Tensor"):
         """Where a rise keeps a fall of FALL_KEPT's AUs (fully from a rise of RELAX_FULL), take
         that much of the fall out of ``y_spline`` (B,17, 0..1, in place) and return the
@@ -368,7 +388,8 @@ class EditModel:
         """(the warp's spline, moved landmarks (B,68,2), seal (B,)) of the AU change from ``y0``
         to ``y`` (B,17, 0..1) of faces with landmarks ``src``: the fitted motion plus ``extra``
         (B,68,2, crop units: the brows a smile lowers, ``motion.smile_brows``, the smile's reach,
-        ``_smile_reach``, and the falls a rise keeps, ``_kept_falls``), and where the goal
+        ``_smile_reach``, the falls a rise keeps, ``_kept_falls``, and a falling jaw's lips,
+        ``_jaw_close``), and where the goal
         closes the lips (``lips.seal_strength``), the lips sealed (``lips.seal_motion``)."""
         import torch
 
