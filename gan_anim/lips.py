@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from .aus import AU_INDEX
-from .motion import polyline_at, smoothstep
+from .motion import eye_distance, polyline_at, smoothstep
 
 # The goal's lips are together below SEAL_CLOSED (AU25 and AU26, 0..1 scale: 0.5 on 0..5),
 # fully at 0, and neither rises by SEAL_RISE (0.1 on 0..5); the seal grows with the largest
@@ -91,7 +91,7 @@ def _opened(landmarks: np.ndarray) -> np.ndarray:
     largest inner-lip gap (61-67, 62-66, 63-65) is under SEAL_OPEN[0] eye distances, 1 over
     SEAL_OPEN[1]: closed or pressed lips are left as they are."""
     lm = np.asarray(landmarks, np.float32)
-    eye = np.linalg.norm(lm[:, 42:48].mean(1) - lm[:, 36:42].mean(1), axis=-1)
+    eye = eye_distance(lm)
     gap = np.max([lm[:, d, 1] - lm[:, u, 1] for u, d in _PAIRS], 0) / np.maximum(eye, 1e-6)
     return smoothstep((gap - SEAL_OPEN[0]) / (SEAL_OPEN[1] - SEAL_OPEN[0]))
 
@@ -112,7 +112,7 @@ def _mean_gap(lm: np.ndarray) -> np.ndarray:
     """(B,) the mean inner-lip gap (61-67, 62-66, 63-65) of landmarks ``lm`` (B,68,2), in
     eye distances."""
     lm = np.asarray(lm, np.float32)
-    eye = np.linalg.norm(lm[:, 42:48].mean(1) - lm[:, 36:42].mean(1), axis=-1)
+    eye = eye_distance(lm)
     return np.mean([lm[:, d, 1] - lm[:, u, 1] for u, d in _PAIRS], 0) / np.maximum(eye, 1e-6)
 
 
@@ -221,7 +221,7 @@ def seal_flow(flow: np.ndarray, lm0: np.ndarray, lm1: np.ndarray, strength: np.n
         if strength[b] <= 0:
             continue
         a, m = lm0[b], lm1[b]
-        eye = float(np.linalg.norm(a[42:48].mean(0) - a[36:42].mean(0)))
+        eye = eye_distance(a)
         left, right = m[48, 0], m[54, 0]
         cols = np.nonzero((c > left) & (c < right))[0]
         if len(cols) == 0:
@@ -253,7 +253,7 @@ def seam_mask(lm0: np.ndarray, lm1: np.ndarray, strength: np.ndarray, size: int)
         if s <= 0:
             continue
         a, m = lm0[b], lm1[b]
-        eye = float(np.linalg.norm(a[42:48].mean(0) - a[36:42].mean(0)))
+        eye = eye_distance(a)
         cols = np.nonzero((c > m[48, 0]) & (c < m[54, 0]))[0]
         x = c[cols]
         seam = (_curve(m, _INNER_UP, x) + _curve(m, _INNER_LOW, x)) / 2
@@ -282,7 +282,7 @@ def lips_hull(points: np.ndarray, size: int, grow: float = LIPS_DARK) -> np.ndar
 
     out = np.zeros((len(points), size, size), np.float32)
     for b, lm in enumerate(np.asarray(points, np.float32)):
-        eye = float(np.linalg.norm(lm[42:48].mean(0) - lm[36:42].mean(0)))
+        eye = eye_distance(lm)
         r = max(1, round(grow * eye * size))
         m = np.zeros((size, size), np.uint8)
         cv2.fillConvexPoly(m, cv2.convexHull(np.round(lm[48:60] * size * 16).astype(np.int32)), 255,

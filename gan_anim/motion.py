@@ -51,6 +51,16 @@ _RING = 0.25
 PAINT_MARGIN = 0.06  # crop-side units around a region's landmarks that its paint may reach
 
 
+
+def eye_distance(landmarks: np.ndarray):
+    """Distance between the two eyes' centres (means of 36-41 and 42-47) of 68 ``landmarks``
+    in their units, the face's own scale that the motions here are measured in: a float for
+    (68,2), a (B,) array for (B,68,2)."""
+    lm = np.asarray(landmarks)
+    d = np.linalg.norm(lm[..., 42:48, :].mean(-2) - lm[..., 36:42, :].mean(-2), axis=-1)
+    return float(d) if lm.ndim == 2 else d
+
+
 def region_masks(points: np.ndarray, au_names, size: int, margin: float = PAINT_MARGIN) -> np.ndarray:
     """Where each AU may be painted: (B,68,2) crop-unit landmarks -> (B,len(au_names),size,size)
     float32 in 0..1, the convex hull of the AU's region (``AU_REGIONS``) grown by ``margin``
@@ -111,7 +121,7 @@ def still_mask(src: np.ndarray, dst: np.ndarray, size: int, extent: tuple[float,
     lo, hi = extent
     out = np.empty((len(src), size, size), np.float32)
     for b in range(len(src)):
-        eye = float(np.linalg.norm(src[b, 42:48].mean(0) - src[b, 36:42].mean(0)))
+        eye = eye_distance(src[b])
         pts = []
         for lm in (src[b], dst[b]):
             pts += [lm[0:17], lm[17:27] - (0, FOREHEAD * eye)]
@@ -165,7 +175,7 @@ RELAX_BROW = (0.0, 0.17, 0.02)
 
 def _brow_polygons(lm: np.ndarray) -> list[np.ndarray]:
     """Each brow's hair as a polygon (crop units, of landmarks ``lm`` (68, 2)), per RELAX_BROW."""
-    eye = float(np.linalg.norm(lm[42:48].mean(0) - lm[36:42].mean(0)))
+    eye = eye_distance(lm)
     up, down, inner = RELAX_BROW
     out = []
     for idx, sign in ((list(range(17, 22)), 1.0), (list(range(22, 27)), -1.0)):
@@ -177,7 +187,7 @@ def _brow_polygons(lm: np.ndarray) -> list[np.ndarray]:
 
 
 def _relax_polygons(name: str, lm: np.ndarray) -> list[np.ndarray]:
-    eye = float(np.linalg.norm(lm[42:48].mean(0) - lm[36:42].mean(0)))
+    eye = eye_distance(lm)
     polys = []
     for spec in RELAX_REGIONS[name]:
         if spec == "mirror":
@@ -365,10 +375,6 @@ _EYE_LOWER = ([36, 41, 40, 39], [42, 47, 46, 45])
 _BROW_OF = (range(17, 22), range(22, 27))
 
 
-def _eye_distance(lm: np.ndarray) -> float:
-    return float(np.linalg.norm(lm[42:48].mean(0) - lm[36:42].mean(0)))
-
-
 def lid_shift(landmarks: np.ndarray, delta_aus: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(upper, lower), each (B, 2 eyes): the fraction of each eye's opening that its upper
     lid comes down and its lower lid comes up for an AU change ``delta_aus`` (B, 17, 0..1
@@ -384,7 +390,7 @@ def lid_shift(landmarks: np.ndarray, delta_aus: np.ndarray) -> tuple[np.ndarray,
         for b, lm in enumerate(np.asarray(landmarks, np.float32)):
             if fall[b] <= 0:
                 continue
-            gap = float(np.mean(lm[low[1:3], 1] - lm[up[1:3], 1])) / max(_eye_distance(lm), 1e-6)
+            gap = float(np.mean(lm[low[1:3], 1] - lm[up[1:3], 1])) / max(eye_distance(lm), 1e-6)
             share = min(fall[b] / max(gap, 1e-6), AU05_MAX)
             upper[b, e] = min(upper[b, e] + share * (1 - upper[b, e] - lower[b, e]), LID_UP)
     _cheek_lift(np.asarray(landmarks, np.float32), d, upper, lower)
@@ -400,7 +406,7 @@ def _cheek_lift(landmarks: np.ndarray, d: np.ndarray, upper: np.ndarray, lower: 
         if rise[b] <= 0:
             continue
         for e, (up, low) in enumerate(zip(_EYE_UPPER, _EYE_LOWER)):
-            gap = float(np.mean(lm[low[1:3], 1] - lm[up[1:3], 1])) / max(_eye_distance(lm), 1e-6)
+            gap = float(np.mean(lm[low[1:3], 1] - lm[up[1:3], 1])) / max(eye_distance(lm), 1e-6)
             left = gap * max(1 - upper[b, e] - lower[b, e], 0) - AU06_FLOOR
             lift = min(rise[b], AU06_MAX * gap, max(left, 0))
             lower[b, e] = lower[b, e] + lift / max(gap, 1e-6)
@@ -461,10 +467,10 @@ def lid_open(landmarks: np.ndarray, moved: np.ndarray, delta_aus: np.ndarray,
     want = OPEN_REST + OPEN_PER_AU05 * 5 * goal[:, AU05]                          # eye distances
     for b in np.nonzero(fade > 0)[0]:
         lm, lm1 = np.asarray(landmarks[b], np.float32), np.asarray(moved[b], np.float32)
-        eye = max(_eye_distance(lm), 1e-6)
+        eye = max(eye_distance(lm), 1e-6)
         for e, (up, low) in enumerate(zip(_EYE_UPPER, _EYE_LOWER)):
             gap = float(np.mean(lm[low[1:3], 1] - lm[up[1:3], 1])) / eye
-            now = float(np.mean(lm1[low[1:3], 1] - lm1[up[1:3], 1])) / max(_eye_distance(lm1), 1e-6)
+            now = float(np.mean(lm1[low[1:3], 1] - lm1[up[1:3], 1])) / max(eye_distance(lm1), 1e-6)
             extra = min(max(want[b] - now, 0.0), OPEN_MAX * gap) * fade[b]
             share = extra / max(gap, 1e-6)
             upper[b, e] = -OPEN_UPPER * share
@@ -531,7 +537,7 @@ def lid_source(lm: np.ndarray, upper: np.ndarray, lower: np.ndarray, x: np.ndarr
     below LID_SKIN[1] under the eye."""
     x, y = np.asarray(x, np.float32), np.asarray(y, np.float32)
     out = np.array(np.broadcast_to(y, np.broadcast_shapes(x.shape, y.shape)), np.float32)
-    eye = _eye_distance(lm)
+    eye = eye_distance(lm)
     for e, (up, low, brow) in enumerate(zip(_EYE_UPPER, _EYE_LOWER, _BROW_OF)):
         ku, kl = float(upper[e]), float(lower[e])
         if ku == 0 and kl == 0:
@@ -564,7 +570,7 @@ def lid_box(lm: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> tuple[float
     if not eyes:
         return None
     pts = np.concatenate([lm[36:42] if k == 0 else lm[42:48] for k in eyes])
-    eye = _eye_distance(lm)
+    eye = eye_distance(lm)
     return (float(pts[:, 0].min()), float(pts[:, 1].min() - LID_SKIN[0] * eye),
             float(pts[:, 0].max()), float(pts[:, 1].max() + LID_SKIN[1] * eye))
 
@@ -606,7 +612,7 @@ def lash_weight(lm: np.ndarray, upper: np.ndarray, lower: np.ndarray, x: np.ndar
     ``lower`` (2 eyes, ``lid_shift``)."""
     x, y = np.asarray(x, np.float32), np.asarray(y, np.float32)
     out = np.zeros(np.broadcast_shapes(x.shape, y.shape), np.float32)
-    eye = _eye_distance(lm)
+    eye = eye_distance(lm)
     for e, (up, low) in enumerate(zip(_EYE_UPPER, _EYE_LOWER)):
         shut = closure(float(upper[e]), float(lower[e]))
         if shut <= 0:
@@ -647,7 +653,7 @@ def _openings(src: np.ndarray, dst: np.ndarray, size: int, whole: np.ndarray | N
 
     c = (np.arange(size) + 0.5) / size
     for k in range(len(src)):
-        eye = float(np.linalg.norm(src[k, 42:48].mean(0) - src[k, 36:42].mean(0)))
+        eye = eye_distance(src[k])
         grew = (np.linalg.norm(dst[k, 66] - dst[k, 62]) - np.linalg.norm(src[k, 66] - src[k, 62])) / eye
         strength = float(np.clip(grew / CAVITY_FULL, 0, 1))
         if strength <= 0 and (whole is None or not whole[k]):
@@ -738,7 +744,7 @@ def smile_teeth_mask(src: np.ndarray, dst: np.ndarray, size: int,
         strength = max(strength, 0.0 if whole is None else float(whole[k]))
         if strength <= 0 or inside is None:
             continue
-        eye = float(np.linalg.norm(src[k, 42:48].mean(0) - src[k, 36:42].mean(0)))
+        eye = eye_distance(src[k])
         upper, lower, shade[k] = _teeth_layout(dst[k], eye, size)
         c = (np.arange(size) + 0.5) / size
         left, right = dst[k, 60, 0], dst[k, 64, 0]
@@ -753,7 +759,7 @@ def smile_teeth_mask(src: np.ndarray, dst: np.ndarray, size: int,
 def _smile_measures(lm: np.ndarray) -> np.ndarray:
     """(B,2): mouth-corner distance and the corners' height over the nose tip, in eye distances
     of landmarks ``lm`` (B,68,2), y down in the crop."""
-    eye = np.linalg.norm(lm[:, 42:48].mean(1) - lm[:, 36:42].mean(1), axis=-1)
+    eye = eye_distance(lm)
     width = np.linalg.norm(lm[:, 54] - lm[:, 48], axis=-1)
     height = lm[:, 33, 1] - lm[:, [48, 54], 1].mean(1)
     return np.stack([width, height], 1) / eye[:, None]
@@ -876,7 +882,7 @@ def brow_band_mask(src: np.ndarray, dst: np.ndarray, size: int) -> tuple[np.ndar
     shade = np.ones((len(src), size, size), np.float32)
     y = c[:, None]
     for k in range(len(src)):
-        eye = float(np.linalg.norm(src[k, 42:48].mean(0) - src[k, 36:42].mean(0)))
+        eye = eye_distance(src[k])
         soft = BAND_SOFT * eye
         for side, (brow, lid) in enumerate(_BROW_LIDS):
             lo, hi = dst[k, brow, 0].min() - soft, dst[k, brow, 0].max() + soft
