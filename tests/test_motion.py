@@ -951,11 +951,10 @@ def test_happy_narrows_wide_eyes_from_below(shipped, shared_data):
 
 
 def test_lid_open_parts_squinted_lids_on_an_au05_rise(shared_data):
-    """An AU05 rise parts a squint's lids (negative shares: the upper lid up OPEN_UPPER of the
-    opening, the lower lid down the rest) towards the goal's gap, at most OPEN_MAX of the
-    eye's own, fading in over the first OPEN_FADE of the rise; nothing without a rise or when
-    the spline already opened the eye that far. The lid flow moves the lids and leaves the
-    brows where they are."""
+    """An AU05 rise parts a squint's lids (negative shares: each lid towards a surprised face's,
+    OPEN_UP and OPEN_LOW), at most OPEN_MAX of the eye's own opening, fading in over the first
+    OPEN_FADE of the rise; nothing without a rise or when the spline already opened the eye
+    that far. The lid flow moves the lids and leaves the brows where they are."""
     from gan_anim import motion
     from gan_anim.faces.align import align, normalised_landmarks
     from gan_anim.faces.detect import detect_faces
@@ -971,12 +970,12 @@ def test_lid_open_parts_squinted_lids_on_an_au05_rise(shared_data):
     d[3, _au("AU05")] = 0                                     # no rise
     up, low = lid_open(np.repeat(lm, 4, 0), np.repeat(lm, 4, 0), d, goal)
     assert (up[:3] < 0).all() and (low[:3] < 0).all() and not up[3].any() and not low[3].any()
-    np.testing.assert_allclose(up[0] / (up[0] + low[0]), motion.OPEN_UPPER, atol=1e-5)
     assert (-(up[0] + low[0]) <= motion.OPEN_MAX + 1e-6).all()
     np.testing.assert_allclose(up[2], up[0] / 2, atol=1e-5)
     wide = lm.copy()                                          # the spline opened it already
     wide[0, [37, 38, 43, 44], 1] -= 0.1
-    assert not lid_open(lm, wide, d[:1], goal[:1])[0].any()
+    wide[0, [40, 41, 46, 47], 1] += 0.1
+    assert not any(x.any() for x in lid_open(lm, wide, d[:1], goal[:1]))
     flow = lid_flow(lm, up[:1], low[:1], 128)[0]
     assert np.abs(flow[1]).max() > 0.01 and not flow[0].any()
     for x, y in np.round(lm[0, 17:27] * 128 - 0.5).astype(int):  # each brow point and above it
@@ -984,6 +983,31 @@ def test_lid_open_parts_squinted_lids_on_an_au05_rise(shared_data):
     mid = lm[0, 37:39].mean(0)                                # the upper lid's new line shows the old one
     new_y = mid[1] + up[0, 0] * (lm[0, 40:42, 1].mean() - lm[0, 37:39, 1].mean())
     assert abs(float(lid_source(lm[0], up[0], low[0], mid[0], new_y + 1e-4)) - mid[1]) < 0.01
+
+
+def test_lid_open_moves_each_lid_to_a_surprised_faces(shared_data):
+    """Each lid goes towards a surprised face's own place (``motion.lid_heights``): an upper
+    lid the spline already raised that far stays put while a high lower lid still falls, and
+    a smiling start (AU12 falling from 3 of 5) keeps its lower lid (its drop read as fear)."""
+    from gan_anim import motion
+    from gan_anim.faces.align import align, normalised_landmarks
+    from gan_anim.faces.detect import detect_faces
+    from gan_anim.media.images import read_image
+    from gan_anim.motion import lid_heights, lid_open
+
+    face = detect_faces(read_image(_heldout_cfee(shared_data, "Angry", 1)[0]))[0]
+    lm = normalised_landmarks(face.landmarks, align(face.landmarks, 128), 128)[None]
+    assert all(lid_heights(lm[0], e)[1] < motion.OPEN_LOW[0] for e in (0, 1))
+    eye = motion.eye_distance(lm[0])
+    raised = lm.copy()                                        # the upper lids at the goal's height
+    for e, ids in enumerate(([37, 38], [43, 44])):
+        raised[0, ids, 1] -= (motion.OPEN_UP[0] + 3 * motion.OPEN_UP[1] - lid_heights(lm[0], e)[0]) * eye + 1e-4
+    goal = np.zeros((2, 17), np.float32)
+    goal[:, _au("AU05")] = 0.6
+    d = goal.copy()
+    d[1, _au("AU12")] = -0.6                                  # a smile of 3 falls to 0
+    up, low = lid_open(np.repeat(lm, 2, 0), np.repeat(raised, 2, 0), d, goal)
+    assert not up.any() and (low[0] < -0.05).all() and not low[1].any()
 
 
 def test_surprise_opens_the_eyes_of_a_frown(shipped, shared_data):
