@@ -361,6 +361,11 @@ SEAM_FLAT = 1.0
 # to their pupils (drowsy) on held-out cfee surprised and fearful starts taken to neutral,
 # so the lid comes down 0.6 of it: to the top of the iris, the white above it covered.
 AU05_OPEN, AU05_MAX = 0.015, 0.4
+# The lower lid that a wide eye dropped comes back up by AU05_LOWER of the upper lid's fall
+# (21 cfee training people, surprised to neutral photos against the eye corners: the upper
+# lid falls 0.019 eye distances, the lower one rises 0.014 on median). Not while a blink
+# shuts the eye (its lids meet where LID_UP, LID_LOW put them).
+AU05_LOWER = 0.75
 # An AU06 rise (cheek raiser: a real smile's narrowed eyes) of one unit raises the lower
 # lid by AU06_LOW eye distances, at most AU06_MAX of the eye's opening. On cfee's training
 # people the coded AU06 raises the lower lids (relative to the eye corners, against each
@@ -370,6 +375,13 @@ AU05_OPEN, AU05_MAX = 0.015, 0.4
 # 0.104), so eyes already narrowed by a squint (disgust, anger) are not shut further.
 AU06 = 4
 AU06_LOW, AU06_MAX, AU06_FLOOR = 0.0065, 0.25, 0.09
+# (upper, lower): the share of the eye's rows a closing lid passes over that it covers; the
+# rest of what lies between the lids is squeezed into the narrower gap. A lower lid rising
+# beyond a blink's share of the upper lid's fall (LID_LOW / LID_UP: an AU06 rise, an AU05
+# fall's AU05_LOWER) covers them, as a real smile's cheek pushes the lid over the white under
+# the iris: squeezed, the iris's lower rim and the white under it stayed, a line higher. A
+# blink's lids squeeze what is between them (covered, half-shut squints read wider to dlib).
+LID_COVER = (0.0, 1.0)
 _EYE_UPPER = ([36, 37, 38, 39], [42, 43, 44, 45])   # corner, upper lid, corner
 _EYE_LOWER = ([36, 41, 40, 39], [42, 47, 46, 45])
 _BROW_OF = (range(17, 22), range(22, 27))
@@ -379,7 +391,8 @@ def lid_shift(landmarks: np.ndarray, delta_aus: np.ndarray) -> tuple[np.ndarray,
     """(upper, lower), each (B, 2 eyes): the fraction of each eye's opening that its upper
     lid comes down and its lower lid comes up for an AU change ``delta_aus`` (B, 17, 0..1
     scale) of faces with ``landmarks`` (B, 68, 2): an AU45 rise (a blink), an AU05 fall
-    (wide eyes at rest) and an AU06 rise (the lower lids, ``_cheek_lift``). Rises of AU05
+    (wide eyes at rest: the upper lids down, the lower ones up AU05_LOWER of that) and an
+    AU06 rise (the lower lids, ``_cheek_lift``). Rises of AU05
     and falls of AU45 move nothing here (an AU05 rise parts the lids by ``lid_open``)."""
     d = np.asarray(delta_aus, np.float32)
     blink = np.clip(d[:, AU45], 0, 1)[:, None]
@@ -393,6 +406,9 @@ def lid_shift(landmarks: np.ndarray, delta_aus: np.ndarray) -> tuple[np.ndarray,
             gap = float(np.mean(lm[low[1:3], 1] - lm[up[1:3], 1])) / max(eye_distance(lm), 1e-6)
             share = min(fall[b] / max(gap, 1e-6), AU05_MAX)
             upper[b, e] = min(upper[b, e] + share * (1 - upper[b, e] - lower[b, e]), LID_UP)
+            # the lower lid a wide eye dropped comes back up (not while a blink shuts the eye)
+            lift = min(AU05_LOWER * fall[b] / max(gap, 1e-6), AU05_MAX) * (1 - float(blink[b, 0]))
+            lower[b, e] = lower[b, e] + lift * max(1 - upper[b, e] - lower[b, e], 0)
     _cheek_lift(np.asarray(landmarks, np.float32), d, upper, lower)
     return upper.astype(np.float32), lower.astype(np.float32)
 
@@ -551,9 +567,10 @@ def lid_source(lm: np.ndarray, upper: np.ndarray, lower: np.ndarray, x: np.ndarr
     under the lid shift ``upper``, ``lower`` (2 eyes, ``lid_shift``) of one face with
     landmarks ``lm`` (68, 2): per column of each eye, the lid skin between the brow and the
     upper lid stretches down to the lid's new line, the skin under the lower lid up to its
-    own, and what was between the lids is squeezed between the new lines (nothing, when
-    they meet); ``y`` itself beyond the eye's corners, above the skin under the brow and
-    below LID_SKIN[1] under the eye."""
+    own, and what was between the lids (less the rows a rising lower lid covers,
+    ``LID_COVER``) is squeezed between the new lines (nothing, when they meet); ``y``
+    itself beyond the eye's corners, above the skin under the brow and below LID_SKIN[1]
+    under the eye."""
     x, y = np.asarray(x, np.float32), np.asarray(y, np.float32)
     out = np.array(np.broadcast_to(y, np.broadcast_shapes(x.shape, y.shape)), np.float32)
     eye = eye_distance(lm)
@@ -574,7 +591,10 @@ def lid_source(lm: np.ndarray, upper: np.ndarray, lower: np.ndarray, x: np.ndarr
         lid_end, rim = u - LASH * local * eye, lw + RIM * local * eye
         t = np.clip((y - top) / np.maximum(u2 - top, 1e-6), 0, 1)
         lid = top + (lid_end - top) * _lid_stretch(t, (u2 - top) / np.maximum(lid_end - top, 1e-6), local)
-        between = u + (y - u2) * (lw - u) / np.maximum(l2 - u2, 1e-6)
+        # the rows a closing lid passes over go behind it (LID_COVER), the rest is squeezed
+        hide_u = LID_COVER[0] * max(ku, 0.0) * gap
+        hide_l = LID_COVER[1] * max(kl - LID_LOW / LID_UP * max(ku, 0.0), 0.0) * gap
+        between = u + hide_u + (y - u2) * (lw - hide_l - u - hide_u) / np.maximum(l2 - u2, 1e-6)
         skin = rim + (y - l2) * (bot - rim) / np.maximum(bot - l2, 1e-6)
         src = np.where(y < u2, lid, np.where(y < l2, between, skin))
         inside = (x > lm[up[0], 0]) & (x < lm[up[-1], 0]) & (y >= top) & (y <= bot)
