@@ -91,6 +91,12 @@ def stop(demo, tmp) -> None:
 def serve(photo=None, host: str = "127.0.0.1", port: int | None = None, open_browser: bool = True,
           **options) -> None:
     """Serve the studio until Ctrl-C, then close it and clean up (returns normally)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        # a parent that ignores SIGINT (a background shell, a test runner) passes that on: Ctrl-C must stop it
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     demo, url, tmp = start(photo, host, port, **options)
     try:
         print(f"gan-anim studio: {url}  (Ctrl-C to stop)", file=sys.stderr, flush=True)
