@@ -178,23 +178,10 @@ def test_surprise_paints_no_dark_past_the_lips(shipped, shared_data, photo):
     warped only, outside the lips' hull (input and re-detected landmarks) grown by 0.05 eye
     distance, are at most 0.05 % of the face box (0 here; 0.081 % and 0.095 % when the
     mouth's paint could darken wherever its region reached)."""
-    from gan_anim.config import InferenceConfig
     from gan_anim.faces.detect import detect_faces
     from gan_anim.media.images import read_image
-    from gan_anim.pipeline.photo import Animator
+    from test_paint_limits import _dark_outside_lips
 
     image = read_image(shared_data / "cfee" / "images" / photo)
     face = max(detect_faces(image), key=lambda f: f.area)
-    warp_only = Animator(config=InferenceConfig(device="cpu", painted_aus=()))
-    out, ref = (next(a.render(image, a.face_jobs(image, [face], "surprise", None), np.array([1.0]))).copy()
-                for a in (shipped, warp_only))
-    lm = max(detect_faces(out), key=lambda f: f.area).landmarks
-    lips = np.zeros(image.shape[:2], np.uint8)
-    for pts in (face.landmarks, lm):
-        cv2.fillConvexPoly(lips, cv2.convexHull(np.round(pts[48:60]).astype(np.int32)), 1)
-    r = round(0.05 * face.eye_distance)
-    lips = cv2.dilate(lips, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1)))
-    diff = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY).astype(np.float32) - cv2.cvtColor(ref, cv2.COLOR_RGB2GRAY)
-    dark = (diff < -40) & (lips == 0)
-    x0, y0, x1, y1 = (int(v) for v in face.box)
-    assert dark.sum() / ((x1 - x0) * (y1 - y0)) <= 0.0005, photo
+    assert _dark_outside_lips(shipped, image, face, "surprise") <= 0.0005, photo
