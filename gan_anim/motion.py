@@ -610,8 +610,10 @@ def lid_box(lm: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> tuple[float
         return None
     pts = np.concatenate([lm[36:42] if k == 0 else lm[42:48] for k in eyes])
     eye = eye_distance(lm)
-    return (float(pts[:, 0].min()), float(pts[:, 1].min() - LID_SKIN[0] * eye),
-            float(pts[:, 0].max()), float(pts[:, 1].max() + LID_SKIN[1] * eye))
+    shut = max(closure(float(upper[k]), float(lower[k])) for k in eyes)
+    beyond = LASH_BEYOND * eye if shut > 0 else 0.0       # the lash line past the corners
+    return (float(pts[:, 0].min() - beyond), float(pts[:, 1].min() - LID_SKIN[0] * eye),
+            float(pts[:, 0].max() + beyond), float(pts[:, 1].max() + LID_SKIN[1] * eye))
 
 
 def lid_flow(landmarks: np.ndarray, upper: np.ndarray, lower: np.ndarray, size: int,
@@ -635,13 +637,22 @@ def lid_flow(landmarks: np.ndarray, upper: np.ndarray, lower: np.ndarray, size: 
 
 
 # A closing eye's lash line (``lash_weight``): a dark line along the upper lid's new edge,
-# LASH_WIDTH eye distances (Gaussian sigma) thick, as dark as it is shut (``closure``) and
-# thinning towards the corners. The blend draws it per full-resolution pixel
-# (``FaceBlender._lashed``), its luma towards LASH_LUMA x the darkest tenth of the eye's own
-# pixels (lashes, pupil; ``EditModel.lash_level``): drawn on the crop's grid and upsampled,
-# the line was as wide as a crop pixel or more, and dlib read its blurred edges as lids
-# still apart.
-LASH_WIDTH, LASH_LUMA = 0.016, 0.7
+# LASH_WIDTH eye distances (Gaussian sigma) thick, as dark as it is shut (``closure``),
+# at full strength from corner to corner and fading out over LASH_BEYOND eye distances past
+# each corner, as a real shut eye's lashes run into the corners' shadow. The blend draws it
+# per full-resolution pixel (``FaceBlender._lashed``), its luma towards LASH_LUMA x the
+# darkest tenth of the eye's own pixels (lashes, pupil; ``EditModel.lash_level``): drawn on
+# the crop's grid and upsampled, the line was as wide as a crop pixel or more, and dlib read
+# its blurred edges as lids still apart. Ending at the corners, dlib read the lids' old
+# margins there (the eye's almond outline left at each corner) as an eye still open: on
+# cfee TRAINING people's neutral, smiling and disgusted photos (25 each,
+# ``benchmarks/blink_probe.py --train 25``) the re-detected eye aspect ratio out/in was
+# 0.447 on median (35 % of faces at or under 0.40) with the line thinned to nothing at the
+# corners, 0.441 at full strength up to them, 0.413 (43 %) with LASH_BEYOND 0.1, 0.411 at
+# 0.15, 0.422 at 0.2; 0.1 kept, the shorter. Real closed eyes are the floor: on MEAD's
+# W009 clips dlib reads 0.076-0.124 on a shut eye against 0.28-0.38 open (ratios 0.21-0.38;
+# ``docs/benchmarks.md``).
+LASH_WIDTH, LASH_LUMA, LASH_BEYOND = 0.016, 0.7, 0.1
 
 
 def lash_weight(lm: np.ndarray, upper: np.ndarray, lower: np.ndarray, x: np.ndarray,
@@ -656,9 +667,11 @@ def lash_weight(lm: np.ndarray, upper: np.ndarray, lower: np.ndarray, x: np.ndar
         shut = closure(float(upper[e]), float(lower[e]))
         if shut <= 0:
             continue
-        _, _, gap, edge, _ = _lid_lines(lm, e, float(upper[e]), float(lower[e]), x)
-        widest = max(float((lm[low[1:3], 1] - lm[up[1:3], 1]).max()), 1e-6)
-        along = np.clip(2 * gap / widest, 0, 1) * ((x > lm[up[0], 0]) & (x < lm[up[-1], 0]))
+        a, b = float(lm[up[0], 0]), float(lm[up[-1], 0])
+        # past the corners the line keeps the corner's height and fades out
+        _, _, _, edge, _ = _lid_lines(lm, e, float(upper[e]), float(lower[e]), np.clip(x, a, b))
+        past = np.maximum(a - x, x - b)
+        along = np.clip(1 - past / (LASH_BEYOND * eye), 0, 1) if LASH_BEYOND > 0 else (past <= 0) * 1.0
         line = np.exp(-0.5 * ((y - edge) / (LASH_WIDTH * eye)) ** 2)
         out = np.maximum(out, shut * along * line)
     return out.astype(np.float32)

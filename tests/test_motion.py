@@ -802,13 +802,13 @@ def _eye_aspect(lm):
 
 def test_lid_shift_closes_on_a_blink_and_lowers_wide_lids_on_an_au05_fall():
     """A blink shuts both eyes (upper + lower = the whole opening) and draws a lash line
-    between the corners; an AU05 fall lowers the upper lids, more for a larger fall, and
+    from corner to corner, fading out just past them; an AU05 fall lowers the upper lids, more for a larger fall, and
     raises the lower ones less, without a lash line; an AU05 rise or an AU45 fall moves nothing; the lid flow is zero above the
     skin under the brows, so the brows stay."""
     from gan_anim.faces.align import align, normalised_landmarks
     from gan_anim.faces.detect import detect_faces
     from gan_anim.media.images import read_image
-    from gan_anim.motion import lash_weight, lid_flow, lid_shift
+    from gan_anim.motion import LASH_BEYOND, lash_weight, lid_flow, lid_shift
 
     face = detect_faces(read_image(EXAMPLE))[0]
     lm = normalised_landmarks(face.landmarks, align(face.landmarks, 128), 128)[None]
@@ -829,8 +829,19 @@ def test_lid_shift_closes_on_a_blink_and_lowers_wide_lids_on_an_au05_fall():
     c = (np.arange(128) + 0.5) / 128
     lash = [lash_weight(lm[0], up[k], low[k], c[None], c[:, None]) for k in range(2)]
     assert lash[0].max() > 0.9 and not lash[1].any()     # a blink draws a lash line, a lowered lid does not
-    corners = np.round(lm[0, [36, 39, 42, 45], 0] * 128 - 0.5).astype(int)
-    assert not lash[0][:, :corners[0]].any() and not lash[0][:, corners[3] + 1:].any()
+    # at full strength right up to each corner (ending there, dlib read the lids' old margins
+    # as an open eye), fading out LASH_BEYOND eye distances past it, nothing further out
+    eye = np.linalg.norm(lm[0, 42:48].mean(0) - lm[0, 36:42].mean(0))
+    fine = np.linspace(0, 1, 4000, dtype=np.float32)[:, None]
+    for k in (36, 39, 42, 45):
+        col = lash_weight(lm[0], up[0], low[0], np.float32(lm[0, k, 0] + (0.005 if k in (36, 42) else -0.005)),
+                          fine)
+        assert col.max() > 0.9
+    outer = lash_weight(lm[0], up[0], low[0], np.float32([lm[0, 36, 0] - 0.5 * LASH_BEYOND * eye,
+                                                           lm[0, 45, 0] + 0.5 * LASH_BEYOND * eye]), fine)
+    assert (outer.max(0) > 0.3).all() and (outer.max(0) < 0.7).all()
+    corners = np.round((lm[0, [36, 45], 0] + np.array([-1, 1]) * LASH_BEYOND * eye) * 128 - 0.5).astype(int)
+    assert not lash[0][:, :corners[0]].any() and not lash[0][:, corners[1] + 1:].any()
 
 
 def test_blink_closes_the_eyes_as_dlib_reads_them(shipped):
@@ -875,14 +886,16 @@ def test_shut_lids_meet_on_the_corners_chord_under_a_thin_lash_line():
     assert np.mean(sags) > 0.03
 
 
-BLINK_STARTS = ("Neutral", "Surprised", "Fearful")
+BLINK_STARTS = ("Neutral", "Surprised", "Fearful", "Happy", "Disgusted")
 
 
 @pytest.mark.slow
 def test_blink_closes_open_real_eyes_as_dlib_reads_them(shipped, shared_data):
-    """--to blink on the first 10 held-out cfee people's neutral, surprised and fearful photos
-    (30 faces): the re-detected eye aspect ratio falls by 60 % or more on median (0.375;
-    0.418 with the lash line drawn on the crop's grid and the seam along the lower lid)."""
+    """--to blink on the first 10 held-out cfee people's neutral, surprised, fearful, smiling
+    and disgusted photos (50 faces): the re-detected eye aspect ratio falls by 60 % or more on
+    median (0.393) and on at least half of them (54 %); with the lash line ending at the eye's
+    corners 0.421 and 48 % (smiling and disgusted starts 0.492, narrowed eyes whose shut
+    reading is near dlib's floor for a closed eye)."""
     from gan_anim.faces.detect import detect_faces
     from gan_anim.media.images import read_image
 
@@ -894,8 +907,9 @@ def test_blink_closes_open_real_eyes_as_dlib_reads_them(shipped, shared_data):
             out = _edit(shipped, image, face, "blink")
             found = detect_faces(out)
             ratios.append(_eye_aspect(max(found, key=lambda f: f.area).landmarks) / _eye_aspect(face.landmarks))
-    assert len(ratios) == 30
+    assert len(ratios) == 50
     assert np.median(ratios) < 0.40
+    assert np.mean(np.array(ratios) <= 0.40) >= 0.5
 
 
 SURPRISED_FACES = ("cfee/images/0487.jpg", "cfee/images/0490.jpg")  # held-out people 121, 127: Surprised
