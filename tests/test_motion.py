@@ -1218,3 +1218,47 @@ def test_a_falling_smile_relaxes_the_lines_under_the_eyes_not_the_lids():
         assert at(pts[0, lid] + (0, 0.28 * eye)) > 0.5      # the cheek under the lid
         assert at(pts[0, lid]) < 0.1                        # the lid's edge: nearly untouched
     assert at(pts[0, 36:42].mean(0)) == 0 and at(pts[0, 42:48].mean(0)) == 0
+
+
+def test_a_smile_from_wide_eyes_lifts_the_lower_lids_to_the_floor(shared_data):
+    """`happy` from real surprised held-out faces (AU05 and AU01 falls with the AU06 rise):
+    the cheek's lift grows with the falls (``AU06_WIDE``), so the lids end AU06_FLOOR eye
+    distances apart, as narrow as a quarter of real happy eyes (without it 0.006-0.015 wider;
+    re-detected, the stare read as fear); an AU06 rise without an AU05 fall, or with one but
+    no AU01 fall (a glare), lifts exactly as before."""
+    from gan_anim import motion
+    from gan_anim.estimation.photo import edit_start
+    from gan_anim.faces.align import align, normalised_landmarks
+    from gan_anim.faces.detect import detect_faces
+    from gan_anim.media.images import read_image
+    from gan_anim.motion import AU06_FLOOR, eye_distance, lid_shift
+
+    goal = au_dict_to_vector(PRESETS["happy"])
+    for path in _heldout_cfee(shared_data, "Surprised", n=3):
+        image = read_image(path)
+        face = max(detect_faces(image), key=lambda f: f.area)
+        lm = normalised_landmarks(face.landmarks, align(face.landmarks, 128), 128)[None].astype(np.float32)
+        d = ((goal - edit_start(image, face.landmarks, goal)) / 5)[None].astype(np.float32)
+        assert d[0, _au("AU05")] < -0.1 and d[0, _au("AU01")] < -0.1 and d[0, _au("AU06")] > 0.5
+        gaps = []
+        for e, (up, low) in enumerate(zip(([37, 38], [43, 44]), ([41, 40], [47, 46]))):
+            gaps.append(float(np.mean(lm[0, low, 1] - lm[0, up, 1])) / eye_distance(lm[0]))
+        left = [g * (1 - u - lo) for g, u, lo in zip(gaps, *(x[0] for x in lid_shift(lm, d)))]
+        np.testing.assert_allclose(left, AU06_FLOOR, atol=0.002)
+        old = motion.AU06_WIDE
+        try:
+            motion.AU06_WIDE = 0.0
+            before = [g * (1 - u - lo) for g, u, lo in zip(gaps, *(x[0] for x in lid_shift(lm, d)))]
+        finally:
+            motion.AU06_WIDE = old
+        assert min(before) > AU06_FLOOR + 0.005
+        glare, still = d.copy(), d.copy()
+        glare[0, _au("AU01")] = 0                                     # a glare: brows that do not fall
+        still[0, _au("AU05")] = 0                                     # no AU05 fall
+        now = [lid_shift(lm, x) for x in (glare, still)]
+        motion.AU06_WIDE = 0.0
+        try:
+            for x, y in zip(now, (glare, still)):
+                np.testing.assert_allclose(x, lid_shift(lm, y))
+        finally:
+            motion.AU06_WIDE = old
