@@ -188,11 +188,11 @@ def _brow_polygons(lm: np.ndarray) -> list[np.ndarray]:
 
 def _relax_polygons(name: str, lm: np.ndarray) -> list[np.ndarray]:
     eye = eye_distance(lm)
-    polys = []
+    polys, last = [], []
     for spec in RELAX_REGIONS[name]:
-        if spec == "mirror":
-            spec = [(int(MIRROR[i]), -dx, dy) for i, dx, dy in polys_spec]
-        polys_spec = spec
+        if spec == "mirror":  # the previous polygon, on the other side of the face
+            spec = [(int(MIRROR[i]), -dx, dy) for i, dx, dy in last]
+        last = spec
         polys.append(np.array([lm[i] + (dx * eye, dy * eye) for i, dx, dy in spec], np.float32))
     return polys
 
